@@ -1,0 +1,111 @@
+/**
+ * The one error registry. Every error Warden raises has a stable code, an HTTP status and a message
+ * template here; `docs/errors.md` documents each code (a test checks both lists agree).
+ * Codes are never reused once retired.
+ */
+
+/** One problem with one field of a request, manifest, file or flag. */
+export interface FieldProblem {
+  /** Where: a JSON pointer-ish path (`features.Income`, `instances[3].features.Age`, `/output/threshold`). */
+  readonly field: string;
+  /** What was expected, in words (`a number between 0 and 60`). */
+  readonly expected: string;
+  /** What came, rendered for humans (`"abc" (string)`, `missing`). */
+  readonly found: string;
+  /** How to fix it, when there is more to say than `expected`. */
+  readonly fix?: string;
+}
+
+interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+/** The registry: code → HTTP status and a one-line description (used as the default message). */
+export const ERRORS = {
+  WARDEN_ERR_VALIDATION: { status: 400, message: "The request has invalid fields" },
+  WARDEN_ERR_MALFORMED_JSON: { status: 400, message: "The request body is not valid JSON" },
+  WARDEN_ERR_BAD_REQUEST: { status: 400, message: "The request is malformed" },
+  WARDEN_ERR_UNAUTHORIZED: { status: 401, message: "Authentication is required" },
+  WARDEN_ERR_MODEL_NOT_FOUND: { status: 404, message: "No such model" },
+  WARDEN_ERR_VERSION_NOT_FOUND: { status: 404, message: "No such model version" },
+  WARDEN_ERR_DECISION_NOT_FOUND: { status: 404, message: "No such decision" },
+  WARDEN_ERR_ROUTE_NOT_FOUND: { status: 404, message: "No such route" },
+  WARDEN_ERR_METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed on this route" },
+  WARDEN_ERR_BODY_TOO_LARGE: { status: 413, message: "The request body is larger than the limit" },
+  WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
+  WARDEN_ERR_QUEUE_FULL: { status: 429, message: "The model's request queue is full" },
+  WARDEN_ERR_TIMEOUT: { status: 504, message: "The request waited longer than its timeout" },
+  WARDEN_ERR_MODEL_NOT_READY: { status: 503, message: "The model is not ready" },
+  WARDEN_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down" },
+  WARDEN_ERR_INFERENCE_FAILED: { status: 500, message: "The model failed to run" },
+  WARDEN_ERR_INTERNAL: { status: 500, message: "Internal error" },
+  WARDEN_ERR_MANIFEST_INVALID: { status: 500, message: "The model manifest is invalid" },
+  WARDEN_ERR_CONFIG_INVALID: { status: 500, message: "The server configuration is invalid" },
+  WARDEN_ERR_ARTIFACT_INVALID: { status: 500, message: "The model artifact cannot be used" },
+  WARDEN_ERR_ARTIFACT_HASH_MISMATCH: { status: 500, message: "The model artifact does not match its sha256" },
+  WARDEN_ERR_MODEL_PROHIBITED: { status: 500, message: "A model with risk_tier prohibited may not be served" },
+  WARDEN_ERR_DEVICE_UNAVAILABLE: { status: 500, message: "The requested execution device is not available" },
+  WARDEN_ERR_INPUT_FILE: { status: 400, message: "The input file cannot be read" },
+  WARDEN_ERR_LEDGER: { status: 500, message: "The decision ledger failed" },
+  WARDEN_ERR_LEDGER_TAMPERED: { status: 500, message: "The decision ledger failed verification" },
+  WARDEN_ERR_USAGE: { status: 400, message: "Invalid command-line usage" },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** A stable error code from the registry. */
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The single error type Warden raises for expected failures. */
+export class WardenError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: readonly FieldProblem[];
+  /** Seconds a client should wait before retrying (429/503), when known. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options: { details?: readonly FieldProblem[]; cause?: unknown; retryAfterSeconds?: number } = {},
+  ) {
+    super(message ?? ERRORS[code].message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "WardenError";
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = Object.freeze([...(options.details ?? [])]);
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+
+  /** The error as a response body: `error` (what Open Inference Protocol clients read), code, details. */
+  toJSON(): { error: string; code: ErrorCode; details?: readonly FieldProblem[] } {
+    return this.details.length > 0
+      ? { error: this.message, code: this.code, details: this.details }
+      : { error: this.message, code: this.code };
+  }
+}
+
+/** Render a value for a `found` field: short, typed, never throws. */
+export function describeValue(value: unknown): string {
+  if (value === undefined) return "missing";
+  if (value === null) return "null";
+  if (typeof value === "number") {
+    if (Number.isNaN(value)) return "NaN";
+    if (!Number.isFinite(value)) return value > 0 ? "Infinity" : "-Infinity";
+    return `${value} (number)`;
+  }
+  if (typeof value === "string") {
+    const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    return `${JSON.stringify(shown)} (string)`;
+  }
+  if (typeof value === "boolean") return `${value} (boolean)`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === "object") return "an object";
+  return typeof value;
+}
+
+/** One line per problem, for CLIs and logs: `field: expected X, found Y (fix)`. */
+export function formatProblems(problems: readonly FieldProblem[]): string {
+  return problems
+    .map((p) => `  ${p.field}: expected ${p.expected}, found ${p.found}${p.fix ? ` — ${p.fix}` : ""}`)
+    .join("\n");
+}
