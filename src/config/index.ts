@@ -15,3 +15,10 @@ export {
   type Task,
 } from "./manifest-schema.js";
 export { schemaProblems } from "./schema-errors.js";
+export {
+  LOG_LEVELS,
+  parseServerConfig,
+  readServerConfigFile,
+  type ServerConfig,
+  ServerConfigSchema,
+} from "./server-config.js";

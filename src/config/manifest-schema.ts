@@ -124,4 +124,6 @@ export interface Manifest
   readonly manifestPath: string;
   /** sha256 of the manifest file's bytes. */
   readonly manifestSha256: string;
+  /** The manifest as written (before defaults), frozen: what `parseManifest` accepts again. */
+  readonly source: unknown;
 }

@@ -109,6 +109,7 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     policy: deepFreeze(structuredClone(m.policy)),
     manifestPath: file,
     manifestSha256,
+    source: deepFreeze(structuredClone(raw)),
   };
   return Object.freeze(manifest);
 }

@@ -1,0 +1,234 @@
+import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { once } from "node:events";
+import { extname } from "node:path";
+import { createInterface } from "node:readline";
+import type { Writable } from "node:stream";
+import type { Command } from "commander";
+import { parse as parseCsv } from "csv-parse";
+import { stringify as stringifyCsv } from "csv-stringify/sync";
+import { type FeatureSpec, loadManifest, type Manifest } from "../config/index.js";
+import { applyPolicy, validateInstance } from "../decision/index.js";
+import { type FieldProblem, WardenError } from "../errors/index.js";
+import { createWorkerPool, DynamicBatcher } from "../runtime/index.js";
+import { type CliIo, choiceOption, EXIT, UsageError } from "./index.js";
+
+const FORMATS = ["csv", "ndjson"] as const;
+type Format = (typeof FORMATS)[number];
+
+interface PredictOptions {
+  out?: string;
+  format?: Format;
+  inputFormat?: Format;
+}
+
+/** Rows scored together: bounds memory for any input size while keeping batches full. */
+const CHUNK_ROWS = 4096;
+
+const MISSING = new Set(["", "NA", "na", "null", "NULL", "NaN"]);
+const TRUE = new Set(["true", "yes", "y", "t", "1"]);
+const FALSE = new Set(["false", "no", "n", "f", "0"]);
+
+/** A CSV cell → a typed value for its feature; unparsable text is kept as-is so validation reports it. */
+export function coerceCsvCell(spec: FeatureSpec, cell: string | undefined): unknown {
+  if (cell === undefined) return undefined;
+  const text = cell.trim();
+  if (MISSING.has(text)) return null;
+  switch (spec.type) {
+    case "number":
+    case "integer": {
+      const n = Number(text);
+      return Number.isNaN(n) ? cell : n;
+    }
+    case "boolean": {
+      const lower = text.toLowerCase();
+      return TRUE.has(lower) ? true : FALSE.has(lower) ? false : cell;
+    }
+    case "category":
+      return text;
+  }
+}
+
+function formatOf(path: string): Format | undefined {
+  const ext = extname(path).toLowerCase();
+  return ext === ".csv" ? "csv" : ext === ".ndjson" || ext === ".jsonl" ? "ndjson" : undefined;
+}
+
+interface InputRow {
+  readonly row: number;
+  readonly features?: unknown;
+  readonly subject?: unknown;
+  /** A problem found while reading the row (unparsable JSON line). */
+  readonly readProblem?: FieldProblem;
+}
+
+async function* readCsv(path: string, manifest: Manifest, io: CliIo): AsyncGenerator<InputRow> {
+  const parser = createReadStream(path).pipe(parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: false }));
+  const byName = new Map(manifest.features.map((f) => [f.name, f]));
+  let row = 0;
+  for await (const record of parser as AsyncIterable<Record<string, string>>) {
+    row++;
+    if (row === 1) {
+      const ignored = Object.keys(record).filter((c) => !byName.has(c));
+      if (ignored.length > 0) io.stderr(`note: ignoring columns that are not features: ${ignored.join(", ")}\n`);
+    }
+    const features: Record<string, unknown> = {};
+    const subject: Record<string, unknown> = {};
+    for (const spec of manifest.features) {
+      if (!Object.hasOwn(record, spec.name)) continue;
+      const value = coerceCsvCell(spec, record[spec.name]);
+      if (spec.sensitive) subject[spec.name] = value;
+      else features[spec.name] = value;
+    }
+    yield { row, features, subject };
+  }
+}
+
+async function* readNdjson(path: string, manifest: Manifest): AsyncGenerator<InputRow> {
+  const lines = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
+  const sensitive = new Set(manifest.sensitiveFeatures.map((f) => f.name));
+  let row = 0;
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    row++;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      yield { row, readProblem: { field: "line", expected: "one JSON object per line", found: (error as Error).message } };
+      continue;
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      yield { row, readProblem: { field: "line", expected: "a JSON object", found: JSON.stringify(value).slice(0, 40) } };
+      continue;
+    }
+    const object = value as Record<string, unknown>;
+    if ("features" in object) {
+      yield { row, features: object.features, subject: object.subject };
+      continue;
+    }
+    // A flat object: sensitive attributes go to the subject, everything else is a feature.
+    const features: Record<string, unknown> = {};
+    const subject: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(object)) (sensitive.has(k) ? subject : features)[k] = v;
+    yield { row, features, subject };
+  }
+}
+
+function describeProblems(problems: readonly FieldProblem[]): string {
+  return problems.map((p) => `${p.field}: expected ${p.expected}, found ${p.found}`).join("; ");
+}
+
+/** `warden predict`: offline batch scoring through the same runtime and decision policy as the server. */
+export function predictCommand(program: Command, io: CliIo, run: (action: () => Promise<number>) => void): void {
+  program
+    .command("predict")
+    .description(
+      "Score a CSV or NDJSON file offline with a model (same validation, runtime and decision policy as the server). " +
+        "Writes one output row per input row, in order; invalid rows carry an error naming the row and field. Exit code 1 when any row was invalid.",
+    )
+    .argument("<manifest>", "the model's manifest (YAML)")
+    .argument("<input>", "input file: .csv (header row of feature names) or .ndjson/.jsonl (one object per line)")
+    .option("--out <file>", "write results here (default: standard output)")
+    .option("--format <format>", "output format: csv or ndjson (default: from --out's extension, else ndjson)", choiceOption("--format", FORMATS))
+    .option("--input-format <format>", "input format when the extension does not tell: csv or ndjson", choiceOption("--input-format", FORMATS))
+    .action((manifestPath: string, inputPath: string, options: PredictOptions) =>
+      run(async () => {
+        const inputFormat = options.inputFormat ?? formatOf(inputPath);
+        if (inputFormat === undefined) {
+          throw new UsageError(`cannot tell the format of ${inputPath}: name it .csv or .ndjson, or pass --input-format`);
+        }
+        if (!existsSync(inputPath)) {
+          throw new WardenError("WARDEN_ERR_INPUT_FILE", `input file ${inputPath} does not exist`);
+        }
+        const format: Format = options.format ?? (options.out ? (formatOf(options.out) ?? "ndjson") : "ndjson");
+        const manifest = loadManifest(manifestPath);
+        return score(manifest, inputPath, inputFormat, format, options.out, io);
+      }),
+    );
+}
+
+async function score(
+  manifest: Manifest,
+  inputPath: string,
+  inputFormat: Format,
+  format: Format,
+  outPath: string | undefined,
+  io: CliIo,
+): Promise<number> {
+  const executor = await createWorkerPool(manifest);
+  const batcher = new DynamicBatcher(
+    // Offline: no queue limit or timeout pressure, batches as large as the manifest allows.
+    { ...manifest.batching, max_queue_size: CHUNK_ROWS, timeout_ms: 3_600_000, max_queue_delay_us: 0 },
+    executor,
+    manifest.modelFeatures.length,
+  );
+  const sink: Writable | undefined = outPath ? createWriteStream(outPath) : undefined;
+  const write = async (text: string) => {
+    if (sink === undefined) io.stdout(text);
+    else if (!sink.write(text)) await once(sink, "drain");
+  };
+  const labels = manifest.task === "regression" ? [] : [...(manifest.output.labels ?? ["0", "1"])];
+  if (format === "csv") {
+    await write(stringifyCsv([["row", "decision", "score", ...labels.map((l) => `p_${l}`), "error"]]));
+  }
+  let total = 0;
+  let invalid = 0;
+  const started = performance.now();
+  const flush = async (chunk: InputRow[]) => {
+    const checked = chunk.map((r) =>
+      r.readProblem ? { problems: [r.readProblem] } : validateInstance(manifest, r.features, r.subject, ""),
+    );
+    const valid = checked.flatMap((c) => (c.instance ? [c.instance.row] : []));
+    const results = await batcher.submit(valid);
+    let next = 0;
+    const out: string[] = [];
+    chunk.forEach((r, i) => {
+      const c = checked[i]!;
+      total++;
+      if (!c.instance) {
+        invalid++;
+        const message = describeProblems(c.problems);
+        io.stderr(`row ${r.row}: ${message}\n`);
+        out.push(
+          format === "csv"
+            ? stringifyCsv([[r.row, "", "", ...labels.map(() => ""), message]])
+            : `${JSON.stringify({ row: r.row, error: c.problems })}\n`,
+        );
+        return;
+      }
+      const outcome = applyPolicy(manifest, results[next++]!);
+      out.push(
+        format === "csv"
+          ? stringifyCsv([[r.row, outcome.decision ?? "", outcome.score, ...labels.map((l) => outcome.probabilities?.[l] ?? ""), ""]])
+          : `${JSON.stringify({ row: r.row, decision: outcome.decision, score: outcome.score, ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}) })}\n`,
+      );
+    });
+    await write(out.join(""));
+  };
+  try {
+    let chunk: InputRow[] = [];
+    const rows = inputFormat === "csv" ? readCsv(inputPath, manifest, io) : readNdjson(inputPath, manifest);
+    try {
+      for await (const row of rows) {
+        chunk.push(row);
+        if (chunk.length === CHUNK_ROWS) {
+          await flush(chunk);
+          chunk = [];
+        }
+      }
+    } catch (error) {
+      if (error instanceof WardenError) throw error;
+      throw new WardenError("WARDEN_ERR_INPUT_FILE", `${inputPath}: ${(error as Error).message}`);
+    }
+    if (chunk.length > 0) await flush(chunk);
+  } finally {
+    batcher.close();
+    await executor.close();
+    if (sink) await new Promise<void>((resolve, reject) => sink.end((e?: Error | null) => (e ? reject(e) : resolve())));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  io.stderr(
+    `scored ${total - invalid} of ${total} rows with ${manifest.name}@${manifest.version} in ${seconds.toFixed(2)} s${invalid > 0 ? `; ${invalid} invalid` : ""}\n`,
+  );
+  return invalid > 0 ? EXIT.failure : EXIT.ok;
+}

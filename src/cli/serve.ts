@@ -1,0 +1,80 @@
+import type { Command } from "commander";
+import { LOG_LEVELS, parseServerConfig, readServerConfigFile } from "../config/index.js";
+import { startServer } from "../server/index.js";
+import { type CliIo, choiceOption, EXIT, intOption } from "./index.js";
+import { DEMO_MODELS } from "./paths.js";
+
+interface ServeOptions {
+  config?: string;
+  model?: string[];
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  logLevel?: (typeof LOG_LEVELS)[number];
+}
+
+/** A curl line a user can paste to get a first decision from the demo model. */
+function curlExample(url: string, model: string): string {
+  const body = {
+    features: {
+      Seniority: 9,
+      Home: "rent",
+      Time: 60,
+      Records: false,
+      Job: "freelance",
+      Expenses: 73,
+      Income: 129,
+      Assets: 0,
+      Debt: 0,
+      Amount: 800,
+      Price: 846,
+    },
+    subject: { Age: 30, Marital: "married" },
+  };
+  return `curl -s -X POST ${url}/v1/models/${model}/decisions -H 'content-type: application/json' -d '${JSON.stringify(body)}'`;
+}
+
+/** `warden serve`: start the HTTP server (bundled demo models when no model is given). */
+export function serveCommand(program: Command, io: CliIo, run: (action: () => Promise<number>) => void): void {
+  program
+    .command("serve")
+    .description("Serve models over HTTP (Open Inference Protocol v2 and the decision API)")
+    .option("--config <file>", "server configuration (YAML): host, port, data_dir, models, ...")
+    .option("--model <manifest>", "a model manifest to serve (repeatable)", (v: string, all: string[] = []) => [...all, v])
+    .option("--port <port>", "TCP port (default 8080; 0 picks a free one)", intOption("--port", 0, 65535))
+    .option("--host <host>", "address to bind (default 127.0.0.1)")
+    .option("--data-dir <dir>", "folder for the ledger (default ./warden-data)")
+    .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, choiceOption("--log-level", LOG_LEVELS))
+    .action((options: ServeOptions) =>
+      run(async () => {
+        const fromFile = options.config ? readServerConfigFile(options.config) : {};
+        const raw: Record<string, unknown> = { ...fromFile };
+        if (options.port !== undefined) raw.port = options.port;
+        if (options.host !== undefined) raw.host = options.host;
+        if (options.dataDir !== undefined) raw.data_dir = options.dataDir;
+        if (options.logLevel !== undefined) raw.log_level = options.logLevel;
+        if (options.model !== undefined) raw.models = options.model;
+        const usingDemo = raw.models === undefined || (Array.isArray(raw.models) && raw.models.length === 0);
+        if (usingDemo) raw.models = [...DEMO_MODELS];
+        const config = parseServerConfig(raw, options.config ?? "command line");
+        const server = await startServer(config);
+        const first = server.registry.list()[0]?.manifest.name ?? "MODEL";
+        io.stdout(`Warden ${server.url} serving ${server.registry.list().map((m) => `${m.manifest.name}@${m.manifest.version}`).join(", ")}\n`);
+        io.stdout(`Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`);
+        if (usingDemo) io.stdout(`Try:\n  ${curlExample(server.url, first)}\n`);
+        await new Promise<void>((resolve) => {
+          const stop = (signal: string) => {
+            io.stdout(`${signal}: draining in-flight requests and the ledger queue...\n`);
+            server.close().then(resolve, (error: unknown) => {
+              io.stderr(`warden: error while stopping: ${(error as Error).message}\n`);
+              resolve();
+            });
+          };
+          process.once("SIGTERM", () => stop("SIGTERM"));
+          process.once("SIGINT", () => stop("SIGINT"));
+        });
+        io.stdout("stopped\n");
+        return EXIT.ok;
+      }),
+    );
+}

@@ -1,0 +1,92 @@
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { type Static, Type as T } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { parseDocument } from "yaml";
+import { describeValue, formatProblems, WardenError } from "../errors/index.js";
+import { schemaProblems } from "./schema-errors.js";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+export const ServerConfigSchema = T.Object(
+  {
+    host: T.String({ minLength: 1, default: "127.0.0.1" }),
+    port: T.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    data_dir: T.String({ minLength: 1, default: "warden-data", description: "a folder for the ledger" }),
+    models: T.Array(T.String({ minLength: 1 }), { default: [], description: "manifest paths" }),
+    body_limit_bytes: T.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
+    max_instances_per_request: T.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
+    log_level: T.Unsafe<(typeof LOG_LEVELS)[number]>(
+      T.Union(
+        LOG_LEVELS.map((l) => T.Literal(l)),
+        { default: "info", description: `one of ${LOG_LEVELS.join(", ")}` },
+      ),
+    ),
+    ledger: T.Object(
+      {
+        synchronous: T.Unsafe<"normal" | "full">(
+          T.Union([T.Literal("normal"), T.Literal("full")], { default: "normal", description: "normal or full" }),
+        ),
+        max_batch: T.Integer({ minimum: 1, maximum: 100_000, default: 512 }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+/** Validated, frozen server configuration (paths resolved to absolute). */
+export type ServerConfig = Readonly<Static<typeof ServerConfigSchema>>;
+
+/**
+ * Validate a server configuration object (from `warden.yaml` and/or flags), apply defaults, resolve
+ * relative paths against `baseDir`, and freeze it.
+ */
+export function parseServerConfig(raw: unknown, source: string, baseDir = process.cwd()): ServerConfig {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${source}: expected a mapping of settings`, {
+      details: [{ field: `${source}#/`, expected: "a mapping (host, port, data_dir, models, ...)", found: describeValue(raw) }],
+    });
+  }
+  const withDefaults = Value.Default(ServerConfigSchema, structuredClone(raw));
+  const problems = schemaProblems(ServerConfigSchema, withDefaults);
+  if (problems.length > 0) {
+    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${source}: invalid configuration\n${formatProblems(problems)}`, {
+      details: problems.map((p) => ({ ...p, field: `${source}#${p.field}` })),
+    });
+  }
+  const config = withDefaults as Static<typeof ServerConfigSchema>;
+  return Object.freeze({
+    ...config,
+    data_dir: resolve(baseDir, config.data_dir),
+    models: Object.freeze(config.models.map((m) => resolve(baseDir, m))) as string[],
+    ledger: Object.freeze({ ...config.ledger }),
+  });
+}
+
+/** Read a YAML configuration file; paths in it are relative to the file's folder. */
+export function readServerConfigFile(path: string): Record<string, unknown> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${file}: cannot read the configuration (${(error as Error).message})`);
+  }
+  const document = parseDocument(text);
+  if (document.errors.length > 0) {
+    throw new WardenError(
+      "WARDEN_ERR_CONFIG_INVALID",
+      `${file}: not valid YAML: ${document.errors[0]!.message.split("\n")[0]}`,
+    );
+  }
+  const raw = document.toJS() as unknown;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${file}: expected a mapping of settings, found ${describeValue(raw)}`);
+  }
+  const base = dirname(file);
+  const out = { ...(raw as Record<string, unknown>) };
+  if (typeof out.data_dir === "string") out.data_dir = resolve(base, out.data_dir);
+  if (Array.isArray(out.models)) out.models = out.models.map((m) => (typeof m === "string" ? resolve(base, m) : m));
+  return out;
+}

@@ -1,0 +1,13 @@
+export { checkValue, encodeValue, type FeatureValue, type ValidInstance, validateInstance } from "./input.js";
+export {
+  createDecisionPipeline,
+  DECISION_ROUTES,
+  type DecisionPipeline,
+  type DecisionRequest,
+  type DecisionResult,
+  type DecisionRoute,
+  type InstanceInput,
+  type LedgerSink,
+  type PipelineObserver,
+} from "./pipeline.js";
+export { applyPolicy, type Outcome } from "./policy.js";

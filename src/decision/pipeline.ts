@@ -1,0 +1,191 @@
+import { v7 as uuidv7 } from "uuid";
+import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
+import type { LedgerEntry, LedgerRecord } from "../ledger/index.js";
+import type { LoadedModel, ModelRegistry } from "../registry/index.js";
+import { validateInstance, type ValidInstance } from "./input.js";
+import { applyPolicy } from "./policy.js";
+
+/** Where a decision request came from (recorded with it). */
+export const DECISION_ROUTES = ["decisions", "oip"] as const;
+export type DecisionRoute = (typeof DECISION_ROUTES)[number];
+
+/** One instance as the client sent it. */
+export interface InstanceInput {
+  readonly features: unknown;
+  readonly subject?: unknown;
+  /** The client's own reference for this instance (optional, ≤ 128 characters). */
+  readonly id?: unknown;
+}
+
+export interface DecisionRequest {
+  readonly model: string;
+  readonly version?: string | undefined;
+  readonly instances: readonly InstanceInput[];
+  readonly route: DecisionRoute;
+  readonly requestId: string;
+  /** `performance.now()` when the request arrived, for latency. */
+  readonly receivedAt: number;
+  /** Prefix for field paths in errors, per instance (`instances[3].`), or "" for a single instance. */
+  readonly fieldPrefix: (index: number) => string;
+}
+
+/** The answer for one instance. */
+export interface DecisionResult {
+  readonly decision_id: string;
+  readonly id?: string;
+  readonly model: string;
+  readonly version: string;
+  readonly score: number;
+  readonly probabilities?: Readonly<Record<string, number>>;
+  readonly decision: string | null;
+  readonly latency_ms: number;
+}
+
+/** What the pipeline needs from the ledger: durable append (group commit). */
+export interface LedgerSink {
+  write(entry: LedgerEntry): Promise<LedgerRecord>;
+}
+
+/** Per-request observations for metrics. */
+export interface PipelineObserver {
+  onRejected?(model: LoadedModel, reason: string): void;
+}
+
+/** The decision pipeline: validate → infer (batched, worker threads) → decide → record. */
+export interface DecisionPipeline {
+  decide(request: DecisionRequest): Promise<DecisionResult[]>;
+}
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
+
+/**
+ * Compose the stages. Each decision is appended to the ledger before its answer is returned (group
+ * commit), so an acknowledged decision is never lost. Requests that reach a model and are refused
+ * (invalid input, queue full, timeout) are recorded as `rejection` entries.
+ */
+export function createDecisionPipeline(
+  registry: ModelRegistry,
+  ledger: LedgerSink,
+  observer: PipelineObserver = {},
+): DecisionPipeline {
+  const reject = async (
+    model: LoadedModel,
+    request: DecisionRequest,
+    error: WardenError,
+    clientIds: readonly (string | undefined)[],
+  ): Promise<never> => {
+    observer.onRejected?.(model, error.code);
+    const { manifest } = model;
+    await ledger.write({
+      id: uuidv7(),
+      kind: "rejection",
+      time: new Date().toISOString(),
+      model: manifest.name,
+      version: manifest.version,
+      artifact_sha256: manifest.artifact.sha256,
+      body: {
+        route: request.route,
+        request_id: request.requestId,
+        instances: request.instances.length,
+        client_ids: clientIds.filter((id): id is string => id !== undefined),
+        error: { code: error.code, message: error.message, details: error.details.map((d) => ({ ...d })) },
+      },
+    });
+    throw error;
+  };
+
+  return {
+    async decide(request) {
+      const model = registry.get(request.model, request.version);
+      const { manifest } = model;
+      const problems: FieldProblem[] = [];
+      const valid: ValidInstance[] = [];
+      const clientIds: (string | undefined)[] = [];
+      request.instances.forEach((instance, i) => {
+        const prefix = request.fieldPrefix(i);
+        const id = instance.id;
+        if (id !== undefined && (typeof id !== "string" || id.length === 0 || id.length > 128)) {
+          problems.push({
+            field: `${prefix}id`,
+            expected: "a string of 1 to 128 characters (your reference for this instance)",
+            found: describeValue(id),
+          });
+        }
+        clientIds.push(typeof id === "string" ? id : undefined);
+        const checked = validateInstance(manifest, instance.features, instance.subject, prefix);
+        problems.push(...checked.problems);
+        if (checked.instance) valid.push(checked.instance);
+      });
+      if (problems.length > 0) {
+        const error = new WardenError(
+          "WARDEN_ERR_VALIDATION",
+          `${problems.length} invalid field${problems.length === 1 ? "" : "s"} for model ${manifest.name} ${manifest.version}: ${problems
+            .slice(0, 3)
+            .map((p) => p.field)
+            .join(", ")}${problems.length > 3 ? ", ..." : ""}`,
+          { details: problems },
+        );
+        return reject(model, request, error, clientIds);
+      }
+
+      let rows: Awaited<ReturnType<typeof model.batcher.submit>>;
+      try {
+        rows = await model.batcher.submit(valid.map((v) => v.row));
+      } catch (error) {
+        // Refusals (queue full, timeout) are recorded; a model failure is an error, not a decision.
+        if (error instanceof WardenError && (error.status < 500 || error.code === "WARDEN_ERR_TIMEOUT")) {
+          return reject(model, request, error, clientIds);
+        }
+        throw error;
+      }
+
+      const time = new Date().toISOString();
+      const latency = roundMs(performance.now() - request.receivedAt);
+      const results: DecisionResult[] = [];
+      const writes: Promise<LedgerRecord>[] = [];
+      valid.forEach((instance, i) => {
+        const outcome = applyPolicy(manifest, rows[i]!);
+        const decisionId = uuidv7();
+        const clientId = clientIds[i];
+        const body: Record<string, unknown> = {
+          route: request.route,
+          request_id: request.requestId,
+          inputs: instance.inputs,
+          subject: instance.subject,
+          outputs: outcome.probabilities ? { score: outcome.score, probabilities: outcome.probabilities } : { score: outcome.score },
+          decision: outcome.decision,
+          threshold: manifest.task === "binary" ? manifest.output.threshold : null,
+          manifest_sha256: manifest.manifestSha256,
+          latency_ms: latency,
+          batch_size: rows[i]!.batchSize,
+        };
+        if (clientId !== undefined) body.client_id = clientId;
+        writes.push(
+          ledger.write({
+            id: decisionId,
+            kind: "decision",
+            time,
+            model: manifest.name,
+            version: manifest.version,
+            artifact_sha256: manifest.artifact.sha256,
+            body,
+          }),
+        );
+        results.push({
+          decision_id: decisionId,
+          ...(clientId !== undefined ? { id: clientId } : {}),
+          model: manifest.name,
+          version: manifest.version,
+          score: outcome.score,
+          ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}),
+          decision: outcome.decision,
+          latency_ms: latency,
+        });
+      });
+      await Promise.all(writes);
+      return results;
+    },
+  };
+}

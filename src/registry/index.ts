@@ -1,0 +1,114 @@
+import { loadManifest, type Manifest } from "../config/index.js";
+import { WardenError } from "../errors/index.js";
+import { type BatcherObserver, DynamicBatcher } from "../runtime/batcher.js";
+import type { EngineDescription } from "../runtime/types.js";
+import { createWorkerPool, type ModelExecutor } from "../runtime/worker-pool.js";
+
+/** A model version that is loaded and serving. */
+export interface LoadedModel {
+  readonly manifest: Manifest;
+  readonly description: EngineDescription;
+  readonly batcher: DynamicBatcher;
+  readonly executor: ModelExecutor;
+  /** When it was loaded (ISO-8601). */
+  readonly loadedAt: string;
+}
+
+/** Models by name and version. The most recently loaded version of a name is its default. */
+export interface ModelRegistry {
+  /** Load a manifest and its artifact into worker threads; returns once the model can serve. */
+  load(manifestPath: string): Promise<LoadedModel>;
+  /** The named model (its default version, or the given one); throws 404 errors when absent. */
+  get(name: string, version?: string): LoadedModel;
+  /** Whether a model of that name is loaded (any version). */
+  has(name: string): boolean;
+  /** Every loaded model version. */
+  list(): readonly LoadedModel[];
+  /** Versions of one model, oldest first. */
+  versions(name: string): readonly LoadedModel[];
+  /** Stop every batcher and worker. */
+  close(): Promise<void>;
+}
+
+/** Options for `createModelRegistry`. */
+export interface RegistryOptions {
+  /** Metrics hooks per model version. */
+  readonly observe?: (manifest: Manifest) => BatcherObserver;
+  readonly onWorkerError?: (error: Error) => void;
+}
+
+/** Create an empty registry. */
+export function createModelRegistry(options: RegistryOptions = {}): ModelRegistry {
+  const models = new Map<string, LoadedModel[]>();
+  return {
+    async load(manifestPath) {
+      const manifest = loadManifest(manifestPath);
+      const existing = models.get(manifest.name) ?? [];
+      if (existing.some((m) => m.manifest.version === manifest.version)) {
+        throw new WardenError(
+          "WARDEN_ERR_CONFIG_INVALID",
+          `model ${manifest.name} version ${manifest.version} is loaded twice (${manifestPath})`,
+        );
+      }
+      const executor = await createWorkerPool(
+        manifest,
+        options.onWorkerError ? { onWorkerError: options.onWorkerError } : {},
+      );
+      const featureCount = manifest.modelFeatures.length;
+      if (executor.description.featureCount !== featureCount) {
+        await executor.close();
+        throw new WardenError(
+          "WARDEN_ERR_ARTIFACT_INVALID",
+          `${manifest.manifestPath}: the artifact takes ${executor.description.featureCount} features, the manifest lists ${featureCount} non-sensitive features`,
+        );
+      }
+      const batcher = new DynamicBatcher(manifest.batching, executor, featureCount, options.observe?.(manifest));
+      const loaded: LoadedModel = Object.freeze({
+        manifest,
+        description: executor.description,
+        batcher,
+        executor,
+        loadedAt: new Date().toISOString(),
+      });
+      models.set(manifest.name, [...existing, loaded]);
+      return loaded;
+    },
+    get(name, version) {
+      const versions = models.get(name);
+      if (versions === undefined || versions.length === 0) {
+        throw new WardenError("WARDEN_ERR_MODEL_NOT_FOUND", `no model named ${JSON.stringify(name)}`, {
+          details: [
+            {
+              field: "model",
+              expected: `one of ${[...models.keys()].join(", ") || "(no models loaded)"}`,
+              found: JSON.stringify(name),
+            },
+          ],
+        });
+      }
+      if (version === undefined) return versions[versions.length - 1]!;
+      const match = versions.find((m) => m.manifest.version === version);
+      if (match === undefined) {
+        throw new WardenError("WARDEN_ERR_VERSION_NOT_FOUND", `model ${name} has no version ${JSON.stringify(version)}`, {
+          details: [
+            {
+              field: "version",
+              expected: `one of ${versions.map((m) => m.manifest.version).join(", ")}`,
+              found: JSON.stringify(version),
+            },
+          ],
+        });
+      }
+      return match;
+    },
+    has: (name) => (models.get(name)?.length ?? 0) > 0,
+    list: () => [...models.values()].flat(),
+    versions: (name) => models.get(name) ?? [],
+    async close() {
+      const all = [...models.values()].flat();
+      for (const m of all) m.batcher.close();
+      await Promise.all(all.map((m) => m.executor.close()));
+      models.clear();
+    },
+  };
+}

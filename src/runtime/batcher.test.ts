@@ -1,0 +1,197 @@
+import assert from "node:assert/strict";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { test } from "node:test";
+import { WardenError } from "../errors/index.js";
+import { type BatchingPolicy, DynamicBatcher } from "./batcher.js";
+import type { EngineOutput } from "./types.js";
+import type { ModelExecutor } from "./worker-pool.js";
+
+/**
+ * An in-process executor with `instances` slots whose batches finish when the test says (or after
+ * `autoMs`). Output row r is [sum of row r's inputs], so every answer can be checked against its input.
+ */
+function controlledExecutor(instances: number, autoMs?: number) {
+  const batches: { rows: number; startedAt: number; finish: () => void; input: Float32Array }[] = [];
+  const listeners: (() => void)[] = [];
+  let busy = 0;
+  const executor: ModelExecutor = {
+    description: { format: "onnx", featureCount: 2, inputs: [], outputs: [], details: {} },
+    idleCount: () => instances - busy,
+    onIdle: (l) => {
+      listeners.push(l);
+    },
+    run(input, rows) {
+      busy++;
+      return new Promise<EngineOutput>((resolve) => {
+        const finish = () => {
+          const values = new Float64Array(rows);
+          for (let r = 0; r < rows; r++) values[r] = input[r * 2]! + input[r * 2 + 1]!;
+          busy--;
+          resolve({ kind: "values", width: 1, values });
+          // Like the worker pool: announce the free instance after the result is delivered.
+          queueMicrotask(() => {
+            for (const l of listeners) l();
+          });
+        };
+        batches.push({ rows, startedAt: performance.now(), finish, input });
+        if (autoMs !== undefined) setTimeout(finish, autoMs);
+      });
+    },
+    close: async () => {},
+  };
+  return { executor, batches };
+}
+
+const policy = (p: Partial<BatchingPolicy> = {}): BatchingPolicy => ({
+  max_batch_size: 4,
+  max_queue_delay_us: 1000,
+  preferred_batch_sizes: [],
+  max_queue_size: 100,
+  timeout_ms: 5000,
+  ...p,
+});
+
+const rowOf = (a: number, b: number) => Float32Array.from([a, b]);
+
+test("concurrent requests form batches of max_batch_size while the instance is busy", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(policy(), executor, 2);
+  const answers = Array.from({ length: 10 }, (_, i) => batcher.submit([rowOf(i, 100)]));
+  // Four rows reach max_batch_size at once; the other six wait for the busy instance.
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4],
+  );
+  assert.equal(batcher.queueDepth, 6);
+  batches[0]!.finish();
+  await answers[3];
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4, 4],
+  );
+  batches[1]!.finish();
+  // The last two wait out the delay, then go as a smaller batch.
+  await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4, 4, 2],
+  );
+  batches[2]!.finish();
+  const results = await Promise.all(answers);
+  results.forEach((rows, i) => assert.equal(rows[0]!.values[0], i + 100));
+  assert.deepEqual(
+    results.map((r) => r[0]!.batchSize),
+    [4, 4, 4, 4, 4, 4, 4, 4, 2, 2],
+  );
+});
+
+test("a request's rows keep their order even when split across batches", async () => {
+  const { executor } = controlledExecutor(2, 1);
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 3 }), executor, 2);
+  const rows = Array.from({ length: 8 }, (_, i) => rowOf(i, i));
+  const results = await batcher.submit(rows);
+  assert.deepEqual(
+    results.map((r) => r.values[0]),
+    [0, 2, 4, 6, 8, 10, 12, 14],
+  );
+});
+
+test("the largest preferred batch size is sent at once; smaller queues wait out the delay", async () => {
+  const { executor, batches } = controlledExecutor(1, 0);
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 8, preferred_batch_sizes: [2, 3] }), executor, 2);
+  const first = [1, 2, 3].map((i) => batcher.submit([rowOf(i, 0)]));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [3],
+  );
+  await Promise.all(first);
+  const second = batcher.submit([rowOf(1, 1)]);
+  assert.equal(batches.length, 1, "a single row waits for company");
+  await second;
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [3, 1],
+  );
+});
+
+test("no row waits longer than the delay bound plus one inference (measured in the same run)", async () => {
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  const inferenceMs = 3;
+  const { executor, batches } = controlledExecutor(1, inferenceMs);
+  const delayUs = 2000;
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 8, max_queue_delay_us: delayUs }), executor, 2);
+  const pending: Promise<unknown>[] = [];
+  const waits: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    pending.push(batcher.submit([rowOf(i, 0)]).then((r) => waits.push(r[0]!.queueMs)));
+    await new Promise((r) => setTimeout(r, i % 7));
+  }
+  await Promise.all(pending);
+  loopDelay.disable();
+  const slowestBatch = Math.max(...batches.map((_, i) => (batches[i + 1]?.startedAt ?? Number.NaN) - batches[i]!.startedAt).filter(Number.isFinite));
+  // The bound: the delay, plus one batch in flight (its real duration in this run), plus the event
+  // loop's own worst delay in this run (timers cannot fire while the loop is busy).
+  const bound = delayUs / 1000 + Math.max(inferenceMs, slowestBatch) + loopDelay.max / 1e6 + 1;
+  assert.ok(batches.length > 1 && batches.some((b) => b.rows > 1), "batches formed");
+  for (const wait of waits) assert.ok(wait <= bound, `waited ${wait.toFixed(2)} ms > bound ${bound.toFixed(2)} ms`);
+});
+
+test("a full queue refuses at once with WARDEN_ERR_QUEUE_FULL and Retry-After; queued work still completes", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 2, max_queue_size: 3 }), executor, 2);
+  const accepted = [batcher.submit([rowOf(1, 1), rowOf(2, 2)]), batcher.submit([rowOf(3, 3), rowOf(4, 4), rowOf(5, 5)])];
+  await assert.rejects(batcher.submit([rowOf(6, 6)]), (e: WardenError) => {
+    assert.equal(e.code, "WARDEN_ERR_QUEUE_FULL");
+    assert.equal(e.status, 429);
+    assert.equal(e.retryAfterSeconds, 1);
+    return true;
+  });
+  batches[0]!.finish();
+  await accepted[0];
+  await new Promise((r) => setImmediate(r));
+  batches[1]!.finish();
+  await new Promise((r) => setTimeout(r, 5));
+  batches[2]!.finish();
+  const rows = await accepted[1]!;
+  assert.deepEqual(
+    rows.map((r) => r.values[0]),
+    [6, 8, 10],
+  );
+});
+
+test("a request not answered within timeout_ms fails with WARDEN_ERR_TIMEOUT and leaves the queue", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 1, timeout_ms: 30 }), executor, 2);
+  const first = batcher.submit([rowOf(1, 1)]);
+  const second = batcher.submit([rowOf(2, 2)]);
+  assert.equal(batcher.queueDepth, 1);
+  const [a, b] = await Promise.allSettled([first, second]);
+  for (const settled of [a, b]) {
+    assert.equal(settled.status, "rejected");
+    const error = (settled as PromiseRejectedResult).reason as WardenError;
+    assert.equal(error.code, "WARDEN_ERR_TIMEOUT");
+    assert.equal(error.status, 504);
+  }
+  assert.equal(batcher.queueDepth, 0);
+  batches[0]!.finish();
+  await new Promise((r) => setImmediate(r));
+  assert.equal(batches.length, 1, "the timed-out row was never sent to the model");
+});
+
+test("a failing batch rejects its requests and the batcher carries on", async () => {
+  let fail = true;
+  const { executor } = controlledExecutor(1, 0);
+  const failing: ModelExecutor = {
+    ...executor,
+    run: (input, rows) =>
+      fail ? ((fail = false), Promise.reject(new WardenError("WARDEN_ERR_INFERENCE_FAILED", "boom"))) : executor.run(input, rows),
+  };
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 1, max_queue_delay_us: 0 }), failing, 2);
+  await assert.rejects(batcher.submit([rowOf(1, 1)]), /boom/);
+  const ok = await batcher.submit([rowOf(2, 3)]);
+  assert.equal(ok[0]!.values[0], 5);
+  batcher.close();
+  await assert.rejects(batcher.submit([rowOf(1, 1)]), (e: WardenError) => e.code === "WARDEN_ERR_SHUTTING_DOWN");
+});

@@ -1,0 +1,241 @@
+import { WardenError } from "../errors/index.js";
+import type { EngineOutput } from "./types.js";
+import type { ModelExecutor } from "./worker-pool.js";
+
+/** Dynamic batching policy, with Triton's meaning for each field. */
+export interface BatchingPolicy {
+  /** Largest batch handed to the model, in rows. */
+  readonly max_batch_size: number;
+  /** How long the oldest queued row may wait for more rows before a smaller batch is sent, in µs. */
+  readonly max_queue_delay_us: number;
+  /** Batch sizes the batcher sends as soon as it can form them. */
+  readonly preferred_batch_sizes: readonly number[];
+  /** Rows allowed to wait; a request that would exceed it is refused at once (WARDEN_ERR_QUEUE_FULL). */
+  readonly max_queue_size: number;
+  /** A request not answered within this many ms fails with WARDEN_ERR_TIMEOUT. */
+  readonly timeout_ms: number;
+}
+
+/** One row's result: its slice of the batch output. */
+export interface RowResult {
+  readonly values: Float64Array;
+  readonly margins: Float64Array | undefined;
+  readonly kind: EngineOutput["kind"];
+  /** Rows in the batch this row ran in. */
+  readonly batchSize: number;
+  /** Time the row waited in the queue, ms. */
+  readonly queueMs: number;
+  /** Time the batch took in the model (including the hop to its worker), ms. */
+  readonly inferenceMs: number;
+}
+
+/** What the batcher reports for metrics. */
+export interface BatcherObserver {
+  onBatch?(size: number, inferenceMs: number): void;
+  onQueueDepth?(rows: number): void;
+}
+
+interface PendingRequest {
+  readonly rows: Float32Array[];
+  readonly results: RowResult[];
+  remaining: number;
+  settled: boolean;
+  readonly resolve: (results: RowResult[]) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface QueuedRow {
+  readonly request: PendingRequest;
+  readonly index: number;
+  readonly enqueuedAt: number;
+}
+
+const nowMs = (): number => performance.now();
+
+/**
+ * Per-model dynamic batcher. Rows from concurrent requests are queued and sent to the model together:
+ * at once when the largest preferred size (or, without preferred sizes, `max_batch_size`) rows are waiting
+ * and an instance is free; otherwise, when the oldest row has waited `max_queue_delay_us`, as many rows as
+ * are waiting (up to `max_batch_size`). While every instance is busy, rows keep
+ * accumulating (so load turns into larger batches, not longer queues of small ones).
+ */
+export class DynamicBatcher {
+  readonly #policy: BatchingPolicy;
+  readonly #executor: ModelExecutor;
+  readonly #featureCount: number;
+  readonly #observer: BatcherObserver;
+  readonly #delayMs: number;
+  readonly #largestPreferred: number;
+  #queue: QueuedRow[] = [];
+  #head = 0;
+  /** Live (not timed-out) rows in the queue. */
+  #queuedRows = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
+  #closed = false;
+
+  constructor(policy: BatchingPolicy, executor: ModelExecutor, featureCount: number, observer: BatcherObserver = {}) {
+    this.#policy = policy;
+    this.#executor = executor;
+    this.#featureCount = featureCount;
+    this.#observer = observer;
+    this.#delayMs = policy.max_queue_delay_us / 1000;
+    const preferred = policy.preferred_batch_sizes.filter((s) => s <= policy.max_batch_size);
+    this.#largestPreferred = preferred.length > 0 ? Math.max(...preferred) : policy.max_batch_size;
+    executor.onIdle(() => this.#schedule());
+  }
+
+  /** Rows waiting now. */
+  get queueDepth(): number {
+    return this.#queuedRows;
+  }
+
+  /**
+   * Queue one request's rows (each `featureCount` float32 values) and resolve with one result per row, in
+   * order. Rejects at once with WARDEN_ERR_QUEUE_FULL when the queue cannot take them.
+   */
+  submit(rows: Float32Array[]): Promise<RowResult[]> {
+    if (this.#closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
+    if (rows.length === 0) return Promise.resolve([]);
+    if (this.#queuedRows + rows.length > this.#policy.max_queue_size) {
+      return Promise.reject(
+        new WardenError(
+          "WARDEN_ERR_QUEUE_FULL",
+          `the model's queue holds ${this.#queuedRows} of at most ${this.#policy.max_queue_size} rows; retry shortly`,
+          { retryAfterSeconds: 1 },
+        ),
+      );
+    }
+    return new Promise<RowResult[]>((resolve, reject) => {
+      const request: PendingRequest = {
+        rows,
+        results: new Array<RowResult>(rows.length),
+        remaining: rows.length,
+        settled: false,
+        resolve,
+        reject,
+        timer: setTimeout(() => this.#timeout(request), this.#policy.timeout_ms),
+      };
+      const enqueuedAt = nowMs();
+      for (let i = 0; i < rows.length; i++) this.#queue.push({ request, index: i, enqueuedAt });
+      this.#queuedRows += rows.length;
+      this.#observer.onQueueDepth?.(this.#queuedRows);
+      this.#schedule();
+    });
+  }
+
+  /** Stop taking requests; queued ones still run. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  #timeout(request: PendingRequest): void {
+    this.#fail(
+      request,
+      new WardenError(
+        "WARDEN_ERR_TIMEOUT",
+        `no answer within ${this.#policy.timeout_ms} ms (batching.timeout_ms); the model is overloaded or slow`,
+        { retryAfterSeconds: 1 },
+      ),
+    );
+  }
+
+  /** Settle a request with an error; its rows still queued are skipped when reached. */
+  #fail(request: PendingRequest, error: Error): void {
+    if (request.settled) return;
+    request.settled = true;
+    clearTimeout(request.timer);
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      if (this.#queue[i]!.request === request) this.#queuedRows--;
+    }
+    this.#observer.onQueueDepth?.(this.#queuedRows);
+    request.reject(error);
+  }
+
+  #dropSettledHead(): void {
+    while (this.#head < this.#queue.length && this.#queue[this.#head]!.request.settled) this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #schedule(): void {
+    for (;;) {
+      this.#dropSettledHead();
+      if (this.#queuedRows === 0 || this.#executor.idleCount() === 0) return;
+      const oldest = this.#queue[this.#head]!;
+      const waited = nowMs() - oldest.enqueuedAt;
+      let size: number;
+      if (this.#queuedRows >= this.#largestPreferred) {
+        size = this.#largestPreferred;
+      } else if (waited >= this.#delayMs) {
+        // Delay spent: send the largest batch available now (Triton does the same).
+        size = Math.min(this.#queuedRows, this.#policy.max_batch_size);
+      } else {
+        this.#wakeAfter(this.#delayMs - waited);
+        return;
+      }
+      this.#dispatch(size);
+    }
+  }
+
+  /**
+   * Re-check the queue after `ms`. setTimeout cannot wait less than 1 ms, so sub-millisecond delays
+   * (Triton's default scale) poll on setImmediate, which still lets I/O run between checks.
+   */
+  #wakeAfter(ms: number): void {
+    if (this.#timer !== undefined || this.#immediate !== undefined) return;
+    const wake = () => {
+      this.#timer = undefined;
+      this.#immediate = undefined;
+      this.#schedule();
+    };
+    if (ms >= 2) this.#timer = setTimeout(wake, Math.floor(ms - 1));
+    else this.#immediate = setImmediate(wake);
+  }
+
+  #dispatch(size: number): void {
+    const taken: QueuedRow[] = [];
+    while (taken.length < size && this.#head < this.#queue.length) {
+      const row = this.#queue[this.#head++]!;
+      if (!row.request.settled) taken.push(row);
+    }
+    this.#queuedRows -= taken.length;
+    this.#observer.onQueueDepth?.(this.#queuedRows);
+    const width = this.#featureCount;
+    const input = new Float32Array(taken.length * width);
+    taken.forEach((row, r) => input.set(row.request.rows[row.index]!, r * width));
+    const started = nowMs();
+    this.#executor.run(input, taken.length).then(
+      (output) => {
+        const inferenceMs = nowMs() - started;
+        this.#observer.onBatch?.(taken.length, inferenceMs);
+        const w = output.width;
+        const mw = output.marginWidth ?? 0;
+        taken.forEach((row, r) => {
+          const request = row.request;
+          if (request.settled) return;
+          request.results[row.index] = {
+            values: output.values.subarray(r * w, (r + 1) * w),
+            margins: output.margins?.subarray(r * mw, (r + 1) * mw),
+            kind: output.kind,
+            batchSize: taken.length,
+            queueMs: started - row.enqueuedAt,
+            inferenceMs,
+          };
+          if (--request.remaining === 0) {
+            request.settled = true;
+            clearTimeout(request.timer);
+            request.resolve(request.results);
+          }
+        });
+      },
+      (error: unknown) => {
+        this.#observer.onBatch?.(taken.length, nowMs() - started);
+        for (const row of taken) this.#fail(row.request, error as Error);
+      },
+    );
+  }
+}

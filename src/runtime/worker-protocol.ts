@@ -1,0 +1,26 @@
+import type { FieldProblem } from "../errors/index.js";
+import type { EngineDescription, EngineOutput } from "./types.js";
+
+/** What a model worker is started with (structured-cloned). */
+export interface WorkerStart {
+  readonly manifest: unknown;
+  readonly manifestPath: string;
+  readonly manifestSha256: string;
+}
+
+/** Main thread → worker. */
+export type WorkerRequest =
+  | { readonly type: "predict"; readonly id: number; readonly input: Float32Array; readonly rows: number }
+  | { readonly type: "close" };
+
+/** Worker → main thread. `id` 0 answers the start-up load. */
+export type WorkerReply =
+  | { readonly type: "ready"; readonly id: 0; readonly description: EngineDescription }
+  | { readonly type: "result"; readonly id: number; readonly output: EngineOutput }
+  | {
+      readonly type: "error";
+      readonly id: number;
+      readonly code: string;
+      readonly message: string;
+      readonly details: FieldProblem[];
+    };

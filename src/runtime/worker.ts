@@ -1,0 +1,54 @@
+/**
+ * Worker-thread entry: loads one model engine and answers predict requests, so that inference
+ * (onnxruntime-node's `run` is synchronous on its thread) never blocks the HTTP event loop.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { parseManifest } from "../config/index.js";
+import { WardenError } from "../errors/index.js";
+import { loadEngine } from "./engines.js";
+import type { EngineOutput, ModelEngine } from "./types.js";
+import type { WorkerReply, WorkerRequest, WorkerStart } from "./worker-protocol.js";
+
+const port = parentPort;
+if (port === null) throw new Error("runtime/worker.js must run as a worker thread");
+
+const start = workerData as WorkerStart;
+let engine: ModelEngine | undefined;
+
+function post(reply: WorkerReply, transfer: ArrayBuffer[] = []): void {
+  port!.postMessage(reply, transfer);
+}
+
+function serialiseError(error: unknown): WorkerReply & { type: "error" } {
+  if (error instanceof WardenError) {
+    return { type: "error", id: -1, code: error.code, message: error.message, details: [...error.details] };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return { type: "error", id: -1, code: "WARDEN_ERR_INFERENCE_FAILED", message, details: [] };
+}
+
+try {
+  // Validated in the main thread already; parsing the source again restores the derived, frozen fields.
+  const manifest = parseManifest(start.manifest, start.manifestPath, start.manifestSha256);
+  engine = await loadEngine(manifest);
+  post({ type: "ready", id: 0, description: engine.describe() });
+} catch (error) {
+  post({ ...serialiseError(error), id: 0 });
+}
+
+port.on("message", async (request: WorkerRequest) => {
+  if (request.type === "close") {
+    await engine?.close();
+    process.exit(0);
+  }
+  try {
+    const output: EngineOutput = await engine!.predict(request.input, request.rows);
+    const transfer = [output.values.buffer as ArrayBuffer];
+    if (output.margins !== undefined && output.margins.buffer !== output.values.buffer) {
+      transfer.push(output.margins.buffer as ArrayBuffer);
+    }
+    post({ type: "result", id: request.id, output }, transfer);
+  } catch (error) {
+    post({ ...serialiseError(error), id: request.id });
+  }
+});

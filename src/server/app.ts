@@ -1,0 +1,127 @@
+import { randomUUID } from "node:crypto";
+import swagger from "@fastify/swagger";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { ServerConfig } from "../config/index.js";
+import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
+import { WardenError } from "../errors/index.js";
+import type { LedgerRecord } from "../ledger/index.js";
+import type { LedgerSink } from "../decision/index.js";
+import type { ModelRegistry } from "../registry/index.js";
+import type { WardenMetrics } from "./metrics.js";
+import { toWardenError } from "./errors.js";
+import { registerDecisionRoutes } from "./routes-decisions.js";
+import { registerOipRoutes } from "./routes-oip.js";
+
+/** What the HTTP layer needs. */
+export interface AppDependencies {
+  readonly config: ServerConfig;
+  readonly registry: ModelRegistry;
+  readonly ledger: LedgerSink & { get(id: string): LedgerRecord | undefined };
+  readonly metrics: WardenMetrics;
+  /** Fastify logger option (pino options, or false). */
+  readonly logger?: FastifyServerOptions["logger"];
+  /** Whether the server is ready to take traffic (false while loading or shutting down). */
+  readonly isReady?: () => boolean;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Model name and version for metrics labels, set once the model is known to exist. */
+    wardenModel?: { name: string; version: string };
+    /** Error code of a failed request, for metrics. */
+    wardenOutcome?: string;
+    /** performance.now() at arrival. */
+    wardenStart: number;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export const SERVER_NAME = "warden";
+export const SERVER_VERSION = "0.1.0";
+
+/** Build the Fastify application (routes, error mapping, metrics, OpenAPI). Does not listen. */
+export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    disableRequestLogging: true,
+    bodyLimit: deps.config.body_limit_bytes,
+    genReqId: (req) => {
+      const header = req.headers["x-request-id"];
+      return typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
+    },
+    return503OnClosing: true,
+    ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false } },
+  });
+  const pipeline: DecisionPipeline = createDecisionPipeline(deps.registry, deps.ledger, {
+    onRejected: (model, reason) =>
+      deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "Warden",
+        version: SERVER_VERSION,
+        description:
+          "Governed inference server: Open Inference Protocol v2 and the Warden decision API. Every decision is validated against the model's manifest and recorded in a hash-chained ledger.",
+      },
+    },
+  });
+
+  app.decorateRequest("wardenStart", 0);
+  app.addHook("onRequest", async (request, reply) => {
+    request.wardenStart = performance.now();
+    reply.header("x-request-id", request.id);
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    const model = request.wardenModel;
+    const labels = {
+      model: model?.name ?? "",
+      version: model?.version ?? "",
+      route: request.routeOptions.url ?? "unmatched",
+      outcome: request.wardenOutcome ?? (reply.statusCode < 400 ? "ok" : String(reply.statusCode)),
+    };
+    deps.metrics.requests.inc(labels);
+    deps.metrics.requestDuration.observe(labels, (performance.now() - request.wardenStart) / 1000);
+  });
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const warden = toWardenError(error);
+    request.wardenOutcome = warden.code;
+    if (warden.status >= 500) request.log.error({ err: error, code: warden.code }, warden.message);
+    else request.log.debug({ code: warden.code }, warden.message);
+    if (warden.retryAfterSeconds !== undefined) reply.header("retry-after", String(warden.retryAfterSeconds));
+    return reply.status(warden.status).send(warden.toJSON());
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    const error = new WardenError("WARDEN_ERR_ROUTE_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`, {
+      details: [{ field: "url", expected: "a route listed in /openapi.json", found: request.url.slice(0, 200) }],
+    });
+    request.wardenOutcome = error.code;
+    return reply.status(404).send(error.toJSON());
+  });
+
+  const context = { ...deps, pipeline, isReady: deps.isReady ?? (() => true) };
+  registerOipRoutes(app, context);
+  registerDecisionRoutes(app, context);
+
+  app.get(
+    "/metrics",
+    { schema: { summary: "Prometheus metrics", tags: ["operations"], produces: ["text/plain"] } },
+    async (_request, reply) => {
+      reply.header("content-type", deps.metrics.registry.contentType);
+      return deps.metrics.registry.metrics();
+    },
+  );
+  app.get(
+    "/openapi.json",
+    { schema: { summary: "This OpenAPI document", tags: ["operations"] } },
+    async () => app.swagger(),
+  );
+  return app;
+}
+
+/** Shared state passed to route modules. */
+export type RouteContext = AppDependencies & { readonly pipeline: DecisionPipeline; readonly isReady: () => boolean };

@@ -1,0 +1,96 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { BatcherObserver } from "../runtime/index.js";
+
+/** Latency buckets (seconds) tuned for sub-millisecond to second-long decisions. */
+const LATENCY_BUCKETS = [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+
+/** Warden's Prometheus metrics, on a registry of their own (one per server instance). */
+export interface WardenMetrics {
+  readonly registry: Registry;
+  readonly requestDuration: Histogram<"model" | "version" | "route" | "outcome">;
+  readonly requests: Counter<"model" | "version" | "route" | "outcome">;
+  readonly inferenceDuration: Histogram<"model" | "version">;
+  readonly batchSize: Histogram<"model" | "version">;
+  readonly queueDepth: Gauge<"model" | "version">;
+  readonly failures: Counter<"model" | "version" | "reason">;
+  readonly ledgerWrites: Counter<"kind">;
+  /** Batcher hooks for one model version. */
+  batcherObserver(model: string, version: string): BatcherObserver;
+}
+
+/** Create the metrics (and Node's default process metrics) on a fresh registry. */
+export function createMetrics(): WardenMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "warden_" });
+  const requestDuration = new Histogram({
+    name: "warden_request_duration_seconds",
+    help: "HTTP request duration by model, version, route and outcome",
+    labelNames: ["model", "version", "route", "outcome"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const requests = new Counter({
+    name: "warden_requests_total",
+    help: "HTTP requests by model, version, route and outcome",
+    labelNames: ["model", "version", "route", "outcome"] as const,
+    registers: [registry],
+  });
+  const inferenceDuration = new Histogram({
+    name: "warden_inference_duration_seconds",
+    help: "Time one batch spends in the model (worker hop included)",
+    labelNames: ["model", "version"] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: "warden_batch_size",
+    help: "Rows per batch sent to a model",
+    labelNames: ["model", "version"] as const,
+    buckets: BATCH_BUCKETS,
+    registers: [registry],
+  });
+  const queueDepth = new Gauge({
+    name: "warden_queue_depth",
+    help: "Rows waiting in a model's batching queue",
+    labelNames: ["model", "version"] as const,
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: "warden_failures_total",
+    help: "Requests to a model that did not produce a decision, by reason (error code)",
+    labelNames: ["model", "version", "reason"] as const,
+    registers: [registry],
+  });
+  const ledgerWrites = new Counter({
+    name: "warden_ledger_records_total",
+    help: "Records appended to the decision ledger, by kind",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  });
+  return {
+    registry,
+    requestDuration,
+    requests,
+    inferenceDuration,
+    batchSize,
+    queueDepth,
+    failures,
+    ledgerWrites,
+    batcherObserver(model, version) {
+      const labels = { model, version };
+      const inference = inferenceDuration.labels(labels);
+      const batches = batchSize.labels(labels);
+      const depth = queueDepth.labels(labels);
+      return {
+        onBatch(size, ms) {
+          batches.observe(size);
+          inference.observe(ms / 1000);
+        },
+        onQueueDepth(rows) {
+          depth.set(rows);
+        },
+      };
+    },
+  };
+}

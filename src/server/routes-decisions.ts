@@ -1,0 +1,223 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Manifest } from "../config/index.js";
+import type { DecisionResult, InstanceInput } from "../decision/index.js";
+import { WardenError } from "../errors/index.js";
+import type { LoadedModel } from "../registry/index.js";
+import type { RouteContext } from "./app.js";
+
+const Instance = {
+  type: "object",
+  description: "One case to decide: the model's features and, separately, the subject's sensitive attributes.",
+  properties: {
+    features: { type: "object", description: "Feature name → value, as declared in the model's manifest" },
+    subject: {
+      type: "object",
+      description: "Sensitive attributes (recorded for fairness monitoring, never fed to the model)",
+    },
+    id: { type: "string", minLength: 1, maxLength: 128, description: "Your reference for this case" },
+  },
+  required: ["features"],
+  additionalProperties: false,
+} as const;
+
+const DecisionBody = {
+  type: "object",
+  description: 'Either one case (`features`, `subject`, `id`) or several (`instances`), not both.',
+  properties: {
+    ...Instance.properties,
+    instances: { type: "array", items: Instance, minItems: 1 },
+  },
+  additionalProperties: false,
+} as const;
+
+const DecisionResultSchema = {
+  type: "object",
+  properties: {
+    decision_id: { type: "string", description: "Ledger id of this decision (UUIDv7)" },
+    id: { type: "string", description: "Your reference, when you sent one" },
+    model: { type: "string" },
+    version: { type: "string" },
+    score: { type: "number", description: "Binary: P(positive label); multiclass: P(decided class); regression: the value" },
+    probabilities: { type: "object", additionalProperties: { type: "number" } },
+    decision: { type: "string", nullable: true },
+    latency_ms: { type: "number" },
+  },
+  required: ["decision_id", "model", "version", "score", "decision", "latency_ms"],
+} as const;
+
+const ErrorSchema = {
+  type: "object",
+  properties: {
+    error: { type: "string" },
+    code: { type: "string" },
+    details: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          field: { type: "string" },
+          expected: { type: "string" },
+          found: { type: "string" },
+          fix: { type: "string" },
+        },
+      },
+    },
+  },
+  required: ["error"],
+} as const;
+
+/** The shared error response schema (documentation). */
+export const errorResponses = {
+  400: { description: "Invalid request: every bad field is listed", ...ErrorSchema },
+  404: { description: "Unknown model, version or decision", ...ErrorSchema },
+} as const;
+
+interface DecisionBodyType {
+  features?: unknown;
+  subject?: unknown;
+  id?: unknown;
+  instances?: InstanceInput[];
+}
+
+/** A model summary for listings. */
+export function modelSummary(model: LoadedModel): Record<string, unknown> {
+  const m: Manifest = model.manifest;
+  return {
+    name: m.name,
+    version: m.version,
+    description: m.description ?? null,
+    task: m.task,
+    risk_tier: m.risk_tier,
+    owner: m.owner,
+    intended_use: m.intended_use,
+    artifact: { format: m.artifact.format, sha256: m.artifact.sha256 },
+    manifest_sha256: m.manifestSha256,
+    features: m.features.map((f) => ({ ...f })),
+    output: { labels: m.output.labels ?? null, positive_label: m.output.positive_label ?? null, threshold: m.output.threshold },
+    batching: { ...m.batching },
+    runtime: { ...m.runtime, engine: model.description.details },
+    loaded_at: model.loadedAt,
+  };
+}
+
+export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const decide = async (
+    request: FastifyRequest<{ Params: { model: string; version?: string }; Body: DecisionBodyType }>,
+  ) => {
+    const { model, version } = request.params;
+    const loaded = ctx.registry.get(model, version);
+    request.wardenModel = { name: loaded.manifest.name, version: loaded.manifest.version };
+    const body = request.body;
+    const batch = body.instances !== undefined;
+    if (batch && (body.features !== undefined || body.subject !== undefined || body.id !== undefined)) {
+      throw new WardenError("WARDEN_ERR_BAD_REQUEST", "send either features (one case) or instances (several), not both", {
+        details: [{ field: "instances", expected: "absent when features is present", found: "both present" }],
+      });
+    }
+    if (!batch && body.features === undefined) {
+      throw new WardenError("WARDEN_ERR_BAD_REQUEST", "the body needs features (one case) or instances (several)", {
+        details: [
+          { field: "features", expected: 'an object such as {"features": {...}}', found: "missing", fix: "or send instances: [...]" },
+        ],
+      });
+    }
+    const instances: InstanceInput[] = batch
+      ? body.instances!
+      : [{ features: body.features, subject: body.subject, id: body.id }];
+    if (instances.length > ctx.config.max_instances_per_request) {
+      throw new WardenError("WARDEN_ERR_BAD_REQUEST", `too many instances in one request`, {
+        details: [
+          {
+            field: "instances",
+            expected: `at most ${ctx.config.max_instances_per_request} (max_instances_per_request)`,
+            found: `${instances.length}`,
+            fix: "split the request",
+          },
+        ],
+      });
+    }
+    const results = await ctx.pipeline.decide({
+      model,
+      version,
+      instances,
+      route: "decisions",
+      requestId: request.id,
+      receivedAt: request.wardenStart,
+      fieldPrefix: batch ? (i) => `instances[${i}].` : () => "",
+    });
+    return batch ? { decisions: results } : (results[0] as DecisionResult);
+  };
+
+  const decisionSchema = (withVersion: boolean) => ({
+    summary: withVersion ? "Decide with a given model version" : "Decide with a model's default version",
+    tags: ["decisions"],
+    params: {
+      type: "object",
+      properties: { model: { type: "string" }, ...(withVersion ? { version: { type: "string" } } : {}) },
+      required: withVersion ? ["model", "version"] : ["model"],
+    },
+    body: DecisionBody,
+    response: {
+      200: {
+        description: "One decision (single case) or { decisions: [...] } (instances)",
+        type: "object",
+        additionalProperties: true,
+        properties: { ...DecisionResultSchema.properties, decisions: { type: "array", items: DecisionResultSchema } },
+      },
+      ...errorResponses,
+    },
+  });
+  app.post("/v1/models/:model/decisions", { schema: decisionSchema(false) }, decide);
+  app.post("/v1/models/:model/versions/:version/decisions", { schema: decisionSchema(true) }, decide);
+
+  app.get<{ Params: { id: string } }>(
+    "/v1/decisions/:id",
+    {
+      schema: {
+        summary: "A recorded decision (or rejection) from the ledger, with its place in the hash chain",
+        tags: ["decisions"],
+        params: { type: "object", properties: { id: { type: "string" } }, required: ["id"] },
+        response: { 404: errorResponses[404] },
+      },
+    },
+    async (request) => {
+      const record = ctx.ledger.get(request.params.id);
+      if (record === undefined) {
+        throw new WardenError("WARDEN_ERR_DECISION_NOT_FOUND", `no decision with id ${JSON.stringify(request.params.id.slice(0, 80))}`, {
+          details: [{ field: "id", expected: "a decision_id returned by a decision request", found: JSON.stringify(request.params.id.slice(0, 80)) }],
+        });
+      }
+      return {
+        decision_id: record.id,
+        kind: record.kind,
+        time: record.time,
+        model: record.model,
+        version: record.version,
+        artifact_sha256: record.artifact_sha256,
+        ...record.body,
+        ledger: { seq: record.seq, prev_hash: record.prev_hash, hash: record.hash },
+      };
+    },
+  );
+
+  app.get(
+    "/v1/models",
+    { schema: { summary: "Every loaded model version", tags: ["models"] } },
+    async () => ({ models: ctx.registry.list().map(modelSummary) }),
+  );
+  app.get<{ Params: { model: string } }>(
+    "/v1/models/:model",
+    {
+      schema: {
+        summary: "A model's manifest, engine and versions",
+        tags: ["models"],
+        params: { type: "object", properties: { model: { type: "string" } }, required: ["model"] },
+        response: { 404: errorResponses[404] },
+      },
+    },
+    async (request) => {
+      const model = ctx.registry.get(request.params.model);
+      return { ...modelSummary(model), versions: ctx.registry.versions(model.manifest.name).map((m) => m.manifest.version) };
+    },
+  );
+}

@@ -1,0 +1,337 @@
+import type { FastifyInstance } from "fastify";
+import type { FeatureSpec, Manifest } from "../config/index.js";
+import type { InstanceInput } from "../decision/index.js";
+import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
+import type { LoadedModel } from "../registry/index.js";
+import { type RouteContext, SERVER_NAME, SERVER_VERSION } from "./app.js";
+import { errorResponses } from "./routes-decisions.js";
+
+/** Open Inference Protocol v2 tensor datatypes. */
+export const OIP_DATATYPES = [
+  "BOOL",
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+  "FP16",
+  "FP32",
+  "FP64",
+  "BYTES",
+] as const;
+type Datatype = (typeof OIP_DATATYPES)[number];
+
+interface InferInput {
+  name: string;
+  shape: number[];
+  datatype: Datatype;
+  data: unknown[];
+  parameters?: Record<string, unknown>;
+}
+interface InferBody {
+  id?: string;
+  parameters?: Record<string, unknown>;
+  inputs: InferInput[];
+  outputs?: { name: string; parameters?: Record<string, unknown> }[];
+}
+
+const TensorSchema = {
+  type: "object",
+  properties: {
+    name: { type: "string", minLength: 1 },
+    shape: { type: "array", items: { type: "integer", minimum: 0 } },
+    datatype: { type: "string", enum: [...OIP_DATATYPES] },
+    parameters: { type: "object" },
+    data: { type: "array" },
+  },
+  required: ["name", "shape", "datatype", "data"],
+  additionalProperties: false,
+} as const;
+
+const InferBodySchema = {
+  type: "object",
+  description:
+    "Either one tensor per feature (shape [N] or [N,1]; BYTES for categories, BOOL for booleans) or a single [N, F] numeric tensor in the model's encoding (categories as codes).",
+  properties: {
+    id: { type: "string" },
+    parameters: { type: "object" },
+    inputs: { type: "array", items: TensorSchema, minItems: 1 },
+    outputs: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: { name: { type: "string" }, parameters: { type: "object" } },
+        required: ["name"],
+        additionalProperties: false,
+      },
+    },
+  },
+  required: ["inputs"],
+  additionalProperties: false,
+} as const;
+
+const INTEGER_TYPES = new Set<Datatype>(["UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"]);
+
+function featureDatatype(f: FeatureSpec): Datatype {
+  return f.type === "category" ? "BYTES" : f.type === "boolean" ? "BOOL" : f.type === "integer" ? "INT64" : "FP64";
+}
+
+function outputNames(m: Manifest): string[] {
+  return m.task === "regression" ? ["score", "decision_id"] : ["probabilities", "score", "decision", "decision_id"];
+}
+
+function modelMetadata(model: LoadedModel, versions: readonly string[]) {
+  const m = model.manifest;
+  const classes = m.output.labels?.length ?? 2;
+  const outputs = [
+    ...(m.task === "regression" ? [] : [{ name: "probabilities", datatype: "FP64", shape: [-1, classes] }]),
+    { name: "score", datatype: "FP64", shape: [-1] },
+    ...(m.task === "regression" ? [] : [{ name: "decision", datatype: "BYTES", shape: [-1] }]),
+    { name: "decision_id", datatype: "BYTES", shape: [-1] },
+  ];
+  return {
+    name: m.name,
+    versions,
+    platform: m.artifact.format === "onnx" ? "onnxruntime_onnx" : "xgboost_json",
+    inputs: m.features.map((f) => ({
+      name: f.name,
+      datatype: featureDatatype(f),
+      shape: [-1, 1],
+      parameters: { sensitive: f.sensitive, nullable: f.nullable },
+    })),
+    outputs,
+    parameters: { task: m.task, risk_tier: m.risk_tier, labels: m.output.labels ?? null },
+  };
+}
+
+function flatten(data: unknown[]): unknown[] {
+  return data.some(Array.isArray) ? (data.flat(Number.POSITIVE_INFINITY) as unknown[]) : data;
+}
+
+function checkElement(datatype: Datatype, value: unknown): boolean {
+  if (value === null) return true; // Warden extension: null marks a missing value of a nullable feature.
+  if (datatype === "BOOL") return typeof value === "boolean";
+  if (datatype === "BYTES") return typeof value === "string";
+  if (typeof value !== "number" || !Number.isFinite(value)) return false;
+  return !INTEGER_TYPES.has(datatype) || Number.isInteger(value);
+}
+
+/** Decode OIP input tensors into decision instances, listing every problem. */
+export function decodeTensors(manifest: Manifest, inputs: readonly InferInput[]): InstanceInput[] {
+  const problems: FieldProblem[] = [];
+  const byName = new Map(manifest.features.map((f) => [f.name, f]));
+  const columns = new Map<string, unknown[]>();
+  let rows: number | undefined;
+  const single = inputs.length === 1 && !byName.has(inputs[0]!.name);
+  inputs.forEach((tensor, t) => {
+    const at = `inputs[${t}]`;
+    const data = flatten(tensor.data);
+    const expectedLength = tensor.shape.reduce((a, b) => a * b, 1);
+    if (data.length !== expectedLength) {
+      problems.push({
+        field: `${at}.data`,
+        expected: `${expectedLength} elements (shape ${JSON.stringify(tensor.shape)})`,
+        found: `${data.length} elements`,
+      });
+      return;
+    }
+    const bad = data.findIndex((v) => !checkElement(tensor.datatype, v));
+    if (bad >= 0) {
+      problems.push({
+        field: `${at}.data[${bad}]`,
+        expected: `a ${tensor.datatype} element`,
+        found: describeValue(data[bad]),
+      });
+      return;
+    }
+    if (single) {
+      const width = manifest.modelFeatures.length;
+      if (tensor.shape.length !== 2 || tensor.shape[1] !== width || tensor.datatype === "BYTES") {
+        problems.push({
+          field: `${at}`,
+          expected: `a numeric tensor of shape [N, ${width}] (the model's features in manifest order), or one tensor per feature named ${manifest.modelFeatures
+            .slice(0, 3)
+            .map((f) => f.name)
+            .join(", ")}, ...`,
+          found: `${tensor.name}: ${tensor.datatype} ${JSON.stringify(tensor.shape)}`,
+        });
+        return;
+      }
+      rows = tensor.shape[0];
+      manifest.modelFeatures.forEach((f, j) => {
+        columns.set(
+          f.name,
+          Array.from({ length: rows! }, (_, r) => data[r * width + j]),
+        );
+      });
+      return;
+    }
+    const spec = byName.get(tensor.name);
+    if (spec === undefined) {
+      problems.push({
+        field: `${at}.name`,
+        expected: `a feature of ${manifest.name}`,
+        found: describeValue(tensor.name),
+        fix: `the features are ${manifest.features.map((f) => f.name).join(", ")}`,
+      });
+      return;
+    }
+    if (columns.has(tensor.name)) {
+      problems.push({ field: `${at}.name`, expected: "each feature once", found: `${tensor.name} again` });
+      return;
+    }
+    if (!(tensor.shape.length === 1 || (tensor.shape.length === 2 && tensor.shape[1] === 1))) {
+      problems.push({ field: `${at}.shape`, expected: "[N] or [N, 1]", found: JSON.stringify(tensor.shape) });
+      return;
+    }
+    if (rows !== undefined && tensor.shape[0] !== rows) {
+      problems.push({ field: `${at}.shape`, expected: `${rows} rows like the other inputs`, found: `${tensor.shape[0]} rows` });
+      return;
+    }
+    rows = tensor.shape[0];
+    columns.set(tensor.name, data);
+  });
+  if (problems.length > 0) {
+    throw new WardenError("WARDEN_ERR_VALIDATION", `invalid input tensors for ${manifest.name}`, { details: problems });
+  }
+  const count = rows ?? 0;
+  if (count === 0) {
+    throw new WardenError("WARDEN_ERR_VALIDATION", "no rows to infer", {
+      details: [{ field: "inputs[0].shape", expected: "at least one row", found: "0 rows" }],
+    });
+  }
+  return Array.from({ length: count }, (_, r) => {
+    const features: Record<string, unknown> = {};
+    const subject: Record<string, unknown> = {};
+    for (const [name, column] of columns) {
+      const spec = byName.get(name)!;
+      let value = column[r];
+      if (single && value !== null) value = decodeCode(spec, value as number);
+      if (spec.sensitive) subject[name] = value;
+      else features[name] = value;
+    }
+    return { features, subject };
+  });
+}
+
+/** A single-tensor value in the model's encoding → the feature's value (boolean 0/1, category code). */
+function decodeCode(spec: FeatureSpec, value: number): unknown {
+  if (spec.type === "boolean") return value === 1 ? true : value === 0 ? false : value;
+  if (spec.type === "category") {
+    const categories = spec.categories!;
+    return Number.isInteger(value) && value >= 0 && value < categories.length ? categories[value] : value;
+  }
+  return value;
+}
+
+export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const tags = ["open inference protocol v2"];
+  app.get("/v2", { schema: { summary: "Server metadata", tags } }, async () => ({
+    name: SERVER_NAME,
+    version: SERVER_VERSION,
+    extensions: [],
+  }));
+  app.get("/v2/health/live", { schema: { summary: "Liveness", tags } }, async () => ({ live: true }));
+  app.get("/v2/health/ready", { schema: { summary: "Readiness (all models loaded)", tags } }, async (_request, reply) => {
+    const ready = ctx.isReady();
+    return reply.status(ready ? 200 : 503).send({ ready });
+  });
+
+  const params = (withVersion: boolean) => ({
+    type: "object",
+    properties: { model: { type: "string" }, ...(withVersion ? { version: { type: "string" } } : {}) },
+    required: withVersion ? ["model", "version"] : ["model"],
+  });
+
+  for (const withVersion of [false, true]) {
+    const base = withVersion ? "/v2/models/:model/versions/:version" : "/v2/models/:model";
+    app.get<{ Params: { model: string; version?: string } }>(
+      base,
+      { schema: { summary: "Model metadata", tags, params: params(withVersion), response: { 404: errorResponses[404] } } },
+      async (request) => {
+        const model = ctx.registry.get(request.params.model, request.params.version);
+        const versions = ctx.registry.versions(model.manifest.name).map((m) => m.manifest.version);
+        return modelMetadata(model, withVersion ? [model.manifest.version] : versions);
+      },
+    );
+    app.get<{ Params: { model: string; version?: string } }>(
+      `${base}/ready`,
+      { schema: { summary: "Model readiness", tags, params: params(withVersion), response: { 404: errorResponses[404] } } },
+      async (request, reply) => {
+        const model = ctx.registry.get(request.params.model, request.params.version);
+        const ready = ctx.isReady();
+        return reply.status(ready ? 200 : 503).send({ name: model.manifest.name, ready });
+      },
+    );
+    app.post<{ Params: { model: string; version?: string }; Body: InferBody }>(
+      `${base}/infer`,
+      {
+        schema: {
+          summary: "Inference (every row is validated, decided and recorded like a decision)",
+          tags,
+          params: params(withVersion),
+          body: InferBodySchema,
+          response: errorResponses,
+        },
+      },
+      async (request) => {
+        const { model: name, version } = request.params;
+        const model = ctx.registry.get(name, version);
+        const manifest = model.manifest;
+        request.wardenModel = { name: manifest.name, version: manifest.version };
+        const available = outputNames(manifest);
+        const requested = request.body.outputs?.map((o) => o.name) ?? available;
+        const unknown = requested.filter((n) => !available.includes(n));
+        if (unknown.length > 0) {
+          throw new WardenError("WARDEN_ERR_VALIDATION", `unknown output ${unknown.join(", ")}`, {
+            details: unknown.map((n) => ({ field: "outputs", expected: `one of ${available.join(", ")}`, found: JSON.stringify(n) })),
+          });
+        }
+        const instances = decodeTensors(manifest, request.body.inputs);
+        if (instances.length > ctx.config.max_instances_per_request) {
+          throw new WardenError("WARDEN_ERR_BAD_REQUEST", "too many rows in one request", {
+            details: [
+              {
+                field: "inputs[0].shape",
+                expected: `at most ${ctx.config.max_instances_per_request} rows (max_instances_per_request)`,
+                found: `${instances.length}`,
+                fix: "split the request",
+              },
+            ],
+          });
+        }
+        const results = await ctx.pipeline.decide({
+          model: name,
+          version,
+          instances,
+          route: "oip",
+          requestId: request.id,
+          receivedAt: request.wardenStart,
+          fieldPrefix: (i) => `row ${i}: `,
+        });
+        const n = results.length;
+        const labels = manifest.output.labels ?? ["0", "1"];
+        const tensors: Record<string, { name: string; datatype: string; shape: number[]; data: unknown[] }> = {
+          probabilities: {
+            name: "probabilities",
+            datatype: "FP64",
+            shape: [n, labels.length],
+            data: results.flatMap((r) => labels.map((l) => r.probabilities?.[l] ?? 0)),
+          },
+          score: { name: "score", datatype: "FP64", shape: [n], data: results.map((r) => r.score) },
+          decision: { name: "decision", datatype: "BYTES", shape: [n], data: results.map((r) => r.decision) },
+          decision_id: { name: "decision_id", datatype: "BYTES", shape: [n], data: results.map((r) => r.decision_id) },
+        };
+        return {
+          model_name: manifest.name,
+          model_version: manifest.version,
+          ...(request.body.id !== undefined ? { id: request.body.id } : {}),
+          outputs: requested.map((name) => tensors[name]!),
+        };
+      },
+    );
+  }
+}
