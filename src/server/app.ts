@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { ServerConfig } from "../config/index.js";
 import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
@@ -18,13 +18,17 @@ export interface AppDependencies {
   readonly registry: ModelRegistry;
   readonly ledger: LedgerSink & { get(id: string): LedgerRecord | undefined };
   readonly metrics: WardenMetrics;
-  /** Fastify logger option (pino options, or false). */
-  readonly logger?: FastifyServerOptions["logger"];
+  /** A pino logger; requests log through children carrying the request id. Silent when absent. */
+  readonly logger?: FastifyBaseLogger;
   /** Whether the server is ready to take traffic (false while loading or shutting down). */
   readonly isReady?: () => boolean;
 }
 
 declare module "fastify" {
+  interface FastifyInstance {
+    /** Registered routes as "METHOD /path/{param}" (HEAD omitted). */
+    wardenRoutes: readonly string[];
+  }
   interface FastifyRequest {
     /** Model name and version for metrics labels, set once the model is known to exist. */
     wardenModel?: { name: string; version: string };
@@ -43,8 +47,9 @@ export const SERVER_VERSION = "0.1.0";
 /** Build the Fastify application (routes, error mapping, metrics, OpenAPI). Does not listen. */
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: deps.logger ?? false,
-    disableRequestLogging: true,
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    // One log line per request is the ledger's job; the log keeps errors and lifecycle events.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.body_limit_bytes,
     genReqId: (req) => {
       const header = req.headers["x-request-id"];
@@ -53,6 +58,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return503OnClosing: true,
     ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false } },
   });
+  // Only JSON bodies are accepted; anything else is a 415, not a string that fails validation later.
+  app.removeContentTypeParser("text/plain");
   const pipeline: DecisionPipeline = createDecisionPipeline(deps.registry, deps.ledger, {
     onRejected: (model, reason) =>
       deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
@@ -70,6 +77,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
   });
 
+  // Every route as "METHOD /path/{param}", so tests can hold the OpenAPI document to the real table.
+  const routes: string[] = [];
+  app.addHook("onRoute", (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) {
+      if (method !== "HEAD") routes.push(`${method} ${route.url.replace(/:([A-Za-z_]+)/g, "{$1}")}`);
+    }
+  });
+  app.decorate("wardenRoutes", routes);
   app.decorateRequest("wardenStart", 0);
   app.addHook("onRequest", async (request, reply) => {
     request.wardenStart = performance.now();

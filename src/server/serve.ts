@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
-import { createLedgerWriter, type LedgerWriter, openSqliteLedger, type SqliteLedger } from "../ledger/index.js";
+import { createLedgerWriter, type LedgerStore, type LedgerWriter, openSqliteLedger } from "../ledger/index.js";
 import { createModelRegistry, type ModelRegistry } from "../registry/index.js";
 import { buildApp } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
@@ -10,7 +10,7 @@ import { createMetrics, type WardenMetrics } from "./metrics.js";
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly registry: ModelRegistry;
-  readonly ledger: SqliteLedger;
+  readonly ledger: LedgerStore;
   readonly writer: LedgerWriter;
   readonly metrics: WardenMetrics;
   /** `http://host:port` actually bound. */
@@ -84,7 +84,7 @@ export async function startServer(config: ServerConfig, options: { logger?: Logg
         await runningApp.close();
         await writer.close();
         await registry.close();
-        logger.info({ records: ledger.count?.() }, "stopped; ledger committed");
+        logger.info({ records: ledger.count() }, "stopped; ledger committed");
       })();
       return closing;
     },

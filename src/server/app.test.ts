@@ -1,0 +1,244 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import {
+  DEMO_XGB,
+  holdoutInstances,
+  loadManifest,
+  startTestServer,
+  xgboostHoldoutReference,
+} from "../testing/index.js";
+
+type Server = Awaited<ReturnType<typeof startTestServer>>;
+let server: Server;
+const manifest = loadManifest(DEMO_XGB);
+const holdout = holdoutInstances(manifest);
+const reference = xgboostHoldoutReference();
+
+before(async () => {
+  server = await startTestServer();
+});
+after(async () => {
+  await server.stop();
+});
+
+const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
+  server.app.inject({ method: "POST", url, payload: payload as object, headers });
+
+describe("decision API", () => {
+  test("one decision: score equals XGBoost's own prediction, decision follows the threshold", async () => {
+    const { features, subject } = holdout[0]!;
+    const response = await post("/v1/models/credit-demo/decisions", { features, subject, id: "app-1" });
+    assert.equal(response.statusCode, 200, response.body);
+    const body = response.json();
+    assert.match(body.decision_id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-/);
+    assert.equal(body.id, "app-1");
+    assert.equal(body.model, "credit-demo");
+    assert.equal(body.version, "1.0.0");
+    assert.ok(Math.abs(body.score - reference[0]!) < 1e-6, `${body.score} vs ${reference[0]}`);
+    assert.ok(Math.abs(body.probabilities.bad + body.probabilities.good - 1) < 1e-9);
+    assert.equal(body.decision, body.score >= manifest.output.threshold ? "bad" : "good");
+    assert.equal(typeof body.latency_ms, "number");
+    assert.ok(response.headers["x-request-id"]);
+  });
+
+  test("a batch of 200 holdout rows matches XGBoost within 1e-6, in order", async () => {
+    const instances = holdout.slice(0, 200).map(({ features, subject }, i) => ({ features, subject, id: `row-${i}` }));
+    const response = await post("/v1/models/credit-demo/decisions", { instances });
+    assert.equal(response.statusCode, 200, response.body);
+    const { decisions } = response.json() as { decisions: { id: string; score: number }[] };
+    assert.equal(decisions.length, 200);
+    decisions.forEach((d, i) => {
+      assert.equal(d.id, `row-${i}`);
+      assert.ok(Math.abs(d.score - reference[i]!) < 1e-6, `row ${i}: ${d.score} vs ${reference[i]}`);
+    });
+  });
+
+  test("the recorded decision can be read back with its inputs, subject and chain hash", async () => {
+    const { features, subject } = holdout[5]!;
+    const made = (await post("/v1/models/credit-demo/decisions", { features, subject })).json();
+    const response = await server.app.inject({ method: "GET", url: `/v1/decisions/${made.decision_id}` });
+    assert.equal(response.statusCode, 200);
+    const record = response.json();
+    assert.equal(record.kind, "decision");
+    assert.deepEqual(record.inputs, features);
+    assert.deepEqual(record.subject, subject);
+    assert.equal(record.decision, made.decision);
+    assert.equal(record.outputs.score, made.score);
+    assert.equal(record.artifact_sha256, manifest.artifact.sha256);
+    assert.equal(record.manifest_sha256, manifest.manifestSha256);
+    assert.equal(record.threshold, manifest.output.threshold);
+    assert.match(record.ledger.hash, /^[0-9a-f]{64}$/);
+    const missing = await server.app.inject({ method: "GET", url: "/v1/decisions/nope" });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(missing.json().code, "WARDEN_ERR_DECISION_NOT_FOUND");
+  });
+
+  test("invalid input: 400 listing every bad field, recorded as a rejection, no inference", async () => {
+    const before = await server.metrics.batchSize.get();
+    const features = { ...holdout[0]!.features, Income: "lots", Home: "castle", Seniority: -3, Bogus: 1 };
+    delete (features as Record<string, unknown>).Amount;
+    const response = await post("/v1/models/credit-demo/decisions", { features, subject: { Age: 250 } });
+    assert.equal(response.statusCode, 400);
+    const body = response.json();
+    assert.equal(body.code, "WARDEN_ERR_VALIDATION");
+    assert.ok(body.error.length > 0);
+    const fields = body.details.map((d: { field: string }) => d.field).sort();
+    assert.deepEqual(fields, [
+      "features.Amount",
+      "features.Bogus",
+      "features.Home",
+      "features.Income",
+      "features.Seniority",
+      "subject.Age",
+    ]);
+    for (const d of body.details) assert.ok(d.expected && d.found, JSON.stringify(d));
+    const after = await server.metrics.batchSize.get();
+    assert.deepEqual(
+      after.values.filter((v) => v.metricName?.endsWith("_count")),
+      before.values.filter((v) => v.metricName?.endsWith("_count")),
+      "nothing reached the model",
+    );
+    const rejections = [...server.ledger.scan({})].filter((r) => r.kind === "rejection");
+    assert.ok(rejections.some((r) => (r.body.error as { code: string }).code === "WARDEN_ERR_VALIDATION"));
+  });
+
+  test("envelope errors: unknown model/version/route 404, both features and instances 400", async () => {
+    const unknown = await post("/v1/models/nope/decisions", { features: {} });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknown.json().code, "WARDEN_ERR_MODEL_NOT_FOUND");
+    assert.match(unknown.json().details[0].expected, /credit-demo/);
+    const version = await post("/v1/models/credit-demo/versions/9.9/decisions", { features: {} });
+    assert.equal(version.json().code, "WARDEN_ERR_VERSION_NOT_FOUND");
+    const route = await server.app.inject({ method: "GET", url: "/v1/nothing" });
+    assert.equal(route.statusCode, 404);
+    assert.equal(route.json().code, "WARDEN_ERR_ROUTE_NOT_FOUND");
+    const both = await post("/v1/models/credit-demo/decisions", { features: {}, instances: [{ features: {} }] });
+    assert.equal(both.statusCode, 400);
+    const extra = await post("/v1/models/credit-demo/decisions", { features: {}, colour: "red" });
+    assert.equal(extra.statusCode, 400);
+    assert.equal(extra.json().details[0].field, "colour");
+    const neither = await post("/v1/models/credit-demo/decisions", {});
+    assert.equal(neither.statusCode, 400);
+  });
+
+  test("malformed JSON 400, wrong content type 415, body over the limit 413, prototype poisoning 400", async () => {
+    const malformed = await post("/v1/models/credit-demo/decisions", '{"features": {', { "content-type": "application/json" });
+    assert.equal(malformed.statusCode, 400);
+    assert.equal(malformed.json().code, "WARDEN_ERR_MALFORMED_JSON");
+    const text = await post("/v1/models/credit-demo/decisions", "features=1", { "content-type": "text/plain" });
+    assert.equal(text.statusCode, 415);
+    assert.equal(text.json().code, "WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE");
+    const huge = await post("/v1/models/credit-demo/decisions", { features: { x: "y".repeat(5 * 1024 * 1024) } });
+    assert.equal(huge.statusCode, 413);
+    assert.equal(huge.json().code, "WARDEN_ERR_BODY_TOO_LARGE");
+    const poisoned = await post("/v1/models/credit-demo/decisions", '{"features": {"__proto__": {"x": 1}}}', {
+      "content-type": "application/json",
+    });
+    assert.equal(poisoned.statusCode, 400);
+  });
+});
+
+describe("Open Inference Protocol v2", () => {
+  test("server and model metadata, health and readiness", async () => {
+    const meta = (await server.app.inject({ url: "/v2" })).json();
+    assert.equal(meta.name, "warden");
+    assert.ok(Array.isArray(meta.extensions));
+    assert.deepEqual((await server.app.inject({ url: "/v2/health/live" })).json(), { live: true });
+    assert.equal((await server.app.inject({ url: "/v2/health/ready" })).statusCode, 200);
+    const model = (await server.app.inject({ url: "/v2/models/credit-demo" })).json();
+    assert.equal(model.name, "credit-demo");
+    assert.deepEqual(model.versions, ["1.0.0"]);
+    assert.equal(model.platform, "xgboost_json");
+    assert.equal(model.inputs.length, manifest.features.length);
+    assert.deepEqual(
+      model.outputs.map((o: { name: string }) => o.name),
+      ["probabilities", "score", "decision", "decision_id"],
+    );
+    const versioned = await server.app.inject({ url: "/v2/models/credit-demo/versions/1.0.0/ready" });
+    assert.deepEqual(versioned.json(), { name: "credit-demo", ready: true });
+    const missing = await server.app.inject({ url: "/v2/models/nope/ready" });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(typeof missing.json().error, "string");
+  });
+
+  test("infer with one tensor per feature matches XGBoost and records decisions", async () => {
+    const rows = holdout.slice(10, 14);
+    const inputs = manifest.features.map((f) => ({
+      name: f.name,
+      shape: [rows.length, 1],
+      datatype: f.type === "category" ? "BYTES" : f.type === "boolean" ? "BOOL" : "FP64",
+      data: rows.map((r) => (f.sensitive ? r.subject[f.name] : r.features[f.name]) ?? null),
+    }));
+    const response = await post("/v2/models/credit-demo/infer", { id: "req-7", inputs });
+    assert.equal(response.statusCode, 200, response.body);
+    const body = response.json();
+    assert.equal(body.model_name, "credit-demo");
+    assert.equal(body.model_version, "1.0.0");
+    assert.equal(body.id, "req-7");
+    const score = body.outputs.find((o: { name: string }) => o.name === "score");
+    assert.deepEqual(score.shape, [4]);
+    score.data.forEach((s: number, i: number) => assert.ok(Math.abs(s - reference[10 + i]!) < 1e-6));
+    const probabilities = body.outputs.find((o: { name: string }) => o.name === "probabilities");
+    assert.deepEqual(probabilities.shape, [4, 2]);
+    const ids = body.outputs.find((o: { name: string }) => o.name === "decision_id").data;
+    const record = (await server.app.inject({ url: `/v1/decisions/${ids[0]}` })).json();
+    assert.equal(record.route, "oip");
+  });
+
+  test("infer with a single [N, F] tensor in the model's encoding; requested outputs only", async () => {
+    const data = [9, 0, 60, 0, 1, 73, 129, 0, 0, 800, 846];
+    const response = await post("/v2/models/credit-demo/versions/1.0.0/infer", {
+      inputs: [{ name: "input", shape: [1, 11], datatype: "FP32", data }],
+      outputs: [{ name: "score" }],
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    const outputs = response.json().outputs;
+    assert.equal(outputs.length, 1);
+    assert.ok(Math.abs(outputs[0].data[0] - reference[0]!) < 1e-6);
+  });
+
+  test("tensor errors are 400 with {error} naming the tensor", async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ inputs: [{ name: "input", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] }, /inputs\[0\]/],
+      [{ inputs: [{ name: "input", shape: [1, 11], datatype: "FP32", data: [1, 2] }] }, /inputs\[0\]\.data/],
+      [{ inputs: [{ name: "Seniority", shape: [1], datatype: "FP32", data: ["x"] }] }, /inputs\[0\]\.data\[0\]/],
+      [{ inputs: [{ name: "input", shape: [1], datatype: "FP99", data: [1] }] }, /datatype/],
+      [{ inputs: [] }, /inputs/],
+      [{ inputs: [{ name: "input", shape: [1, 11], datatype: "FP32", data: Array(11).fill(1) }], outputs: [{ name: "zz" }] }, /outputs/],
+    ];
+    for (const [body, pattern] of cases) {
+      const response = await post("/v2/models/credit-demo/infer", body);
+      assert.equal(response.statusCode, 400, response.body);
+      const json = response.json();
+      assert.equal(typeof json.error, "string");
+      assert.match(JSON.stringify(json.details ?? json.error), pattern);
+    }
+  });
+});
+
+describe("operations", () => {
+  test("the OpenAPI document lists exactly the served routes", async () => {
+    const doc = (await server.app.inject({ url: "/openapi.json" })).json();
+    const documented = new Set<string>();
+    for (const [path, methods] of Object.entries(doc.paths as Record<string, object>)) {
+      for (const method of Object.keys(methods)) documented.add(`${method.toUpperCase()} ${path}`);
+    }
+    const served = new Set(server.app.wardenRoutes);
+    assert.ok(served.size >= 15);
+    assert.deepEqual([...documented].sort(), [...served].sort());
+    assert.ok(documented.has("POST /v1/models/{model}/decisions"));
+    assert.ok(documented.has("POST /v2/models/{model}/versions/{version}/infer"));
+  });
+
+  test("/metrics reports requests by model, route and outcome, batch sizes and inference time", async () => {
+    const text = (await server.app.inject({ url: "/metrics" })).body;
+    assert.match(text, /warden_requests_total\{model="credit-demo",version="1.0.0",route="\/v1\/models\/:model\/decisions",outcome="ok"\} \d+/);
+    assert.match(text, /outcome="WARDEN_ERR_VALIDATION"/);
+    assert.match(text, /warden_batch_size_bucket\{le="64",model="credit-demo",version="1.0.0"\} \d+/);
+    assert.match(text, /warden_inference_duration_seconds_count\{model="credit-demo",version="1.0.0"\} [1-9]/);
+    assert.match(text, /warden_queue_depth\{model="credit-demo",version="1.0.0"\} 0/);
+    assert.match(text, /warden_failures_total\{model="credit-demo",version="1.0.0",reason="WARDEN_ERR_VALIDATION"\} [1-9]/);
+    assert.match(text, /warden_ledger_records_total\{kind="decision"\} [1-9]/);
+    assert.match(text, /warden_request_duration_seconds_bucket/);
+  });
+});

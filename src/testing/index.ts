@@ -1,0 +1,61 @@
+/**
+ * Helpers shared by tests: temporary folders, the bundled demo models and their reference numbers.
+ * Test-only; nothing in the product imports this folder.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "csv-parse/sync";
+import { coerceCsvCell } from "../cli/predict.js";
+import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
+import { type RunningServer, startServer } from "../server/index.js";
+
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const DEMO_XGB = join(REPO_ROOT, "models/credit-demo/manifest.yaml");
+export const DEMO_ONNX = join(REPO_ROOT, "models/credit-demo-onnx/manifest.yaml");
+export const HOLDOUT_CSV = join(REPO_ROOT, "models/credit-demo/holdout.csv");
+
+/** A temporary folder removed by the returned function. */
+export function tempDir(prefix: string): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), `warden-${prefix}-`));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The holdout rows as decision request bodies ({features, subject}) for a manifest. */
+export function holdoutInstances(manifest: Manifest): { features: Record<string, unknown>; subject: Record<string, unknown>; status: string }[] {
+  const rows = parse(readFileSync(HOLDOUT_CSV), { columns: true }) as Record<string, string>[];
+  return rows.map((row) => {
+    const features: Record<string, unknown> = {};
+    const subject: Record<string, unknown> = {};
+    for (const f of manifest.features) (f.sensitive ? subject : features)[f.name] = coerceCsvCell(f, row[f.name]);
+    return { features, subject, status: row.Status ?? "" };
+  });
+}
+
+/** XGBoost's own predictions for the holdout (made by scripts/demo/train_credit_demo.py). */
+export function xgboostHoldoutReference(): number[] {
+  const file = join(REPO_ROOT, "fixtures/xgboost/credit-demo-holdout-reference.json");
+  return (JSON.parse(readFileSync(file, "utf8")) as { predictions: number[] }).predictions;
+}
+
+/** Start a real server on a free loopback port with a temporary ledger; `stop` closes and cleans up. */
+export async function startTestServer(
+  options: { models?: string[]; config?: Record<string, unknown> } = {},
+): Promise<RunningServer & { dataDir: string; stop: () => Promise<void> }> {
+  const dir = tempDir("server");
+  const config = parseServerConfig(
+    { port: 0, data_dir: dir.path, log_level: "silent", models: options.models ?? [DEMO_XGB], ...options.config },
+    "test",
+  );
+  const server = await startServer(config);
+  return Object.assign(server, {
+    dataDir: dir.path,
+    stop: async () => {
+      await server.close();
+      dir.remove();
+    },
+  });
+}
+
+export { loadManifest };
