@@ -27,7 +27,9 @@ export function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
     if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(
+        `${name} must be an integer from ${min} to ${max}; got ${JSON.stringify(value)}`,
+      );
     }
     return n;
   };
@@ -37,7 +39,9 @@ export function intOption(name: string, min: number, max: number) {
 export function choiceOption<T extends string>(name: string, choices: readonly T[]) {
   return (value: string): T => {
     if (!(choices as readonly string[]).includes(value)) {
-      throw new InvalidArgumentError(`${name} must be one of ${choices.join(", ")}; got ${JSON.stringify(value)}`);
+      throw new InvalidArgumentError(
+        `${name} must be one of ${choices.join(", ")}; got ${JSON.stringify(value)}`,
+      );
     }
     return value as T;
   };
@@ -63,7 +67,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   ledgerVerifyCommand(program, io, run);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-    for (const sub of command.commands) sub.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    for (const sub of command.commands)
+      sub.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   }
   try {
     if (argv.length === 0) {
@@ -74,7 +79,11 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     return await result;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") {
+      if (
+        error.code === "commander.helpDisplayed" ||
+        error.code === "commander.version" ||
+        error.code === "commander.help"
+      ) {
         return EXIT.ok;
       }
       return EXIT.usage;
@@ -86,7 +95,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     if (error instanceof WardenError) {
       io.stderr(`warden: ${error.message}\n`);
       if (error.details.length > 0 && !error.message.includes(error.details[0]!.expected)) {
-        for (const d of error.details) io.stderr(`  ${d.field}: expected ${d.expected}, found ${d.found}${d.fix ? ` — ${d.fix}` : ""}\n`);
+        for (const d of error.details)
+          io.stderr(`  ${d.field}: expected ${d.expected}, found ${d.found}${d.fix ? ` — ${d.fix}` : ""}\n`);
       }
       return EXIT.failure;
     }

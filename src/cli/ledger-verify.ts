@@ -4,11 +4,15 @@ import { verifyLedger } from "../ledger/index.js";
 import { type CliIo, EXIT } from "./index.js";
 
 /** `warden ledger verify [--data-dir]`: recompute the hash chain; print "ok N records" or the first bad one. */
-export function ledgerVerifyCommand(program: Command, io: CliIo, run: (action: () => Promise<number>) => void): void {
+export function ledgerVerifyCommand(
+  program: Command,
+  io: CliIo,
+  run: (action: () => Promise<number>) => void,
+): void {
   const ledger = program.command("ledger").description("Inspect the decision ledger");
   ledger
     .command("verify")
-    .description("Recompute the ledger's hash chain and report the first broken record, or \"ok N records\"")
+    .description('Recompute the ledger\'s hash chain and report the first broken record, or "ok N records"')
     .option("--data-dir <dir>", "the server's data folder", "warden-data")
     .action((options: { dataDir: string }) =>
       run(async () => {

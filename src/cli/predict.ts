@@ -1,5 +1,5 @@
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
 import { once } from "node:events";
+import { createReadStream, createWriteStream, existsSync } from "node:fs";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import type { Writable } from "node:stream";
@@ -62,14 +62,17 @@ interface InputRow {
 }
 
 async function* readCsv(path: string, manifest: Manifest, io: CliIo): AsyncGenerator<InputRow> {
-  const parser = createReadStream(path).pipe(parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: false }));
+  const parser = createReadStream(path).pipe(
+    parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: false }),
+  );
   const byName = new Map(manifest.features.map((f) => [f.name, f]));
   let row = 0;
   for await (const record of parser as AsyncIterable<Record<string, string>>) {
     row++;
     if (row === 1) {
       const ignored = Object.keys(record).filter((c) => !byName.has(c));
-      if (ignored.length > 0) io.stderr(`note: ignoring columns that are not features: ${ignored.join(", ")}\n`);
+      if (ignored.length > 0)
+        io.stderr(`note: ignoring columns that are not features: ${ignored.join(", ")}\n`);
     }
     const features: Record<string, unknown> = {};
     const subject: Record<string, unknown> = {};
@@ -94,11 +97,17 @@ async function* readNdjson(path: string, manifest: Manifest): AsyncGenerator<Inp
     try {
       value = JSON.parse(line);
     } catch (error) {
-      yield { row, readProblem: { field: "line", expected: "one JSON object per line", found: (error as Error).message } };
+      yield {
+        row,
+        readProblem: { field: "line", expected: "one JSON object per line", found: (error as Error).message },
+      };
       continue;
     }
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
-      yield { row, readProblem: { field: "line", expected: "a JSON object", found: JSON.stringify(value).slice(0, 40) } };
+      yield {
+        row,
+        readProblem: { field: "line", expected: "a JSON object", found: JSON.stringify(value).slice(0, 40) },
+      };
       continue;
     }
     const object = value as Record<string, unknown>;
@@ -119,7 +128,11 @@ function describeProblems(problems: readonly FieldProblem[]): string {
 }
 
 /** `warden predict`: offline batch scoring through the same runtime and decision policy as the server. */
-export function predictCommand(program: Command, io: CliIo, run: (action: () => Promise<number>) => void): void {
+export function predictCommand(
+  program: Command,
+  io: CliIo,
+  run: (action: () => Promise<number>) => void,
+): void {
   program
     .command("predict")
     .description(
@@ -127,20 +140,34 @@ export function predictCommand(program: Command, io: CliIo, run: (action: () => 
         "Writes one output row per input row, in order; invalid rows carry an error naming the row and field. Exit code 1 when any row was invalid.",
     )
     .argument("<manifest>", "the model's manifest (YAML)")
-    .argument("<input>", "input file: .csv (header row of feature names) or .ndjson/.jsonl (one object per line)")
+    .argument(
+      "<input>",
+      "input file: .csv (header row of feature names) or .ndjson/.jsonl (one object per line)",
+    )
     .option("--out <file>", "write results here (default: standard output)")
-    .option("--format <format>", "output format: csv or ndjson (default: from --out's extension, else ndjson)", choiceOption("--format", FORMATS))
-    .option("--input-format <format>", "input format when the extension does not tell: csv or ndjson", choiceOption("--input-format", FORMATS))
+    .option(
+      "--format <format>",
+      "output format: csv or ndjson (default: from --out's extension, else ndjson)",
+      choiceOption("--format", FORMATS),
+    )
+    .option(
+      "--input-format <format>",
+      "input format when the extension does not tell: csv or ndjson",
+      choiceOption("--input-format", FORMATS),
+    )
     .action((manifestPath: string, inputPath: string, options: PredictOptions) =>
       run(async () => {
         const inputFormat = options.inputFormat ?? formatOf(inputPath);
         if (inputFormat === undefined) {
-          throw new UsageError(`cannot tell the format of ${inputPath}: name it .csv or .ndjson, or pass --input-format`);
+          throw new UsageError(
+            `cannot tell the format of ${inputPath}: name it .csv or .ndjson, or pass --input-format`,
+          );
         }
         if (!existsSync(inputPath)) {
           throw new WardenError("WARDEN_ERR_INPUT_FILE", `input file ${inputPath} does not exist`);
         }
-        const format: Format = options.format ?? (options.out ? (formatOf(options.out) ?? "ndjson") : "ndjson");
+        const format: Format =
+          options.format ?? (options.out ? (formatOf(options.out) ?? "ndjson") : "ndjson");
         const manifest = loadManifest(manifestPath);
         return score(manifest, inputPath, inputFormat, format, options.out, io);
       }),
@@ -199,7 +226,15 @@ async function score(
       const outcome = applyPolicy(manifest, results[next++]!);
       out.push(
         format === "csv"
-          ? stringifyCsv([[r.row, outcome.decision ?? "", outcome.score, ...labels.map((l) => outcome.probabilities?.[l] ?? ""), ""]])
+          ? stringifyCsv([
+              [
+                r.row,
+                outcome.decision ?? "",
+                outcome.score,
+                ...labels.map((l) => outcome.probabilities?.[l] ?? ""),
+                "",
+              ],
+            ])
           : `${JSON.stringify({ row: r.row, decision: outcome.decision, score: outcome.score, ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}) })}\n`,
       );
     });
@@ -224,7 +259,10 @@ async function score(
   } finally {
     batcher.close();
     await executor.close();
-    if (sink) await new Promise<void>((resolve, reject) => sink.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    if (sink)
+      await new Promise<void>((resolve, reject) =>
+        sink.end((e?: Error | null) => (e ? reject(e) : resolve())),
+      );
   }
   const seconds = (performance.now() - started) / 1000;
   io.stderr(

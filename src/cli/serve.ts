@@ -35,16 +35,28 @@ function curlExample(url: string, model: string): string {
 }
 
 /** `warden serve`: start the HTTP server (bundled demo models when no model is given). */
-export function serveCommand(program: Command, io: CliIo, run: (action: () => Promise<number>) => void): void {
+export function serveCommand(
+  program: Command,
+  io: CliIo,
+  run: (action: () => Promise<number>) => void,
+): void {
   program
     .command("serve")
     .description("Serve models over HTTP (Open Inference Protocol v2 and the decision API)")
     .option("--config <file>", "server configuration (YAML): host, port, data_dir, models, ...")
-    .option("--model <manifest>", "a model manifest to serve (repeatable)", (v: string, all: string[] = []) => [...all, v])
+    .option(
+      "--model <manifest>",
+      "a model manifest to serve (repeatable)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option("--port <port>", "TCP port (default 8080; 0 picks a free one)", intOption("--port", 0, 65535))
     .option("--host <host>", "address to bind (default 127.0.0.1)")
     .option("--data-dir <dir>", "folder for the ledger (default ./warden-data)")
-    .option("--log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, choiceOption("--log-level", LOG_LEVELS))
+    .option(
+      "--log-level <level>",
+      `log level: ${LOG_LEVELS.join(", ")}`,
+      choiceOption("--log-level", LOG_LEVELS),
+    )
     .action((options: ServeOptions) =>
       run(async () => {
         const fromFile = options.config ? readServerConfigFile(options.config) : {};
@@ -59,8 +71,15 @@ export function serveCommand(program: Command, io: CliIo, run: (action: () => Pr
         const config = parseServerConfig(raw, options.config ?? "command line");
         const server = await startServer(config);
         const first = server.registry.list()[0]?.manifest.name ?? "MODEL";
-        io.stdout(`Warden ${server.url} serving ${server.registry.list().map((m) => `${m.manifest.name}@${m.manifest.version}`).join(", ")}\n`);
-        io.stdout(`Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`);
+        io.stdout(
+          `Warden ${server.url} serving ${server.registry
+            .list()
+            .map((m) => `${m.manifest.name}@${m.manifest.version}`)
+            .join(", ")}\n`,
+        );
+        io.stdout(
+          `Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`,
+        );
         if (usingDemo) io.stdout(`Try:\n  ${curlExample(server.url, first)}\n`);
         await new Promise<void>((resolve) => {
           const stop = (signal: string) => {

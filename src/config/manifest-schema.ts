@@ -60,7 +60,10 @@ export const ManifestSchema = T.Object(
     ),
     runtime: T.Object(
       {
-        device: T.Union([T.Literal("cpu"), T.Literal("cuda")], { default: "cpu", description: "cpu or cuda" }),
+        device: T.Union([T.Literal("cpu"), T.Literal("cuda")], {
+          default: "cpu",
+          description: "cpu or cuda",
+        }),
         instances: T.Integer({ minimum: 1, maximum: 64, default: 1 }),
         intra_op_threads: T.Integer({ minimum: 1, maximum: 64, default: 1 }),
       },
@@ -91,8 +94,7 @@ export const ManifestSchema = T.Object(
 );
 
 /** One feature of a manifest, validated and frozen. */
-export interface FeatureSpec
-  extends Readonly<Omit<Static<typeof FeatureSchema>, "categories">> {
+export interface FeatureSpec extends Readonly<Omit<Static<typeof FeatureSchema>, "categories">> {
   readonly categories?: readonly string[] | undefined;
 }
 type RawManifest = Static<typeof ManifestSchema>;

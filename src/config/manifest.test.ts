@@ -88,7 +88,10 @@ test("semantic checks: categories, ranges, labels, duplicate names, preferred ba
     `${base
       .replace("categories: [rent, own], ", "")
       .replace("min: 0, max: 10", "min: 10, max: 0")
-      .replace("positive_label: bad", "positive_label: ugly")}batching: { max_batch_size: 8, preferred_batch_sizes: [16] }\n`,
+      .replace(
+        "positive_label: bad",
+        "positive_label: ugly",
+      )}batching: { max_batch_size: 8, preferred_batch_sizes: [16] }\n`,
   );
   const text = error.details.map((d) => `${d.field.split("#")[1]} ${d.expected}`).join("\n");
   assert.match(text, /\/features\/1\/categories the list of allowed categories/);
@@ -100,7 +103,10 @@ test("semantic checks: categories, ranges, labels, duplicate names, preferred ba
 });
 
 test("a prohibited model refuses to load", () => {
-  const error = expectInvalid(base.replace("risk_tier: high", "risk_tier: prohibited"), "WARDEN_ERR_MODEL_PROHIBITED");
+  const error = expectInvalid(
+    base.replace("risk_tier: high", "risk_tier: prohibited"),
+    "WARDEN_ERR_MODEL_PROHIBITED",
+  );
   assert.match(error.message, /prohibited/);
 });
 

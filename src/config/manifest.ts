@@ -25,9 +25,13 @@ export function loadManifest(manifestPath: string, options: { checkArtifact?: bo
   try {
     text = readFileSync(file);
   } catch (error) {
-    throw new WardenError("WARDEN_ERR_MANIFEST_INVALID", `${file}: cannot read the manifest (${errnoText(error)})`, {
-      details: [{ field: file, expected: "a readable YAML file", found: errnoText(error) }],
-    });
+    throw new WardenError(
+      "WARDEN_ERR_MANIFEST_INVALID",
+      `${file}: cannot read the manifest (${errnoText(error)})`,
+      {
+        details: [{ field: file, expected: "a readable YAML file", found: errnoText(error) }],
+      },
+    );
   }
   const document = parseDocument(text.toString("utf8"), { prettyErrors: true });
   if (document.errors.length > 0) {
@@ -36,9 +40,13 @@ export function loadManifest(manifestPath: string, options: { checkArtifact?: bo
       expected: "valid YAML",
       found: e.message.split("\n")[0] ?? e.message,
     }));
-    throw new WardenError("WARDEN_ERR_MANIFEST_INVALID", `${file}: not valid YAML\n${formatProblems(details)}`, {
-      details,
-    });
+    throw new WardenError(
+      "WARDEN_ERR_MANIFEST_INVALID",
+      `${file}: not valid YAML\n${formatProblems(details)}`,
+      {
+        details,
+      },
+    );
   }
   const manifest = parseManifest(document.toJS(), file, createHash("sha256").update(text).digest("hex"));
   if (options.checkArtifact !== false) verifyArtifact(manifest);
@@ -58,7 +66,9 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     );
   };
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    fail([{ field: "/", expected: "a mapping with name, version, features, ...", found: describeValue(raw) }]);
+    fail([
+      { field: "/", expected: "a mapping with name, version, features, ...", found: describeValue(raw) },
+    ]);
   }
   const withDefaults = Value.Default(ManifestSchema, structuredClone(raw));
   const problems = schemaProblems(ManifestSchema, withDefaults);
@@ -96,7 +106,10 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     ...m,
     artifact: Object.freeze({ ...m.artifact, absolutePath: resolve(dirname(file), m.artifact.path) }),
     runtime: Object.freeze({ ...m.runtime }),
-    batching: Object.freeze({ ...m.batching, preferred_batch_sizes: Object.freeze([...m.batching.preferred_batch_sizes]) }),
+    batching: Object.freeze({
+      ...m.batching,
+      preferred_batch_sizes: Object.freeze([...m.batching.preferred_batch_sizes]),
+    }),
     features: Object.freeze(features),
     modelFeatures: Object.freeze(features.filter((f) => !f.sensitive)),
     sensitiveFeatures: Object.freeze(features.filter((f) => f.sensitive)),
@@ -131,7 +144,11 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
           found: "missing",
         });
       } else if (new Set(f.categories).size !== f.categories.length) {
-        problems.push({ field: `${at}/categories`, expected: "distinct categories", found: "a repeated category" });
+        problems.push({
+          field: `${at}/categories`,
+          expected: "distinct categories",
+          found: "a repeated category",
+        });
       }
     } else if (f.categories !== undefined) {
       problems.push({
@@ -149,7 +166,11 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
       });
     }
     if (f.min !== undefined && f.max !== undefined && f.min > f.max) {
-      problems.push({ field: `${at}/max`, expected: `a number >= min (${f.min})`, found: describeValue(f.max) });
+      problems.push({
+        field: `${at}/max`,
+        expected: `a number >= min (${f.min})`,
+        found: describeValue(f.max),
+      });
     }
   });
   if (!m.features.some((f) => !f.sensitive)) {
@@ -171,7 +192,11 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
         found: describeValue(labels),
       });
     }
-    if (m.output.positive_label !== undefined && labels !== undefined && !labels.includes(m.output.positive_label)) {
+    if (
+      m.output.positive_label !== undefined &&
+      labels !== undefined &&
+      !labels.includes(m.output.positive_label)
+    ) {
       problems.push({
         field: "/output/positive_label",
         expected: `one of the labels (${labels.join(", ")})`,

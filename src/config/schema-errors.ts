@@ -16,14 +16,39 @@ export function schemaProblems(schema: TSchema, value: unknown, prefix = ""): Fi
     seen.add(path);
     const described = (error.schema as { description?: string }).description;
     const unknownKey = error.message.startsWith("Unexpected property");
+    const missing = error.value === undefined;
     problems.push({
       field: prefix + path,
-      expected: unknownKey ? "no such field" : (described ?? lowerFirst(error.message.replace(/^Expected /, ""))),
+      expected: unknownKey
+        ? "no such field"
+        : missing
+          ? `${described ?? summarise(error.schema)} (required)`
+          : (described ?? lowerFirst(error.message.replace(/^Expected /, ""))),
       found: describeValue(error.value),
-      ...(unknownKey ? { fix: "remove it or check its spelling" } : {}),
+      ...(unknownKey ? { fix: "remove it or check its spelling" } : missing ? { fix: "add it" } : {}),
     });
   }
   return problems;
+}
+
+/** A short noun phrase for a schema without a description ("a string", "a list", ...). */
+function summarise(schema: TSchema): string {
+  switch ((schema as { type?: string }).type) {
+    case "string":
+      return "a string";
+    case "integer":
+      return "an integer";
+    case "number":
+      return "a number";
+    case "boolean":
+      return "true or false";
+    case "array":
+      return "a list";
+    case "object":
+      return "a mapping";
+    default:
+      return "a value";
+  }
 }
 
 function lowerFirst(text: string): string {

@@ -25,7 +25,10 @@ export const ServerConfigSchema = T.Object(
     ledger: T.Object(
       {
         synchronous: T.Unsafe<"normal" | "full">(
-          T.Union([T.Literal("normal"), T.Literal("full")], { default: "normal", description: "normal or full" }),
+          T.Union([T.Literal("normal"), T.Literal("full")], {
+            default: "normal",
+            description: "normal or full",
+          }),
         ),
         max_batch: T.Integer({ minimum: 1, maximum: 100_000, default: 512 }),
       },
@@ -45,15 +48,25 @@ export type ServerConfig = Readonly<Static<typeof ServerConfigSchema>>;
 export function parseServerConfig(raw: unknown, source: string, baseDir = process.cwd()): ServerConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${source}: expected a mapping of settings`, {
-      details: [{ field: `${source}#/`, expected: "a mapping (host, port, data_dir, models, ...)", found: describeValue(raw) }],
+      details: [
+        {
+          field: `${source}#/`,
+          expected: "a mapping (host, port, data_dir, models, ...)",
+          found: describeValue(raw),
+        },
+      ],
     });
   }
   const withDefaults = Value.Default(ServerConfigSchema, structuredClone(raw));
   const problems = schemaProblems(ServerConfigSchema, withDefaults);
   if (problems.length > 0) {
-    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${source}: invalid configuration\n${formatProblems(problems)}`, {
-      details: problems.map((p) => ({ ...p, field: `${source}#${p.field}` })),
-    });
+    throw new WardenError(
+      "WARDEN_ERR_CONFIG_INVALID",
+      `${source}: invalid configuration\n${formatProblems(problems)}`,
+      {
+        details: problems.map((p) => ({ ...p, field: `${source}#${p.field}` })),
+      },
+    );
   }
   const config = withDefaults as Static<typeof ServerConfigSchema>;
   return Object.freeze({
@@ -71,7 +84,10 @@ export function readServerConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${file}: cannot read the configuration (${(error as Error).message})`);
+    throw new WardenError(
+      "WARDEN_ERR_CONFIG_INVALID",
+      `${file}: cannot read the configuration (${(error as Error).message})`,
+    );
   }
   const document = parseDocument(text);
   if (document.errors.length > 0) {
@@ -82,11 +98,15 @@ export function readServerConfigFile(path: string): Record<string, unknown> {
   }
   const raw = document.toJS() as unknown;
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `${file}: expected a mapping of settings, found ${describeValue(raw)}`);
+    throw new WardenError(
+      "WARDEN_ERR_CONFIG_INVALID",
+      `${file}: expected a mapping of settings, found ${describeValue(raw)}`,
+    );
   }
   const base = dirname(file);
   const out = { ...(raw as Record<string, unknown>) };
   if (typeof out.data_dir === "string") out.data_dir = resolve(base, out.data_dir);
-  if (Array.isArray(out.models)) out.models = out.models.map((m) => (typeof m === "string" ? resolve(base, m) : m));
+  if (Array.isArray(out.models))
+    out.models = out.models.map((m) => (typeof m === "string" ? resolve(base, m) : m));
   return out;
 }

@@ -70,7 +70,12 @@ test("every bad field is listed with expected, found and a fix", () => {
 
 test("NaN, Infinity, out-of-range and non-object bodies are refused", () => {
   for (const income of [Number.NaN, Number.POSITIVE_INFINITY, -1, 101]) {
-    const { problems } = validateInstance(manifest, { income, years: 1, home: "rent", records: false, toString: 1 }, undefined, "");
+    const { problems } = validateInstance(
+      manifest,
+      { income, years: 1, home: "rent", records: false, toString: 1 },
+      undefined,
+      "",
+    );
     assert.equal(problems.length, 1, String(income));
     assert.equal(problems[0]!.field, "features.income");
   }
@@ -79,7 +84,14 @@ test("NaN, Infinity, out-of-range and non-object bodies are refused", () => {
 });
 
 function row(values: number[], kind: RowResult["kind"] = "probabilities"): RowResult {
-  return { values: Float64Array.from(values), margins: undefined, kind, batchSize: 1, queueMs: 0, inferenceMs: 0 };
+  return {
+    values: Float64Array.from(values),
+    margins: undefined,
+    kind,
+    batchSize: 1,
+    queueMs: 0,
+    inferenceMs: 0,
+  };
 }
 
 test("binary policy: P(positive) against the threshold, either label order", () => {
@@ -90,7 +102,10 @@ test("binary policy: P(positive) against the threshold, either label order", () 
   });
   assert.equal(applyPolicy(manifest, row([0.7, 0.3])).decision, "bad"); // score == threshold → positive
   assert.equal(applyPolicy(manifest, row([0.4], "values")).score, 0.4);
-  const flipped = parseManifest({ ...raw, output: { labels: ["bad", "good"], positive_label: "bad", threshold: 0.5 } }, "/m.yaml");
+  const flipped = parseManifest(
+    { ...raw, output: { labels: ["bad", "good"], positive_label: "bad", threshold: 0.5 } },
+    "/m.yaml",
+  );
   const outcome = applyPolicy(flipped, row([0.6, 0.4]));
   assert.equal(outcome.score, 0.6);
   assert.equal(outcome.decision, "bad");

@@ -59,7 +59,11 @@ export function checkValue(f: FeatureSpec, value: unknown, field: string): Field
     case "number":
     case "integer": {
       if (typeof value !== "number") {
-        return bad(typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value)) ? "send a JSON number, not a string" : undefined);
+        return bad(
+          typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value))
+            ? "send a JSON number, not a string"
+            : undefined,
+        );
       }
       if (!Number.isFinite(value)) return bad();
       if (f.type === "integer" && !Number.isInteger(value)) return bad("round it to a whole number");

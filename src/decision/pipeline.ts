@@ -2,7 +2,7 @@ import { v7 as uuidv7 } from "uuid";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LedgerEntry, LedgerRecord } from "../ledger/index.js";
 import type { LoadedModel, ModelRegistry } from "../registry/index.js";
-import { validateInstance, type ValidInstance } from "./input.js";
+import { type ValidInstance, validateInstance } from "./input.js";
 import { applyPolicy } from "./policy.js";
 
 /** Where a decision request came from (recorded with it). */
@@ -154,7 +154,9 @@ export function createDecisionPipeline(
           request_id: request.requestId,
           inputs: instance.inputs,
           subject: instance.subject,
-          outputs: outcome.probabilities ? { score: outcome.score, probabilities: outcome.probabilities } : { score: outcome.score },
+          outputs: outcome.probabilities
+            ? { score: outcome.score, probabilities: outcome.probabilities }
+            : { score: outcome.score },
           decision: outcome.decision,
           threshold: manifest.task === "binary" ? manifest.output.threshold : null,
           manifest_sha256: manifest.manifestSha256,

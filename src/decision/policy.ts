@@ -27,7 +27,8 @@ export function applyPolicy(manifest: Manifest, result: RowResult): Outcome {
       let p1: number;
       if (kind === "probabilities" && values.length === 2) p1 = values[1]!;
       else if (kind === "values" && values.length === 1) p1 = values[0]!;
-      else throw outputMismatch(manifest, "2 class probabilities or one probability of class 1", values.length);
+      else
+        throw outputMismatch(manifest, "2 class probabilities or one probability of class 1", values.length);
       const p0 = kind === "probabilities" ? values[0]! : 1 - p1;
       const probabilities = { [label0]: p0, [label1]: p1 };
       const positiveIsClass1 = manifest.output.positiveIndex === 1;

@@ -44,7 +44,10 @@ export const ERRORS = {
   WARDEN_ERR_CONFIG_INVALID: { status: 500, message: "The server configuration is invalid" },
   WARDEN_ERR_ARTIFACT_INVALID: { status: 500, message: "The model artifact cannot be used" },
   WARDEN_ERR_ARTIFACT_HASH_MISMATCH: { status: 500, message: "The model artifact does not match its sha256" },
-  WARDEN_ERR_MODEL_PROHIBITED: { status: 500, message: "A model with risk_tier prohibited may not be served" },
+  WARDEN_ERR_MODEL_PROHIBITED: {
+    status: 500,
+    message: "A model with risk_tier prohibited may not be served",
+  },
   WARDEN_ERR_DEVICE_UNAVAILABLE: { status: 500, message: "The requested execution device is not available" },
   WARDEN_ERR_INPUT_FILE: { status: 400, message: "The input file cannot be read" },
   WARDEN_ERR_LEDGER: { status: 500, message: "The decision ledger failed" },
@@ -68,7 +71,10 @@ export class WardenError extends Error {
     message?: string,
     options: { details?: readonly FieldProblem[]; cause?: unknown; retryAfterSeconds?: number } = {},
   ) {
-    super(message ?? ERRORS[code].message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      message ?? ERRORS[code].message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "WardenError";
     this.code = code;
     this.status = ERRORS[code].status;

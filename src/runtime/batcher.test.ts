@@ -79,7 +79,9 @@ test("concurrent requests form batches of max_batch_size while the instance is b
   );
   batches[2]!.finish();
   const results = await Promise.all(answers);
-  results.forEach((rows, i) => assert.equal(rows[0]!.values[0], i + 100));
+  results.forEach((rows, i) => {
+    assert.equal(rows[0]!.values[0], i + 100);
+  });
   assert.deepEqual(
     results.map((r) => r[0]!.batchSize),
     [4, 4, 4, 4, 4, 4, 4, 4, 2, 2],
@@ -99,7 +101,11 @@ test("a request's rows keep their order even when split across batches", async (
 
 test("the largest preferred batch size is sent at once; smaller queues wait out the delay", async () => {
   const { executor, batches } = controlledExecutor(1, 0);
-  const batcher = new DynamicBatcher(policy({ max_batch_size: 8, preferred_batch_sizes: [2, 3] }), executor, 2);
+  const batcher = new DynamicBatcher(
+    policy({ max_batch_size: 8, preferred_batch_sizes: [2, 3] }),
+    executor,
+    2,
+  );
   const first = [1, 2, 3].map((i) => batcher.submit([rowOf(i, 0)]));
   assert.deepEqual(
     batches.map((b) => b.rows),
@@ -130,18 +136,26 @@ test("no row waits longer than the delay bound plus one inference (measured in t
   }
   await Promise.all(pending);
   loopDelay.disable();
-  const slowestBatch = Math.max(...batches.map((_, i) => (batches[i + 1]?.startedAt ?? Number.NaN) - batches[i]!.startedAt).filter(Number.isFinite));
+  const slowestBatch = Math.max(
+    ...batches
+      .map((_, i) => (batches[i + 1]?.startedAt ?? Number.NaN) - batches[i]!.startedAt)
+      .filter(Number.isFinite),
+  );
   // The bound: the delay, plus one batch in flight (its real duration in this run), plus the event
   // loop's own worst delay in this run (timers cannot fire while the loop is busy).
   const bound = delayUs / 1000 + Math.max(inferenceMs, slowestBatch) + loopDelay.max / 1e6 + 1;
   assert.ok(batches.length > 1 && batches.some((b) => b.rows > 1), "batches formed");
-  for (const wait of waits) assert.ok(wait <= bound, `waited ${wait.toFixed(2)} ms > bound ${bound.toFixed(2)} ms`);
+  for (const wait of waits)
+    assert.ok(wait <= bound, `waited ${wait.toFixed(2)} ms > bound ${bound.toFixed(2)} ms`);
 });
 
 test("a full queue refuses at once with WARDEN_ERR_QUEUE_FULL and Retry-After; queued work still completes", async () => {
   const { executor, batches } = controlledExecutor(1);
   const batcher = new DynamicBatcher(policy({ max_batch_size: 2, max_queue_size: 3 }), executor, 2);
-  const accepted = [batcher.submit([rowOf(1, 1), rowOf(2, 2)]), batcher.submit([rowOf(3, 3), rowOf(4, 4), rowOf(5, 5)])];
+  const accepted = [
+    batcher.submit([rowOf(1, 1), rowOf(2, 2)]),
+    batcher.submit([rowOf(3, 3), rowOf(4, 4), rowOf(5, 5)]),
+  ];
   await assert.rejects(batcher.submit([rowOf(6, 6)]), (e: WardenError) => {
     assert.equal(e.code, "WARDEN_ERR_QUEUE_FULL");
     assert.equal(e.status, 429);
@@ -185,13 +199,19 @@ test("a failing batch rejects its requests and the batcher carries on", async ()
   const { executor } = controlledExecutor(1, 0);
   const failing: ModelExecutor = {
     ...executor,
-    run: (input, rows) =>
-      fail ? ((fail = false), Promise.reject(new WardenError("WARDEN_ERR_INFERENCE_FAILED", "boom"))) : executor.run(input, rows),
+    run: (input, rows) => {
+      if (!fail) return executor.run(input, rows);
+      fail = false;
+      return Promise.reject(new WardenError("WARDEN_ERR_INFERENCE_FAILED", "boom"));
+    },
   };
   const batcher = new DynamicBatcher(policy({ max_batch_size: 1, max_queue_delay_us: 0 }), failing, 2);
   await assert.rejects(batcher.submit([rowOf(1, 1)]), /boom/);
   const ok = await batcher.submit([rowOf(2, 3)]);
   assert.equal(ok[0]!.values[0], 5);
   batcher.close();
-  await assert.rejects(batcher.submit([rowOf(1, 1)]), (e: WardenError) => e.code === "WARDEN_ERR_SHUTTING_DOWN");
+  await assert.rejects(
+    batcher.submit([rowOf(1, 1)]),
+    (e: WardenError) => e.code === "WARDEN_ERR_SHUTTING_DOWN",
+  );
 });

@@ -75,7 +75,12 @@ export class DynamicBatcher {
   #immediate: NodeJS.Immediate | undefined;
   #closed = false;
 
-  constructor(policy: BatchingPolicy, executor: ModelExecutor, featureCount: number, observer: BatcherObserver = {}) {
+  constructor(
+    policy: BatchingPolicy,
+    executor: ModelExecutor,
+    featureCount: number,
+    observer: BatcherObserver = {},
+  ) {
     this.#policy = policy;
     this.#executor = executor;
     this.#featureCount = featureCount;
@@ -206,7 +211,9 @@ export class DynamicBatcher {
     this.#observer.onQueueDepth?.(this.#queuedRows);
     const width = this.#featureCount;
     const input = new Float32Array(taken.length * width);
-    taken.forEach((row, r) => input.set(row.request.rows[row.index]!, r * width));
+    taken.forEach((row, r) => {
+      input.set(row.request.rows[row.index]!, r * width);
+    });
     const started = nowMs();
     this.#executor.run(input, taken.length).then(
       (output) => {

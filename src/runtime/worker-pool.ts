@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import type { Manifest } from "../config/index.js";
-import { type ErrorCode, ERRORS, type FieldProblem, WardenError } from "../errors/index.js";
+import { ERRORS, type ErrorCode, type FieldProblem, WardenError } from "../errors/index.js";
 import type { EngineDescription, EngineOutput } from "./types.js";
 import type { WorkerReply, WorkerRequest, WorkerStart } from "./worker-protocol.js";
 
@@ -41,7 +41,9 @@ function startInstance(manifest: Manifest): Promise<{ worker: Worker; descriptio
   const worker = new Worker(WORKER_URL, { workerData: start, name: `model:${manifest.name}` });
   return new Promise((resolve, reject) => {
     const onExit = (code: number) =>
-      reject(new WardenError("WARDEN_ERR_INFERENCE_FAILED", `model worker for ${manifest.name} exited (${code})`));
+      reject(
+        new WardenError("WARDEN_ERR_INFERENCE_FAILED", `model worker for ${manifest.name} exited (${code})`),
+      );
     worker.once("error", reject);
     worker.once("exit", onExit);
     worker.once("message", (reply: WorkerReply) => {
@@ -70,10 +72,14 @@ export async function createWorkerPool(
   const failure = settled.find((s) => s.status === "rejected");
   if (failure !== undefined) {
     // One instance failed to load: stop the others rather than serve at partial capacity.
-    await Promise.all(settled.map((s) => (s.status === "fulfilled" ? s.value.worker.terminate() : undefined)));
+    await Promise.all(
+      settled.map((s) => (s.status === "fulfilled" ? s.value.worker.terminate() : undefined)),
+    );
     throw failure.reason;
   }
-  const started = settled.map((s) => (s as PromiseFulfilledResult<{ worker: Worker; description: EngineDescription }>).value);
+  const started = settled.map(
+    (s) => (s as PromiseFulfilledResult<{ worker: Worker; description: EngineDescription }>).value,
+  );
   const description = started[0]!.description;
   const instances: Instance[] = [];
   const idleListeners: Array<() => void> = [];
@@ -98,7 +104,10 @@ export async function createWorkerPool(
       const task = instance.busy;
       instance.busy = undefined;
       task?.reject(
-        new WardenError("WARDEN_ERR_INFERENCE_FAILED", `model worker for ${manifest.name} stopped (exit ${code})`),
+        new WardenError(
+          "WARDEN_ERR_INFERENCE_FAILED",
+          `model worker for ${manifest.name} stopped (exit ${code})`,
+        ),
       );
       const index = instances.indexOf(instance);
       if (index >= 0) instances.splice(index, 1);
@@ -131,7 +140,9 @@ export async function createWorkerPool(
       if (closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
       const instance = instances.find((i) => i.busy === undefined);
       if (instance === undefined) {
-        return Promise.reject(new WardenError("WARDEN_ERR_MODEL_NOT_READY", `no free instance of ${manifest.name}`));
+        return Promise.reject(
+          new WardenError("WARDEN_ERR_MODEL_NOT_READY", `no free instance of ${manifest.name}`),
+        );
       }
       const id = nextId++;
       return new Promise<EngineOutput>((resolve, reject) => {

@@ -42,7 +42,9 @@ describe("decision API", () => {
   });
 
   test("a batch of 200 holdout rows matches XGBoost within 1e-6, in order", async () => {
-    const instances = holdout.slice(0, 200).map(({ features, subject }, i) => ({ features, subject, id: `row-${i}` }));
+    const instances = holdout
+      .slice(0, 200)
+      .map(({ features, subject }, i) => ({ features, subject, id: `row-${i}` }));
     const response = await post("/v1/models/credit-demo/decisions", { instances });
     assert.equal(response.statusCode, 200, response.body);
     const { decisions } = response.json() as { decisions: { id: string; score: number }[] };
@@ -112,7 +114,10 @@ describe("decision API", () => {
     const route = await server.app.inject({ method: "GET", url: "/v1/nothing" });
     assert.equal(route.statusCode, 404);
     assert.equal(route.json().code, "WARDEN_ERR_ROUTE_NOT_FOUND");
-    const both = await post("/v1/models/credit-demo/decisions", { features: {}, instances: [{ features: {} }] });
+    const both = await post("/v1/models/credit-demo/decisions", {
+      features: {},
+      instances: [{ features: {} }],
+    });
     assert.equal(both.statusCode, 400);
     const extra = await post("/v1/models/credit-demo/decisions", { features: {}, colour: "red" });
     assert.equal(extra.statusCode, 400);
@@ -122,13 +127,19 @@ describe("decision API", () => {
   });
 
   test("malformed JSON 400, wrong content type 415, body over the limit 413, prototype poisoning 400", async () => {
-    const malformed = await post("/v1/models/credit-demo/decisions", '{"features": {', { "content-type": "application/json" });
+    const malformed = await post("/v1/models/credit-demo/decisions", '{"features": {', {
+      "content-type": "application/json",
+    });
     assert.equal(malformed.statusCode, 400);
     assert.equal(malformed.json().code, "WARDEN_ERR_MALFORMED_JSON");
-    const text = await post("/v1/models/credit-demo/decisions", "features=1", { "content-type": "text/plain" });
+    const text = await post("/v1/models/credit-demo/decisions", "features=1", {
+      "content-type": "text/plain",
+    });
     assert.equal(text.statusCode, 415);
     assert.equal(text.json().code, "WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE");
-    const huge = await post("/v1/models/credit-demo/decisions", { features: { x: "y".repeat(5 * 1024 * 1024) } });
+    const huge = await post("/v1/models/credit-demo/decisions", {
+      features: { x: "y".repeat(5 * 1024 * 1024) },
+    });
     assert.equal(huge.statusCode, 413);
     assert.equal(huge.json().code, "WARDEN_ERR_BODY_TOO_LARGE");
     const poisoned = await post("/v1/models/credit-demo/decisions", '{"features": {"__proto__": {"x": 1}}}', {
@@ -177,7 +188,9 @@ describe("Open Inference Protocol v2", () => {
     assert.equal(body.id, "req-7");
     const score = body.outputs.find((o: { name: string }) => o.name === "score");
     assert.deepEqual(score.shape, [4]);
-    score.data.forEach((s: number, i: number) => assert.ok(Math.abs(s - reference[10 + i]!) < 1e-6));
+    score.data.forEach((s: number, i: number) => {
+      assert.ok(Math.abs(s - reference[10 + i]!) < 1e-6);
+    });
     const probabilities = body.outputs.find((o: { name: string }) => o.name === "probabilities");
     assert.deepEqual(probabilities.shape, [4, 2]);
     const ids = body.outputs.find((o: { name: string }) => o.name === "decision_id").data;
@@ -201,10 +214,19 @@ describe("Open Inference Protocol v2", () => {
     const cases: [unknown, RegExp][] = [
       [{ inputs: [{ name: "input", shape: [1, 3], datatype: "FP32", data: [1, 2, 3] }] }, /inputs\[0\]/],
       [{ inputs: [{ name: "input", shape: [1, 11], datatype: "FP32", data: [1, 2] }] }, /inputs\[0\]\.data/],
-      [{ inputs: [{ name: "Seniority", shape: [1], datatype: "FP32", data: ["x"] }] }, /inputs\[0\]\.data\[0\]/],
+      [
+        { inputs: [{ name: "Seniority", shape: [1], datatype: "FP32", data: ["x"] }] },
+        /inputs\[0\]\.data\[0\]/,
+      ],
       [{ inputs: [{ name: "input", shape: [1], datatype: "FP99", data: [1] }] }, /datatype/],
       [{ inputs: [] }, /inputs/],
-      [{ inputs: [{ name: "input", shape: [1, 11], datatype: "FP32", data: Array(11).fill(1) }], outputs: [{ name: "zz" }] }, /outputs/],
+      [
+        {
+          inputs: [{ name: "input", shape: [1, 11], datatype: "FP32", data: Array(11).fill(1) }],
+          outputs: [{ name: "zz" }],
+        },
+        /outputs/,
+      ],
     ];
     for (const [body, pattern] of cases) {
       const response = await post("/v2/models/credit-demo/infer", body);
@@ -232,12 +254,21 @@ describe("operations", () => {
 
   test("/metrics reports requests by model, route and outcome, batch sizes and inference time", async () => {
     const text = (await server.app.inject({ url: "/metrics" })).body;
-    assert.match(text, /warden_requests_total\{model="credit-demo",version="1.0.0",route="\/v1\/models\/:model\/decisions",outcome="ok"\} \d+/);
+    assert.match(
+      text,
+      /warden_requests_total\{model="credit-demo",version="1.0.0",route="\/v1\/models\/:model\/decisions",outcome="ok"\} \d+/,
+    );
     assert.match(text, /outcome="WARDEN_ERR_VALIDATION"/);
     assert.match(text, /warden_batch_size_bucket\{le="64",model="credit-demo",version="1.0.0"\} \d+/);
-    assert.match(text, /warden_inference_duration_seconds_count\{model="credit-demo",version="1.0.0"\} [1-9]/);
+    assert.match(
+      text,
+      /warden_inference_duration_seconds_count\{model="credit-demo",version="1.0.0"\} [1-9]/,
+    );
     assert.match(text, /warden_queue_depth\{model="credit-demo",version="1.0.0"\} 0/);
-    assert.match(text, /warden_failures_total\{model="credit-demo",version="1.0.0",reason="WARDEN_ERR_VALIDATION"\} [1-9]/);
+    assert.match(
+      text,
+      /warden_failures_total\{model="credit-demo",version="1.0.0",reason="WARDEN_ERR_VALIDATION"\} [1-9]/,
+    );
     assert.match(text, /warden_ledger_records_total\{kind="decision"\} [1-9]/);
     assert.match(text, /warden_request_duration_seconds_bucket/);
   });

@@ -2,13 +2,13 @@ import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { ServerConfig } from "../config/index.js";
+import type { LedgerSink } from "../decision/index.js";
 import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
-import type { LedgerSink } from "../decision/index.js";
 import type { ModelRegistry } from "../registry/index.js";
-import type { WardenMetrics } from "./metrics.js";
 import { toWardenError } from "./errors.js";
+import type { WardenMetrics } from "./metrics.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
 import { registerOipRoutes } from "./routes-oip.js";
 
@@ -56,7 +56,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       return typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
     },
     return503OnClosing: true,
-    ajv: { customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false } },
+    ajv: {
+      customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false },
+    },
   });
   // Only JSON bodies are accepted; anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser("text/plain");
@@ -112,9 +114,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return reply.status(warden.status).send(warden.toJSON());
   });
   app.setNotFoundHandler(async (request, reply) => {
-    const error = new WardenError("WARDEN_ERR_ROUTE_NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`, {
-      details: [{ field: "url", expected: "a route listed in /openapi.json", found: request.url.slice(0, 200) }],
-    });
+    const error = new WardenError(
+      "WARDEN_ERR_ROUTE_NOT_FOUND",
+      `no route ${request.method} ${request.url.split("?")[0]}`,
+      {
+        details: [
+          { field: "url", expected: "a route listed in /openapi.json", found: request.url.slice(0, 200) },
+        ],
+      },
+    );
     request.wardenOutcome = error.code;
     return reply.status(404).send(error.toJSON());
   });
@@ -131,13 +139,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       return deps.metrics.registry.metrics();
     },
   );
-  app.get(
-    "/openapi.json",
-    { schema: { summary: "This OpenAPI document", tags: ["operations"] } },
-    async () => app.swagger(),
+  app.get("/openapi.json", { schema: { summary: "This OpenAPI document", tags: ["operations"] } }, async () =>
+    app.swagger(),
   );
   return app;
 }
 
 /** Shared state passed to route modules. */
-export type RouteContext = AppDependencies & { readonly pipeline: DecisionPipeline; readonly isReady: () => boolean };
+export type RouteContext = AppDependencies & {
+  readonly pipeline: DecisionPipeline;
+  readonly isReady: () => boolean;
+};

@@ -11,7 +11,10 @@ interface AjvError {
 /** Ajv's error list (Fastify's envelope validation) → field problems. */
 function validationProblems(errors: readonly AjvError[], context: string): FieldProblem[] {
   return errors.map((e) => {
-    const path = e.instancePath.replace(/^\//, "").replace(/\/(\d+)(?=\/|$)/g, "[$1]").replace(/\//g, ".");
+    const path = e.instancePath
+      .replace(/^\//, "")
+      .replace(/\/(\d+)(?=\/|$)/g, "[$1]")
+      .replace(/\//g, ".");
     const field = path === "" ? context : path;
     if (e.keyword === "additionalProperties") {
       const extra = String(e.params.additionalProperty);
@@ -24,7 +27,11 @@ function validationProblems(errors: readonly AjvError[], context: string): Field
     }
     if (e.keyword === "required") {
       const missing = String(e.params.missingProperty);
-      return { field: field === context ? missing : `${field}.${missing}`, expected: "a value", found: "missing" };
+      return {
+        field: field === context ? missing : `${field}.${missing}`,
+        expected: "a value",
+        found: "missing",
+      };
     }
     return { field, expected: e.message ?? e.keyword, found: "a different value" };
   });
@@ -39,12 +46,17 @@ export function toWardenError(error: unknown): WardenError {
   const fe = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
   if (Array.isArray(fe.validation)) {
     const details = validationProblems(fe.validation, fe.validationContext ?? "body");
-    return new WardenError("WARDEN_ERR_BAD_REQUEST", `invalid request ${fe.validationContext ?? "body"}`, { details });
+    return new WardenError("WARDEN_ERR_BAD_REQUEST", `invalid request ${fe.validationContext ?? "body"}`, {
+      details,
+    });
   }
   switch (fe.code) {
     case "FST_ERR_CTP_INVALID_JSON_BODY":
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return new WardenError("WARDEN_ERR_MALFORMED_JSON", `the request body is not valid JSON: ${fe.message}`);
+      return new WardenError(
+        "WARDEN_ERR_MALFORMED_JSON",
+        `the request body is not valid JSON: ${fe.message}`,
+      );
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new WardenError("WARDEN_ERR_BODY_TOO_LARGE", fe.message);
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
@@ -65,7 +77,11 @@ export function toWardenError(error: unknown): WardenError {
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new WardenError("WARDEN_ERR_BAD_REQUEST", fe.message);
   }
-  return new WardenError("WARDEN_ERR_INTERNAL", "internal error; the server log has the details (search for the request id)", {
-    cause: error,
-  });
+  return new WardenError(
+    "WARDEN_ERR_INTERNAL",
+    "internal error; the server log has the details (search for the request id)",
+    {
+      cause: error,
+    },
+  );
 }

@@ -1,6 +1,6 @@
 export { type AppDependencies, buildApp, type RouteContext, SERVER_NAME, SERVER_VERSION } from "./app.js";
 export { toWardenError } from "./errors.js";
 export { createMetrics, type WardenMetrics } from "./metrics.js";
-export { decodeTensors, OIP_DATATYPES } from "./routes-oip.js";
 export { modelSummary } from "./routes-decisions.js";
+export { decodeTensors, OIP_DATATYPES } from "./routes-oip.js";
 export { type RunningServer, startServer } from "./serve.js";

@@ -7,7 +7,8 @@ import type { RouteContext } from "./app.js";
 
 const Instance = {
   type: "object",
-  description: "One case to decide: the model's features and, separately, the subject's sensitive attributes.",
+  description:
+    "One case to decide: the model's features and, separately, the subject's sensitive attributes.",
   properties: {
     features: { type: "object", description: "Feature name → value, as declared in the model's manifest" },
     subject: {
@@ -22,7 +23,7 @@ const Instance = {
 
 const DecisionBody = {
   type: "object",
-  description: 'Either one case (`features`, `subject`, `id`) or several (`instances`), not both.',
+  description: "Either one case (`features`, `subject`, `id`) or several (`instances`), not both.",
   properties: {
     ...Instance.properties,
     instances: { type: "array", items: Instance, minItems: 1 },
@@ -37,7 +38,10 @@ const DecisionResultSchema = {
     id: { type: "string", description: "Your reference, when you sent one" },
     model: { type: "string" },
     version: { type: "string" },
-    score: { type: "number", description: "Binary: P(positive label); multiclass: P(decided class); regression: the value" },
+    score: {
+      type: "number",
+      description: "Binary: P(positive label); multiclass: P(decided class); regression: the value",
+    },
     probabilities: { type: "object", additionalProperties: { type: "number" } },
     decision: { type: "string", nullable: true },
     latency_ms: { type: "number" },
@@ -93,7 +97,11 @@ export function modelSummary(model: LoadedModel): Record<string, unknown> {
     artifact: { format: m.artifact.format, sha256: m.artifact.sha256 },
     manifest_sha256: m.manifestSha256,
     features: m.features.map((f) => ({ ...f })),
-    output: { labels: m.output.labels ?? null, positive_label: m.output.positive_label ?? null, threshold: m.output.threshold },
+    output: {
+      labels: m.output.labels ?? null,
+      positive_label: m.output.positive_label ?? null,
+      threshold: m.output.threshold,
+    },
     batching: { ...m.batching },
     runtime: { ...m.runtime, engine: model.description.details },
     loaded_at: model.loadedAt,
@@ -110,16 +118,31 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
     const body = request.body;
     const batch = body.instances !== undefined;
     if (batch && (body.features !== undefined || body.subject !== undefined || body.id !== undefined)) {
-      throw new WardenError("WARDEN_ERR_BAD_REQUEST", "send either features (one case) or instances (several), not both", {
-        details: [{ field: "instances", expected: "absent when features is present", found: "both present" }],
-      });
+      throw new WardenError(
+        "WARDEN_ERR_BAD_REQUEST",
+        "send either features (one case) or instances (several), not both",
+        {
+          details: [
+            { field: "instances", expected: "absent when features is present", found: "both present" },
+          ],
+        },
+      );
     }
     if (!batch && body.features === undefined) {
-      throw new WardenError("WARDEN_ERR_BAD_REQUEST", "the body needs features (one case) or instances (several)", {
-        details: [
-          { field: "features", expected: 'an object such as {"features": {...}}', found: "missing", fix: "or send instances: [...]" },
-        ],
-      });
+      throw new WardenError(
+        "WARDEN_ERR_BAD_REQUEST",
+        "the body needs features (one case) or instances (several)",
+        {
+          details: [
+            {
+              field: "features",
+              expected: 'an object such as {"features": {...}}',
+              found: "missing",
+              fix: "or send instances: [...]",
+            },
+          ],
+        },
+      );
     }
     const instances: InstanceInput[] = batch
       ? body.instances!
@@ -162,7 +185,10 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
         description: "One decision (single case) or { decisions: [...] } (instances)",
         type: "object",
         additionalProperties: true,
-        properties: { ...DecisionResultSchema.properties, decisions: { type: "array", items: DecisionResultSchema } },
+        properties: {
+          ...DecisionResultSchema.properties,
+          decisions: { type: "array", items: DecisionResultSchema },
+        },
       },
       ...errorResponses,
     },
@@ -183,9 +209,19 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
     async (request) => {
       const record = ctx.ledger.get(request.params.id);
       if (record === undefined) {
-        throw new WardenError("WARDEN_ERR_DECISION_NOT_FOUND", `no decision with id ${JSON.stringify(request.params.id.slice(0, 80))}`, {
-          details: [{ field: "id", expected: "a decision_id returned by a decision request", found: JSON.stringify(request.params.id.slice(0, 80)) }],
-        });
+        throw new WardenError(
+          "WARDEN_ERR_DECISION_NOT_FOUND",
+          `no decision with id ${JSON.stringify(request.params.id.slice(0, 80))}`,
+          {
+            details: [
+              {
+                field: "id",
+                expected: "a decision_id returned by a decision request",
+                found: JSON.stringify(request.params.id.slice(0, 80)),
+              },
+            ],
+          },
+        );
       }
       return {
         decision_id: record.id,
@@ -217,7 +253,10 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
     },
     async (request) => {
       const model = ctx.registry.get(request.params.model);
-      return { ...modelSummary(model), versions: ctx.registry.versions(model.manifest.name).map((m) => m.manifest.version) };
+      return {
+        ...modelSummary(model),
+        versions: ctx.registry.versions(model.manifest.name).map((m) => m.manifest.version),
+      };
     },
   );
 }

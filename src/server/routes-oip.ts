@@ -73,14 +73,31 @@ const InferBodySchema = {
   additionalProperties: false,
 } as const;
 
-const INTEGER_TYPES = new Set<Datatype>(["UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"]);
+const INTEGER_TYPES = new Set<Datatype>([
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+]);
 
 function featureDatatype(f: FeatureSpec): Datatype {
-  return f.type === "category" ? "BYTES" : f.type === "boolean" ? "BOOL" : f.type === "integer" ? "INT64" : "FP64";
+  return f.type === "category"
+    ? "BYTES"
+    : f.type === "boolean"
+      ? "BOOL"
+      : f.type === "integer"
+        ? "INT64"
+        : "FP64";
 }
 
 function outputNames(m: Manifest): string[] {
-  return m.task === "regression" ? ["score", "decision_id"] : ["probabilities", "score", "decision", "decision_id"];
+  return m.task === "regression"
+    ? ["score", "decision_id"]
+    : ["probabilities", "score", "decision", "decision_id"];
 }
 
 function modelMetadata(model: LoadedModel, versions: readonly string[]) {
@@ -188,14 +205,20 @@ export function decodeTensors(manifest: Manifest, inputs: readonly InferInput[])
       return;
     }
     if (rows !== undefined && tensor.shape[0] !== rows) {
-      problems.push({ field: `${at}.shape`, expected: `${rows} rows like the other inputs`, found: `${tensor.shape[0]} rows` });
+      problems.push({
+        field: `${at}.shape`,
+        expected: `${rows} rows like the other inputs`,
+        found: `${tensor.shape[0]} rows`,
+      });
       return;
     }
     rows = tensor.shape[0];
     columns.set(tensor.name, data);
   });
   if (problems.length > 0) {
-    throw new WardenError("WARDEN_ERR_VALIDATION", `invalid input tensors for ${manifest.name}`, { details: problems });
+    throw new WardenError("WARDEN_ERR_VALIDATION", `invalid input tensors for ${manifest.name}`, {
+      details: problems,
+    });
   }
   const count = rows ?? 0;
   if (count === 0) {
@@ -235,10 +258,14 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
     extensions: [],
   }));
   app.get("/v2/health/live", { schema: { summary: "Liveness", tags } }, async () => ({ live: true }));
-  app.get("/v2/health/ready", { schema: { summary: "Readiness (all models loaded)", tags } }, async (_request, reply) => {
-    const ready = ctx.isReady();
-    return reply.status(ready ? 200 : 503).send({ ready });
-  });
+  app.get(
+    "/v2/health/ready",
+    { schema: { summary: "Readiness (all models loaded)", tags } },
+    async (_request, reply) => {
+      const ready = ctx.isReady();
+      return reply.status(ready ? 200 : 503).send({ ready });
+    },
+  );
 
   const params = (withVersion: boolean) => ({
     type: "object",
@@ -250,7 +277,14 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
     const base = withVersion ? "/v2/models/:model/versions/:version" : "/v2/models/:model";
     app.get<{ Params: { model: string; version?: string } }>(
       base,
-      { schema: { summary: "Model metadata", tags, params: params(withVersion), response: { 404: errorResponses[404] } } },
+      {
+        schema: {
+          summary: "Model metadata",
+          tags,
+          params: params(withVersion),
+          response: { 404: errorResponses[404] },
+        },
+      },
       async (request) => {
         const model = ctx.registry.get(request.params.model, request.params.version);
         const versions = ctx.registry.versions(model.manifest.name).map((m) => m.manifest.version);
@@ -259,7 +293,14 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
     );
     app.get<{ Params: { model: string; version?: string } }>(
       `${base}/ready`,
-      { schema: { summary: "Model readiness", tags, params: params(withVersion), response: { 404: errorResponses[404] } } },
+      {
+        schema: {
+          summary: "Model readiness",
+          tags,
+          params: params(withVersion),
+          response: { 404: errorResponses[404] },
+        },
+      },
       async (request, reply) => {
         const model = ctx.registry.get(request.params.model, request.params.version);
         const ready = ctx.isReady();
@@ -287,7 +328,11 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
         const unknown = requested.filter((n) => !available.includes(n));
         if (unknown.length > 0) {
           throw new WardenError("WARDEN_ERR_VALIDATION", `unknown output ${unknown.join(", ")}`, {
-            details: unknown.map((n) => ({ field: "outputs", expected: `one of ${available.join(", ")}`, found: JSON.stringify(n) })),
+            details: unknown.map((n) => ({
+              field: "outputs",
+              expected: `one of ${available.join(", ")}`,
+              found: JSON.stringify(n),
+            })),
           });
         }
         const instances = decodeTensors(manifest, request.body.inputs);
@@ -314,17 +359,28 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
         });
         const n = results.length;
         const labels = manifest.output.labels ?? ["0", "1"];
-        const tensors: Record<string, { name: string; datatype: string; shape: number[]; data: unknown[] }> = {
-          probabilities: {
-            name: "probabilities",
-            datatype: "FP64",
-            shape: [n, labels.length],
-            data: results.flatMap((r) => labels.map((l) => r.probabilities?.[l] ?? 0)),
-          },
-          score: { name: "score", datatype: "FP64", shape: [n], data: results.map((r) => r.score) },
-          decision: { name: "decision", datatype: "BYTES", shape: [n], data: results.map((r) => r.decision) },
-          decision_id: { name: "decision_id", datatype: "BYTES", shape: [n], data: results.map((r) => r.decision_id) },
-        };
+        const tensors: Record<string, { name: string; datatype: string; shape: number[]; data: unknown[] }> =
+          {
+            probabilities: {
+              name: "probabilities",
+              datatype: "FP64",
+              shape: [n, labels.length],
+              data: results.flatMap((r) => labels.map((l) => r.probabilities?.[l] ?? 0)),
+            },
+            score: { name: "score", datatype: "FP64", shape: [n], data: results.map((r) => r.score) },
+            decision: {
+              name: "decision",
+              datatype: "BYTES",
+              shape: [n],
+              data: results.map((r) => r.decision),
+            },
+            decision_id: {
+              name: "decision_id",
+              datatype: "BYTES",
+              shape: [n],
+              data: results.map((r) => r.decision_id),
+            },
+          };
         return {
           model_name: manifest.name,
           model_version: manifest.version,

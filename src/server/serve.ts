@@ -1,7 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
-import { createLedgerWriter, type LedgerStore, type LedgerWriter, openSqliteLedger } from "../ledger/index.js";
+import {
+  createLedgerWriter,
+  type LedgerStore,
+  type LedgerWriter,
+  openSqliteLedger,
+} from "../ledger/index.js";
 import { createModelRegistry, type ModelRegistry } from "../registry/index.js";
 import { buildApp } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
@@ -26,7 +31,10 @@ export interface RunningServer {
  * Start Warden: open the ledger, load every model into its worker threads, then listen. Models load
  * before the port opens, so readiness is true from the first request.
  */
-export async function startServer(config: ServerConfig, options: { logger?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: ServerConfig,
+  options: { logger?: Logger } = {},
+): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
   const ledger = openSqliteLedger(config.data_dir, { synchronous: config.ledger.synchronous });
   const metrics = createMetrics();
@@ -46,7 +54,11 @@ export async function startServer(config: ServerConfig, options: { logger?: Logg
     for (const path of config.models) {
       const model = await registry.load(path);
       logger.info(
-        { model: model.manifest.name, version: model.manifest.version, format: model.manifest.artifact.format },
+        {
+          model: model.manifest.name,
+          version: model.manifest.version,
+          format: model.manifest.artifact.format,
+        },
         "model loaded",
       );
     }

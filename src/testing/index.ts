@@ -23,12 +23,15 @@ export function tempDir(prefix: string): { path: string; remove: () => void } {
 }
 
 /** The holdout rows as decision request bodies ({features, subject}) for a manifest. */
-export function holdoutInstances(manifest: Manifest): { features: Record<string, unknown>; subject: Record<string, unknown>; status: string }[] {
+export function holdoutInstances(
+  manifest: Manifest,
+): { features: Record<string, unknown>; subject: Record<string, unknown>; status: string }[] {
   const rows = parse(readFileSync(HOLDOUT_CSV), { columns: true }) as Record<string, string>[];
   return rows.map((row) => {
     const features: Record<string, unknown> = {};
     const subject: Record<string, unknown> = {};
-    for (const f of manifest.features) (f.sensitive ? subject : features)[f.name] = coerceCsvCell(f, row[f.name]);
+    for (const f of manifest.features)
+      (f.sensitive ? subject : features)[f.name] = coerceCsvCell(f, row[f.name]);
     return { features, subject, status: row.Status ?? "" };
   });
 }
@@ -45,7 +48,13 @@ export async function startTestServer(
 ): Promise<RunningServer & { dataDir: string; stop: () => Promise<void> }> {
   const dir = tempDir("server");
   const config = parseServerConfig(
-    { port: 0, data_dir: dir.path, log_level: "silent", models: options.models ?? [DEMO_XGB], ...options.config },
+    {
+      port: 0,
+      data_dir: dir.path,
+      log_level: "silent",
+      models: options.models ?? [DEMO_XGB],
+      ...options.config,
+    },
     "test",
   );
   const server = await startServer(config);

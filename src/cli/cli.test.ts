@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import Database from "better-sqlite3";
+import { parse } from "csv-parse/sync";
+import {
+  DEMO_XGB,
+  HOLDOUT_CSV,
+  startTestServer,
+  tempDir,
+  xgboostHoldoutReference,
+} from "../testing/index.js";
+import { main } from "./index.js";
+
+const dir = tempDir("cli");
+/** The first holdout row's features. */
+const DEMO_FEATURES = {
+  Seniority: 9,
+  Home: "rent",
+  Time: 60,
+  Records: false,
+  Job: "freelance",
+  Expenses: 73,
+  Income: 129,
+  Assets: 0,
+  Debt: 0,
+  Amount: 800,
+  Price: 846,
+};
+after(() => dir.remove());
+
+async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+test("--help works on every command and exits 0; no command or a bad flag exits 2", async () => {
+  for (const argv of [
+    ["--help"],
+    ["serve", "--help"],
+    ["predict", "--help"],
+    ["ledger", "--help"],
+    ["ledger", "verify", "--help"],
+  ]) {
+    const result = await run(...argv);
+    assert.equal(result.code, 0, argv.join(" "));
+    assert.match(result.stdout, /Usage: warden/, argv.join(" "));
+  }
+  assert.equal((await run()).code, 2);
+  const unknown = await run("serve", "--colour", "red");
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown option '--colour'/);
+  const port = await run("serve", "--port", "99999");
+  assert.equal(port.code, 2);
+  assert.match(port.stderr, /--port must be an integer from 0 to 65535; got "99999"/);
+  const missing = await run("predict", DEMO_XGB);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /missing required argument 'input'/);
+  const format = await run("predict", DEMO_XGB, HOLDOUT_CSV, "--format", "xml");
+  assert.equal(format.code, 2);
+  assert.match(format.stderr, /--format must be one of csv, ndjson/);
+  const extension = await run("predict", DEMO_XGB, join(dir.path, "rows.txt"));
+  assert.equal(extension.code, 2);
+});
+
+test("predict scores the holdout CSV like XGBoost, one output row per input row, in order", async () => {
+  const out = join(dir.path, "scores.csv");
+  const result = await run("predict", DEMO_XGB, HOLDOUT_CSV, "--out", out);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /note: ignoring columns that are not features: Status/);
+  assert.match(result.stderr, /scored 891 of 891 rows/);
+  const rows = parse(readFileSync(out), { columns: true }) as Record<string, string>[];
+  const reference = xgboostHoldoutReference();
+  assert.equal(rows.length, reference.length);
+  rows.forEach((row, i) => {
+    assert.equal(Number(row.row), i + 1);
+    assert.ok(Math.abs(Number(row.score) - reference[i]!) < 1e-6, `row ${i + 1}`);
+    assert.ok(Math.abs(Number(row.p_bad) - reference[i]!) < 1e-6);
+    assert.equal(row.decision, reference[i]! >= 0.5 ? "bad" : "good");
+    assert.equal(row.error, "");
+  });
+});
+
+test("predict reports bad rows with row number and field, keeps going, and exits 1", async () => {
+  const lines = readFileSync(HOLDOUT_CSV, "utf8").trimEnd().split("\n").slice(0, 5);
+  const header = lines[0]!.split(",");
+  const income = header.indexOf('"Income"');
+  const bad = lines[2]!.split(",");
+  bad[income] = "lots";
+  lines[2] = bad.join(",");
+  lines[4] = lines[4]!.replace('"rent"', '"castle"').replace('"owner"', '"castle"');
+  const input = join(dir.path, "bad.csv");
+  writeFileSync(input, `${lines.join("\n")}\n`);
+  const result = await run("predict", DEMO_XGB, input, "--format", "ndjson");
+  assert.equal(result.code, 1);
+  const out = result.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(out.length, 4);
+  assert.deepEqual(
+    out.map((o) => o.row),
+    [1, 2, 3, 4],
+  );
+  assert.equal(out[1].error[0].field, "features.Income");
+  assert.equal(out[1].error[0].found, '"lots" (string)');
+  assert.equal(out[3].error[0].field, "features.Home");
+  assert.ok(typeof out[0].score === "number" && typeof out[2].score === "number");
+  assert.match(
+    result.stderr,
+    /row 2: features\.Income: expected a finite number between 0 and 10000, or null, found "lots"/,
+  );
+});
+
+test("predict reads NDJSON (flat or {features, subject}) and reports unparsable lines", async () => {
+  const input = join(dir.path, "rows.ndjson");
+  const features = DEMO_FEATURES;
+  writeFileSync(
+    input,
+    `${JSON.stringify({ ...features, Age: 30 })}\n{oops\n${JSON.stringify({ features, subject: { Age: 30 } })}\n`,
+  );
+  const result = await run("predict", DEMO_XGB, input, "--format", "csv");
+  assert.equal(result.code, 1);
+  const rows = parse(result.stdout, { columns: true }) as Record<string, string>[];
+  assert.equal(rows.length, 3);
+  assert.ok(Math.abs(Number(rows[0]!.score) - xgboostHoldoutReference()[0]!) < 1e-6);
+  assert.equal(rows[0]!.score, rows[2]!.score);
+  assert.match(rows[1]!.error ?? "", /line: expected one JSON object per line/);
+});
+
+test("predict fails clearly on a missing input file or an invalid manifest", async () => {
+  const missing = await run("predict", DEMO_XGB, join(dir.path, "none.csv"));
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /does not exist/);
+  const manifest = join(dir.path, "bad.yaml");
+  writeFileSync(manifest, "name: x\n");
+  const invalid = await run("predict", manifest, HOLDOUT_CSV);
+  assert.equal(invalid.code, 1);
+  assert.match(invalid.stderr, /invalid manifest/);
+  assert.match(invalid.stderr, /\/version: expected a string \(required\), found missing — add it/);
+});
+
+test("ledger verify: ok N records, then the first tampered record after an edit", async () => {
+  const server = await startTestServer();
+  const body = { features: DEMO_FEATURES, subject: { Age: 30 } };
+  for (let i = 0; i < 5; i++) {
+    const response = await server.app.inject({
+      method: "POST",
+      url: "/v1/models/credit-demo/decisions",
+      payload: body,
+    });
+    assert.equal(response.statusCode, 200);
+  }
+  await server.close();
+  const copy = tempDir("verify");
+  try {
+    copyFileSync(join(server.dataDir, "ledger.sqlite"), join(copy.path, "ledger.sqlite"));
+    const ok = await run("ledger", "verify", "--data-dir", copy.path);
+    assert.equal(ok.code, 0);
+    assert.equal(ok.stdout, "ok 5 records\n");
+    const db = new Database(join(copy.path, "ledger.sqlite"));
+    db.prepare(
+      'UPDATE records SET entry = replace(entry, \'"decision":"good"\', \'"decision":"bad"\') WHERE seq = 3',
+    ).run();
+    db.close();
+    const bad = await run("ledger", "verify", "--data-dir", copy.path);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /^FAILED: record 3 \(/);
+    const none = await run("ledger", "verify", "--data-dir", join(copy.path, "nowhere"));
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /ledger/);
+  } finally {
+    copy.remove();
+    await server.stop();
+  }
+});

@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { openSqliteLedger, verifyLedger } from "../ledger/index.js";
+import { REPO_ROOT, tempDir } from "../testing/index.js";
+
+const dir = tempDir("sigterm");
+after(() => dir.remove());
+
+const BODY = JSON.stringify({
+  features: {
+    Seniority: 9,
+    Home: "rent",
+    Time: 60,
+    Records: false,
+    Job: "freelance",
+    Expenses: 73,
+    Income: 129,
+    Assets: 0,
+    Debt: 0,
+    Amount: 800,
+    Price: 846,
+  },
+  subject: { Age: 30, Marital: "married" },
+});
+
+test("SIGTERM mid-burst: every acknowledged decision is in the ledger, and the chain verifies", async () => {
+  const child = spawn(
+    process.execPath,
+    [join(REPO_ROOT, "bin/warden.js"), "serve", "--port", "0", "--data-dir", dir.path, "--log-level", "warn"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  child.stdout.setEncoding("utf8").on("data", (t: string) => (stdout += t));
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (t: string) => (stderr += t));
+  const exited = once(child, "exit");
+  while (!/Warden (http:\/\/\S+)/.test(stdout)) {
+    if (child.exitCode !== null) assert.fail(`server exited: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = stdout.match(/Warden (http:\/\/\S+)/)![1]!;
+
+  // A burst of concurrent clients; SIGTERM lands once some answers are back and many are in flight.
+  const acknowledged: string[] = [];
+  let refused = 0;
+  let sent = 0;
+  let stopping = false;
+  const client = async () => {
+    for (let i = 0; i < 150; i++) {
+      sent++;
+      try {
+        const response = await fetch(`${url}/v1/models/credit-demo/decisions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: BODY,
+        });
+        const body = (await response.json()) as { decision_id?: string; code?: string };
+        if (response.status === 200) acknowledged.push(body.decision_id!);
+        else {
+          assert.equal(response.status, 503, JSON.stringify(body));
+          refused++;
+        }
+      } catch {
+        refused++; // the listener is closed: the connection is refused, nothing was acknowledged
+        if (stopping) return;
+      }
+      if (acknowledged.length >= 200 && !stopping) {
+        stopping = true;
+        child.kill("SIGTERM");
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, client));
+  const [code] = await exited;
+  assert.equal(code, 0, stderr);
+  assert.ok(stopping, "SIGTERM was sent mid-burst");
+  assert.ok(acknowledged.length >= 200, `${acknowledged.length} acknowledged, ${refused} refused of ${sent}`);
+  assert.match(stdout, /SIGTERM: draining/);
+  assert.match(stdout, /stopped/);
+
+  const ledger = openSqliteLedger(dir.path);
+  try {
+    const missing = acknowledged.filter((id) => ledger.get(id)?.kind !== "decision");
+    assert.deepEqual(missing, [], `${missing.length} acknowledged decisions are not in the ledger`);
+    assert.equal(
+      ledger.count(),
+      acknowledged.length,
+      "no decision was recorded that was not acknowledged or refused",
+    );
+  } finally {
+    ledger.close();
+  }
+  const report = verifyLedger(dir.path);
+  assert.deepEqual(report, { ok: true, count: acknowledged.length });
+});
