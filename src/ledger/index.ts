@@ -1,0 +1,26 @@
+/**
+ * The decision ledger: an append-only, hash-chained record of every decision and rejection, stored in an
+ * embedded SQLite file (`<dataDir>/ledger.sqlite`), written through a group-committing writer, and checked by
+ * verifyLedger.
+ */
+export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
+export {
+  type LedgerStore,
+  openSqliteLedger,
+  type ScanOptions,
+  type SqliteLedgerOptions,
+} from "./sqlite-store.js";
+export { type LedgerEntry, type LedgerRecord, RECORD_KINDS, type RecordKind } from "./types.js";
+export {
+  type LedgerAnchor,
+  type VerifyOptions,
+  type VerifyProblem,
+  type VerifyResult,
+  verifyLedger,
+} from "./verify.js";
+export {
+  createLedgerWriter,
+  type LedgerWriter,
+  type LedgerWriterOptions,
+  type LedgerWriterStats,
+} from "./writer.js";

@@ -1,0 +1,337 @@
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
+import { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
+import { type LedgerEntry, type LedgerRecord, RECORD_KINDS } from "./types.js";
+
+/** Version of the table layout below, kept in SQLite's `PRAGMA user_version`. Bump it with a migration. */
+const SCHEMA_VERSION = 1;
+
+// `entry` holds the canonical JSON of the LedgerEntry, byte for byte what was hashed. The other columns copy
+// fields of that entry so they can be indexed; verifyLedger checks they agree with it. STRICT makes SQLite
+// refuse values of the wrong type instead of converting them.
+const SCHEMA = `
+  CREATE TABLE records (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    time TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX records_model_time ON records (model, time);
+  PRAGMA user_version = ${SCHEMA_VERSION};
+`;
+
+/** Where a ledger lives inside a data directory. */
+export function ledgerPath(dataDir: string): string {
+  return resolve(join(dataDir, "ledger.sqlite"));
+}
+
+/** Options of {@link openSqliteLedger}. */
+export interface SqliteLedgerOptions {
+  /**
+   * How hard a commit waits for the disk. `"normal"` (the default; SQLite `synchronous=NORMAL` in WAL mode):
+   * a committed record survives a crash of the process, but the last commits before a power loss or kernel
+   * crash may be lost (the file stays consistent). `"full"` (`synchronous=FULL`): every commit is fsynced, so
+   * it also survives power loss, at the cost of one fsync per transaction.
+   */
+  readonly synchronous?: "normal" | "full";
+}
+
+/** Which records {@link LedgerStore.scan} yields. */
+export interface ScanOptions {
+  /** Start after this sequence number (default 0: from the first record). */
+  readonly afterSeq?: number;
+  /** Yield at most this many records (default: all). */
+  readonly limit?: number;
+}
+
+/** An append-only, hash-chained store of ledger records. One writer (one store) per file. */
+export interface LedgerStore {
+  /** Absolute path of the SQLite file. */
+  readonly file: string;
+  /**
+   * Append entries in one transaction, chaining each to the previous record. All or none are stored.
+   * The returned records carry the caller's entry fields plus `seq`, `prev_hash` and `hash`.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER (invalid entry, duplicate id, disk error, store closed)
+   */
+  append(entries: readonly LedgerEntry[]): LedgerRecord[];
+  /**
+   * The record with this decision id, or undefined.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER when the store is closed.
+   */
+  get(id: string): LedgerRecord | undefined;
+  /**
+   * Records in sequence order, read lazily (one row at a time), from a separate read connection: appends may
+   * continue while a scan is open, and the scan sees the ledger as it was when iteration began. Finish or
+   * break out of the loop so the read snapshot is released.
+   *
+   * @throws RangeError when `afterSeq` or `limit` is not an integer ≥ 0; WardenError WARDEN_ERR_LEDGER,
+   *   while iterating, when the store is (or gets) closed.
+   */
+  scan(options?: ScanOptions): IterableIterator<LedgerRecord>;
+  /** Number of records (equal to the last sequence number, since sequence numbers are contiguous from 1). */
+  count(): number;
+  /** Hash of the last record, or {@link GENESIS_HASH} when the ledger is empty. */
+  lastHash(): string;
+  /** Close the store, ending open scans; later calls of the other methods throw. Idempotent. */
+  close(): void;
+}
+
+/**
+ * Open (creating it and `dataDir` if missing) the ledger at `<dataDir>/ledger.sqlite`, in WAL mode.
+ * The chain head (last sequence number and hash) is read once here and then kept in memory, so only this
+ * store may append to the file; a second writer would fail on the duplicate sequence number rather than
+ * fork the chain.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when the file cannot be opened or is not a ledger of a known version.
+ */
+export function openSqliteLedger(dataDir: string, options: SqliteLedgerOptions = {}): LedgerStore {
+  const file = ledgerPath(dataDir);
+  let db: Database.Database | undefined;
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    db = new Database(file);
+    // WAL lets readers (scans, verification) run alongside the writer. SQLite answers with the mode it kept.
+    const mode = db.pragma("journal_mode = WAL", { simple: true });
+    if (mode !== "wal") {
+      throw new Error(`the file system does not support WAL mode (journal_mode is ${String(mode)})`);
+    }
+    db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    if (db.pragma("user_version", { simple: true }) === 0 && isEmpty(db)) db.exec(`BEGIN;${SCHEMA}COMMIT;`);
+    checkSchema(db, file);
+    return new SqliteLedgerStore(file, db, openReader(file));
+  } catch (error) {
+    db?.close();
+    throw asLedgerError(error, `cannot open the ledger at ${file}`);
+  }
+}
+
+/**
+ * A read-only connection to an existing ledger file, after checking its schema version.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when the file is missing, unreadable or not a known ledger version.
+ */
+export function openReader(file: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    checkSchema(db, file);
+    return db;
+  } catch (error) {
+    db?.close();
+    throw asLedgerError(error, `cannot read the ledger at ${file}`);
+  }
+}
+
+interface Row {
+  readonly seq: number;
+  readonly entry: string;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+const RECORD_COLUMNS = "seq, entry, prev_hash, hash";
+
+class SqliteLedgerStore implements LedgerStore {
+  readonly file: string;
+  readonly #db: Database.Database;
+  // Reads go through their own connection: better-sqlite3 refuses writes on a connection while one of its
+  // iterators is open, and a scan may be consumed slowly (a streamed HTTP export) while decisions keep coming.
+  readonly #reader: Database.Database;
+  readonly #insert: Database.Statement;
+  readonly #get: Database.Statement<[string], Row>;
+  readonly #appendAll: (entries: readonly LedgerEntry[]) => LedgerRecord[];
+  #lastSeq: number;
+  #lastHash: string;
+  readonly #scans = new Set<IterableIterator<Row>>();
+  #closed = false;
+
+  constructor(file: string, db: Database.Database, reader: Database.Database) {
+    this.file = file;
+    this.#db = db;
+    this.#reader = reader;
+    const head = db
+      .prepare<[], Pick<Row, "seq" | "hash">>("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1")
+      .get();
+    this.#lastSeq = head?.seq ?? 0;
+    this.#lastHash = head?.hash ?? GENESIS_HASH;
+    this.#insert = db.prepare(
+      "INSERT INTO records (seq, id, kind, time, model, version, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.#get = reader.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE id = ?`);
+    this.#appendAll = db.transaction((entries: readonly LedgerEntry[]) => this.#insertAll(entries));
+  }
+
+  append(entries: readonly LedgerEntry[]): LedgerRecord[] {
+    this.#assertOpen();
+    if (entries.length === 0) return [];
+    try {
+      const records = this.#appendAll(entries);
+      // Only now that the transaction has committed does the in-memory head move; after a rollback it still
+      // points at the last committed record, so the next append continues the stored chain.
+      const last = records[records.length - 1]!;
+      this.#lastSeq = last.seq;
+      this.#lastHash = last.hash;
+      return records;
+    } catch (error) {
+      throw asLedgerError(error, `cannot append ${entries.length} entries to the ledger at ${this.file}`);
+    }
+  }
+
+  #insertAll(entries: readonly LedgerEntry[]): LedgerRecord[] {
+    let seq = this.#lastSeq;
+    let prevHash = this.#lastHash;
+    return entries.map((input) => {
+      const entry = pickEntry(input);
+      const canonical = canonicalJson(entry);
+      const hash = chainHash(prevHash, canonical);
+      seq += 1;
+      this.#insert.run(
+        seq,
+        entry.id,
+        entry.kind,
+        entry.time,
+        entry.model,
+        entry.version,
+        canonical,
+        prevHash,
+        hash,
+      );
+      const record: LedgerRecord = { ...entry, seq, prev_hash: prevHash, hash };
+      prevHash = hash;
+      return record;
+    });
+  }
+
+  get(id: string): LedgerRecord | undefined {
+    this.#assertOpen();
+    const row = this.#get.get(id);
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  scan(options: ScanOptions = {}): IterableIterator<LedgerRecord> {
+    const afterSeq = options.afterSeq ?? 0;
+    const limit = options.limit;
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+      throw new RangeError("afterSeq must be an integer ≥ 0");
+    }
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new RangeError("limit must be an integer ≥ 0");
+    }
+    return this.#read(afterSeq, limit ?? -1); // SQLite: a negative LIMIT means no limit
+  }
+
+  // A generator, so no statement runs and no snapshot is taken before the first record is asked for.
+  *#read(afterSeq: number, limit: number): IterableIterator<LedgerRecord> {
+    this.#assertOpen();
+    // A fresh statement per scan: one better-sqlite3 statement cannot serve two open iterators.
+    const rows = this.#reader
+      .prepare<[number, number], Row>(
+        `SELECT ${RECORD_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?`,
+      )
+      .iterate(afterSeq, limit);
+    this.#scans.add(rows);
+    try {
+      for (const row of rows) yield toRecord(row);
+      // close() ends open scans and forgets them; say so rather than pass for the end of the ledger.
+      if (!this.#scans.has(rows)) {
+        throw new WardenError("WARDEN_ERR_LEDGER", `the ledger at ${this.file} was closed during a scan`);
+      }
+    } finally {
+      this.#scans.delete(rows);
+    }
+  }
+
+  count(): number {
+    return this.#lastSeq;
+  }
+
+  lastHash(): string {
+    return this.#lastHash;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new WardenError("WARDEN_ERR_LEDGER", `the ledger at ${this.file} is closed`);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // SQLite cannot close a connection with a statement still running.
+    for (const rows of this.#scans) rows.return?.();
+    this.#scans.clear();
+    this.#reader.close();
+    this.#db.close();
+  }
+}
+
+/**
+ * Exactly the LedgerEntry fields, checked, in a fresh object: extra properties (say, a LedgerRecord's seq and
+ * hash passed back in) must not slip into the hashed text.
+ */
+function pickEntry(input: LedgerEntry): LedgerEntry {
+  const problems: FieldProblem[] = [];
+  const text = (field: keyof LedgerEntry) => {
+    const value: unknown = input[field];
+    if (typeof value !== "string" || value === "") {
+      problems.push({ field, expected: "a non-empty string", found: describeValue(value) });
+    }
+  };
+  text("id");
+  text("time");
+  text("model");
+  text("version");
+  text("artifact_sha256");
+  if (!(RECORD_KINDS as readonly unknown[]).includes(input.kind)) {
+    problems.push({
+      field: "kind",
+      expected: `one of ${RECORD_KINDS.join(", ")}`,
+      found: describeValue(input.kind),
+    });
+  }
+  const body: unknown = input.body;
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    problems.push({ field: "body", expected: "a JSON object", found: describeValue(body) });
+  }
+  if (problems.length > 0) {
+    throw new WardenError("WARDEN_ERR_LEDGER", `invalid ledger entry ${String(input.id)}`, {
+      details: problems,
+    });
+  }
+  const { id, kind, time, model, version, artifact_sha256 } = input;
+  return { id, kind, time, model, version, artifact_sha256, body: input.body };
+}
+
+function toRecord(row: Row): LedgerRecord {
+  const entry = JSON.parse(row.entry) as LedgerEntry;
+  return { ...entry, seq: row.seq, prev_hash: row.prev_hash, hash: row.hash };
+}
+
+function isEmpty(db: Database.Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_schema LIMIT 1").get() === undefined;
+}
+
+function checkSchema(db: Database.Database, file: string): void {
+  const version = db.pragma("user_version", { simple: true });
+  if (version === SCHEMA_VERSION) return;
+  throw new WardenError(
+    "WARDEN_ERR_LEDGER",
+    version === 0
+      ? `${file} is not a Warden ledger (an SQLite file without a ledger schema version)`
+      : `${file} has ledger schema version ${String(version)}; this Warden reads version ${SCHEMA_VERSION}`,
+  );
+}
+
+function asLedgerError(error: unknown, context: string): WardenError {
+  if (error instanceof WardenError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new WardenError("WARDEN_ERR_LEDGER", `${context}: ${reason}`, { cause: error });
+}

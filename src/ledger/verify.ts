@@ -1,0 +1,192 @@
+import canonicalizeCjs from "canonicalize";
+import { describeValue } from "../errors/index.js";
+import { chainHash, GENESIS_HASH } from "./hash.js";
+import { type LedgerStore, ledgerPath, openReader } from "./sqlite-store.js";
+
+// See hash.ts: the package's typings describe the default import wrongly under NodeNext.
+const canonicalize = canonicalizeCjs as unknown as (input: unknown) => string | undefined;
+
+/** A known (sequence number, hash) pair, kept outside the ledger, that the ledger must still contain. */
+export interface LedgerAnchor {
+  /** Sequence number of the anchored record (the ledger's count when the anchor was taken). */
+  readonly seq: number;
+  /** That record's hash (the ledger's lastHash then). */
+  readonly hash: string;
+}
+
+/** Options of {@link verifyLedger}. */
+export interface VerifyOptions {
+  /**
+   * Also require that record `anchor.seq` exists and has hash `anchor.hash`. A hash chain by itself cannot
+   * reveal that records were cut off its end, or that it was rewritten from some record on with freshly
+   * computed hashes; checking against a head (count and last hash) published or stored elsewhere can.
+   */
+  readonly anchor?: LedgerAnchor;
+}
+
+/** The first problem found. */
+export interface VerifyProblem {
+  /** Sequence number of the first record that is bad or missing. */
+  readonly seq: number;
+  /** Decision id of that record; undefined when the record is missing. */
+  readonly id: string | undefined;
+  /** What is wrong, for humans. */
+  readonly reason: string;
+}
+
+/**
+ * Outcome of {@link verifyLedger}. `count` is the number of records that verified: all of them when `ok`,
+ * otherwise those before `firstBad`.
+ */
+export type VerifyResult =
+  | { readonly ok: true; readonly count: number }
+  | { readonly ok: false; readonly count: number; readonly firstBad: VerifyProblem };
+
+const COLUMNS = ["id", "kind", "time", "model", "version"] as const;
+
+type RawRow = [
+  seq: number,
+  id: string,
+  kind: string,
+  time: string,
+  model: string,
+  version: string,
+  entry: string,
+  prev_hash: string,
+  hash: string,
+];
+
+/**
+ * Check a whole ledger, streaming over its records in one read transaction (a consistent snapshot, so it
+ * may run while a writer appends). For each record, in order: its sequence number continues from 1 without
+ * gaps; its `prev_hash` equals the previous record's hash (the genesis hash for the first); its hash equals
+ * sha256(prev_hash ‖ entry) (see chainHash); the entry text is canonical JSON (RFC 8785) of a JSON object;
+ * and the indexed columns id, kind, time, model and version agree with that entry. Stops at the first problem.
+ *
+ * Synchronous: it blocks the event loop for the whole pass, about 10 µs of CPU per record of ~800 bytes on a
+ * 2.6 GHz server core (about 10 s per million records), most of it JSON.parse and JSON.stringify.
+ *
+ * @param source a data directory (verifies `<dataDir>/ledger.sqlite`) or an open store (verifies its file)
+ * @throws WardenError WARDEN_ERR_LEDGER when the ledger file is missing, unreadable or of an unknown version.
+ */
+export function verifyLedger(source: string | LedgerStore, options: VerifyOptions = {}): VerifyResult {
+  const db = openReader(typeof source === "string" ? ledgerPath(source) : source.file);
+  try {
+    const rows = db
+      .prepare<[], RawRow>(
+        `SELECT seq, ${COLUMNS.join(", ")}, entry, prev_hash, hash FROM records ORDER BY seq`,
+      )
+      .raw(true)
+      .iterate();
+    try {
+      return verifyRows(rows, options.anchor);
+    } finally {
+      rows.return?.();
+    }
+  } finally {
+    db.close();
+  }
+}
+
+function verifyRows(rows: Iterator<RawRow>, anchor: LedgerAnchor | undefined): VerifyResult {
+  let count = 0;
+  let prevHash = GENESIS_HASH;
+  for (let next = rows.next(); !next.done; next = rows.next()) {
+    const [seq, id, kind, time, model, version, entry, storedPrev, hash] = next.value;
+    const expected = count + 1;
+    if (seq > expected) {
+      const missing =
+        seq - expected === 1 ? `record ${expected} is` : `records ${expected} to ${seq - 1} are`;
+      return failure(count, expected, undefined, `sequence gap: ${missing} missing`);
+    }
+    if (seq < expected) {
+      return failure(count, seq, id, `unexpected sequence number ${seq}: sequence numbers start at 1`);
+    }
+    if (storedPrev !== prevHash) {
+      const previous = seq === 1 ? "the genesis hash" : `the hash of record ${seq - 1}`;
+      return failure(count, seq, id, `broken link: prev_hash does not equal ${previous}`);
+    }
+    const computed = chainHash(prevHash, entry);
+    if (computed !== hash) return failure(count, seq, id, hashMismatch(computed, hash, rows.next()));
+    const problem = entryProblem(entry, { id, kind, time, model, version });
+    if (problem !== undefined) return failure(count, seq, id, problem);
+    if (anchor !== undefined && seq === anchor.seq && hash !== anchor.hash) {
+      return failure(
+        count,
+        seq,
+        id,
+        "anchor mismatch: the hash differs from the anchored one, so the ledger was rewritten",
+      );
+    }
+    prevHash = hash;
+    count = seq;
+  }
+  if (anchor !== undefined && count < anchor.seq) {
+    const reason = `truncated: the ledger ends at record ${count}, but the anchor says record ${anchor.seq} exists`;
+    return failure(count, count + 1, undefined, reason);
+  }
+  return { ok: true, count };
+}
+
+function failure(count: number, seq: number, id: string | undefined, reason: string): VerifyResult {
+  return { ok: false, count, firstBad: { seq, id, reason } };
+}
+
+/**
+ * Name the likelier alteration using the next record: if it still links to the stored hash, the entry text
+ * changed; if it links to the recomputed hash, the hash column did.
+ */
+function hashMismatch(computed: string, stored: string, next: IteratorResult<RawRow>): string {
+  const nextPrev = next.done ? undefined : next.value[7];
+  if (nextPrev === stored) return "hash mismatch: record content was altered";
+  if (nextPrev === computed) return "hash mismatch: the stored hash was altered";
+  return "hash mismatch: record content or its stored hash was altered";
+}
+
+function entryProblem(
+  text: string,
+  columns: Readonly<Record<(typeof COLUMNS)[number], string>>,
+): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return "the stored entry is not valid JSON";
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return "the stored entry is not a JSON object";
+  }
+  if (!isCanonical(text, parsed)) return "the stored entry is not canonical JSON (RFC 8785)";
+  const fields = parsed as Record<string, unknown>;
+  for (const column of COLUMNS) {
+    if (fields[column] !== columns[column]) {
+      const found = describeValue(fields[column]);
+      return `column ${column} disagrees with the entry: the column says ${JSON.stringify(columns[column])}, the entry ${found}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Whether `text` is the canonical form of `parsed` (its own JSON.parse result). The fast path needs no
+ * re-serialisation by canonicalize, which costs more than parsing: for parsed JSON, JSON.stringify and
+ * RFC 8785 write the same primitives, so if stringify reproduces the text and every object's keys already
+ * come in sorted order, canonicalize would produce the text too. Otherwise (also when V8 reorders
+ * integer-like keys) canonicalize decides.
+ */
+function isCanonical(text: string, parsed: object): boolean {
+  return (JSON.stringify(parsed) === text && keysSorted(parsed)) || canonicalize(parsed) === text;
+}
+
+function keysSorted(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return true;
+  if (Array.isArray(value)) return value.every(keysSorted);
+  let previous: string | undefined;
+  for (const key in value) {
+    // `<` on strings compares UTF-16 code units, the order RFC 8785 prescribes.
+    if (previous !== undefined && !(previous < key)) return false;
+    previous = key;
+    if (!keysSorted((value as Record<string, unknown>)[key])) return false;
+  }
+  return true;
+}
