@@ -161,6 +161,47 @@ test("ledger verify: ok N records, then the first tampered record after an edit"
     const ok = await run("ledger", "verify", "--data-dir", copy.path);
     assert.equal(ok.code, 0);
     assert.equal(ok.stdout, "ok 5 records\n");
+    // A head kept elsewhere catches a cut-off tail, which a chain alone cannot.
+    const verified = new Database(join(copy.path, "ledger.sqlite"), { readonly: true });
+    const head = verified.prepare("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").get() as {
+      seq: number;
+      hash: string;
+    };
+    verified.close();
+    const anchored = await run(
+      "ledger",
+      "verify",
+      "--data-dir",
+      copy.path,
+      "--anchor-seq",
+      String(head.seq),
+      "--anchor-hash",
+      head.hash,
+    );
+    assert.equal(anchored.code, 0, anchored.stdout + anchored.stderr);
+    const cut = tempDir("verify-cut");
+    copyFileSync(join(copy.path, "ledger.sqlite"), join(cut.path, "ledger.sqlite"));
+    const truncated = new Database(join(cut.path, "ledger.sqlite"));
+    truncated.prepare("DELETE FROM records WHERE seq = 5").run();
+    truncated.close();
+    assert.equal(
+      (await run("ledger", "verify", "--data-dir", cut.path)).code,
+      0,
+      "a chain alone misses a cut tail",
+    );
+    const caught = await run(
+      "ledger",
+      "verify",
+      "--data-dir",
+      cut.path,
+      "--anchor-seq",
+      "5",
+      "--anchor-hash",
+      head.hash,
+    );
+    assert.equal(caught.code, 1);
+    cut.remove();
+    assert.equal((await run("ledger", "verify", "--anchor-seq", "5")).code, 2);
     const db = new Database(join(copy.path, "ledger.sqlite"));
     db.prepare(
       'UPDATE records SET entry = replace(entry, \'"decision":"good"\', \'"decision":"bad"\') WHERE seq = 3',

@@ -110,6 +110,7 @@ test("binary policy: P(positive) against the threshold, either label order", () 
   assert.equal(outcome.score, 0.6);
   assert.equal(outcome.decision, "bad");
   assert.throws(() => applyPolicy(manifest, row([0.2, 0.3, 0.5])), /returned 3 values per row/);
+  assert.throws(() => applyPolicy(manifest, row([Number.NaN, 0.3])), /non-finite output/);
 });
 
 test("multiclass picks the most probable label; regression has no label", () => {

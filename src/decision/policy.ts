@@ -20,6 +20,15 @@ const DEFAULT_BINARY_LABELS = ["0", "1"] as const;
  */
 export function applyPolicy(manifest: Manifest, result: RowResult): Outcome {
   const { values, kind } = result;
+  for (const v of values) {
+    // A model that outputs NaN/Infinity has failed; such a number can be neither decided nor recorded.
+    if (!Number.isFinite(v)) {
+      throw new WardenError(
+        "WARDEN_ERR_INFERENCE_FAILED",
+        `model ${manifest.name} ${manifest.version} returned a non-finite output (${v}); check the model with this input`,
+      );
+    }
+  }
   switch (manifest.task) {
     case "binary": {
       const labels = manifest.output.labels ?? DEFAULT_BINARY_LABELS;
