@@ -93,6 +93,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     request.wardenStart = performance.now();
     reply.header("x-request-id", request.id);
   });
+  // Draining: answers to requests still in flight ask the client to close its keep-alive connection, so
+  // the server can stop as soon as they are answered (instead of waiting out keepAliveTimeout).
+  let draining = false;
+  app.addHook("preClose", async () => {
+    draining = true;
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (draining) reply.header("connection", "close");
+  });
   app.addHook("onResponse", async (request, reply) => {
     const model = request.wardenModel;
     const labels = {
