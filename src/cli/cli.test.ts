@@ -7,6 +7,7 @@ import { parse } from "csv-parse/sync";
 import {
   DEMO_XGB,
   HOLDOUT_CSV,
+  REPO_ROOT,
   startTestServer,
   tempDir,
   xgboostHoldoutReference,
@@ -129,6 +130,17 @@ test("predict reads NDJSON (flat or {features, subject}) and reports unparsable 
   assert.ok(Math.abs(Number(rows[0]!.score) - xgboostHoldoutReference()[0]!) < 1e-6);
   assert.equal(rows[0]!.score, rows[2]!.score);
   assert.match(rows[1]!.error ?? "", /line: expected one JSON object per line/);
+});
+
+test("--device cuda fails with a clear error where the CUDA provider is not installed; a bad device is a usage error", async () => {
+  const onnx = join(REPO_ROOT, "models/credit-demo-onnx/manifest.yaml");
+  const cuda = await run("predict", onnx, HOLDOUT_CSV, "--device", "cuda");
+  assert.equal(cuda.code, 1);
+  assert.match(cuda.stderr, /CUDA/);
+  assert.match(cuda.stderr, /device: cpu|--device cpu/);
+  const bad = await run("serve", "--device", "tpu");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--device must be one of cpu, cuda; got "tpu"/);
 });
 
 test("predict fails clearly on a missing input file or an invalid manifest", async () => {

@@ -6,7 +6,7 @@ import type { Writable } from "node:stream";
 import type { Command } from "commander";
 import { parse as parseCsv } from "csv-parse";
 import { stringify as stringifyCsv } from "csv-stringify/sync";
-import { type FeatureSpec, loadManifest, type Manifest } from "../config/index.js";
+import { DEVICES, type Device, type FeatureSpec, loadManifest, type Manifest } from "../config/index.js";
 import { applyPolicy, validateInstance } from "../decision/index.js";
 import { type FieldProblem, WardenError } from "../errors/index.js";
 import { createWorkerPool, DynamicBatcher } from "../runtime/index.js";
@@ -16,6 +16,7 @@ const FORMATS = ["csv", "ndjson"] as const;
 type Format = (typeof FORMATS)[number];
 
 interface PredictOptions {
+  device?: Device;
   out?: string;
   format?: Format;
   inputFormat?: Format;
@@ -151,6 +152,11 @@ export function predictCommand(
       choiceOption("--format", FORMATS),
     )
     .option(
+      "--device <device>",
+      "run the model on cpu or cuda (overrides the manifest's runtime.device)",
+      choiceOption("--device", DEVICES),
+    )
+    .option(
       "--input-format <format>",
       "input format when the extension does not tell: csv or ndjson",
       choiceOption("--input-format", FORMATS),
@@ -168,7 +174,7 @@ export function predictCommand(
         }
         const format: Format =
           options.format ?? (options.out ? (formatOf(options.out) ?? "ndjson") : "ndjson");
-        const manifest = loadManifest(manifestPath);
+        const manifest = loadManifest(manifestPath, { device: options.device });
         return score(manifest, inputPath, inputFormat, format, options.out, io);
       }),
     );

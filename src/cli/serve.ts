@@ -1,5 +1,11 @@
 import type { Command } from "commander";
-import { LOG_LEVELS, parseServerConfig, readServerConfigFile } from "../config/index.js";
+import {
+  DEVICES,
+  type Device,
+  LOG_LEVELS,
+  parseServerConfig,
+  readServerConfigFile,
+} from "../config/index.js";
 import { startServer } from "../server/index.js";
 import { type CliIo, choiceOption, EXIT, intOption } from "./index.js";
 import { DEMO_MODELS } from "./paths.js";
@@ -11,6 +17,7 @@ interface ServeOptions {
   host?: string;
   dataDir?: string;
   logLevel?: (typeof LOG_LEVELS)[number];
+  device?: Device;
 }
 
 /** A curl line a user can paste to get a first decision from the demo model. */
@@ -53,6 +60,11 @@ export function serveCommand(
     .option("--host <host>", "address to bind (default 127.0.0.1)")
     .option("--data-dir <dir>", "folder for the ledger (default ./warden-data)")
     .option(
+      "--device <device>",
+      "run every model on cpu or cuda (overrides the manifests' runtime.device)",
+      choiceOption("--device", DEVICES),
+    )
+    .option(
       "--log-level <level>",
       `log level: ${LOG_LEVELS.join(", ")}`,
       choiceOption("--log-level", LOG_LEVELS),
@@ -65,6 +77,7 @@ export function serveCommand(
         if (options.host !== undefined) raw.host = options.host;
         if (options.dataDir !== undefined) raw.data_dir = options.dataDir;
         if (options.logLevel !== undefined) raw.log_level = options.logLevel;
+        if (options.device !== undefined) raw.device = options.device;
         if (options.model !== undefined) raw.models = options.model;
         const usingDemo = raw.models === undefined || (Array.isArray(raw.models) && raw.models.length === 0);
         if (usingDemo) raw.models = [...DEMO_MODELS];

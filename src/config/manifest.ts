@@ -4,7 +4,7 @@ import { dirname, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { describeValue, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
-import { type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
+import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { schemaProblems } from "./schema-errors.js";
 
 /** sha256 of a file's bytes, lower-case hex. */
@@ -19,7 +19,14 @@ export function sha256File(path: string): string {
  * @throws WardenError WARDEN_ERR_MANIFEST_INVALID, WARDEN_ERR_ARTIFACT_HASH_MISMATCH,
  *   WARDEN_ERR_MODEL_PROHIBITED, WARDEN_ERR_ARTIFACT_INVALID (artifact missing)
  */
-export function loadManifest(manifestPath: string, options: { checkArtifact?: boolean } = {}): Manifest {
+export function loadManifest(
+  manifestPath: string,
+  options: {
+    checkArtifact?: boolean;
+    /** Overrides `runtime.device` (the `--device` flag). */
+    device?: Device | undefined;
+  } = {},
+): Manifest {
   const file = resolve(manifestPath);
   let text: Buffer;
   try {
@@ -48,7 +55,13 @@ export function loadManifest(manifestPath: string, options: { checkArtifact?: bo
       },
     );
   }
-  const manifest = parseManifest(document.toJS(), file, createHash("sha256").update(text).digest("hex"));
+  let raw: unknown = document.toJS();
+  if (options.device !== undefined && typeof raw === "object" && raw !== null && !Array.isArray(raw)) {
+    const record = raw as Record<string, unknown>;
+    const runtime = typeof record.runtime === "object" && record.runtime !== null ? record.runtime : {};
+    raw = { ...record, runtime: { ...runtime, device: options.device } };
+  }
+  const manifest = parseManifest(raw, file, createHash("sha256").update(text).digest("hex"));
   if (options.checkArtifact !== false) verifyArtifact(manifest);
   return manifest;
 }

@@ -14,6 +14,13 @@ export const ServerConfigSchema = T.Object(
     port: T.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
     data_dir: T.String({ minLength: 1, default: "warden-data", description: "a folder for the ledger" }),
     models: T.Array(T.String({ minLength: 1 }), { default: [], description: "manifest paths" }),
+    device: T.Optional(
+      T.Unsafe<"cpu" | "cuda">(
+        T.Union([T.Literal("cpu"), T.Literal("cuda")], {
+          description: "cpu or cuda (overrides every model's runtime.device)",
+        }),
+      ),
+    ),
     body_limit_bytes: T.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
     max_instances_per_request: T.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
     log_level: T.Unsafe<(typeof LOG_LEVELS)[number]>(

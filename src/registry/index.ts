@@ -1,4 +1,4 @@
-import { loadManifest, type Manifest } from "../config/index.js";
+import { type Device, loadManifest, type Manifest } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import { type BatcherObserver, DynamicBatcher } from "../runtime/batcher.js";
 import type { EngineDescription } from "../runtime/types.js";
@@ -17,7 +17,7 @@ export interface LoadedModel {
 /** Models by name and version. The most recently loaded version of a name is its default. */
 export interface ModelRegistry {
   /** Load a manifest and its artifact into worker threads; returns once the model can serve. */
-  load(manifestPath: string): Promise<LoadedModel>;
+  load(manifestPath: string, options?: { device?: Device | undefined }): Promise<LoadedModel>;
   /** The named model (its default version, or the given one); throws 404 errors when absent. */
   get(name: string, version?: string): LoadedModel;
   /** Whether a model of that name is loaded (any version). */
@@ -41,8 +41,8 @@ export interface RegistryOptions {
 export function createModelRegistry(options: RegistryOptions = {}): ModelRegistry {
   const models = new Map<string, LoadedModel[]>();
   return {
-    async load(manifestPath) {
-      const manifest = loadManifest(manifestPath);
+    async load(manifestPath, loadOptions = {}) {
+      const manifest = loadManifest(manifestPath, { device: loadOptions.device });
       const existing = models.get(manifest.name) ?? [];
       if (existing.some((m) => m.manifest.version === manifest.version)) {
         throw new WardenError(
@@ -62,7 +62,12 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
           `${manifest.manifestPath}: the artifact takes ${executor.description.featureCount} features, the manifest lists ${featureCount} non-sensitive features`,
         );
       }
-      const batcher = new DynamicBatcher(manifest.batching, executor, featureCount, options.observe?.(manifest));
+      const batcher = new DynamicBatcher(
+        manifest.batching,
+        executor,
+        featureCount,
+        options.observe?.(manifest),
+      );
       const loaded: LoadedModel = Object.freeze({
         manifest,
         description: executor.description,
@@ -89,15 +94,19 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
       if (version === undefined) return versions[versions.length - 1]!;
       const match = versions.find((m) => m.manifest.version === version);
       if (match === undefined) {
-        throw new WardenError("WARDEN_ERR_VERSION_NOT_FOUND", `model ${name} has no version ${JSON.stringify(version)}`, {
-          details: [
-            {
-              field: "version",
-              expected: `one of ${versions.map((m) => m.manifest.version).join(", ")}`,
-              found: JSON.stringify(version),
-            },
-          ],
-        });
+        throw new WardenError(
+          "WARDEN_ERR_VERSION_NOT_FOUND",
+          `model ${name} has no version ${JSON.stringify(version)}`,
+          {
+            details: [
+              {
+                field: "version",
+                expected: `one of ${versions.map((m) => m.manifest.version).join(", ")}`,
+                found: JSON.stringify(version),
+              },
+            ],
+          },
+        );
       }
       return match;
     },

@@ -52,7 +52,7 @@ export async function startServer(
   let app: FastifyInstance | undefined;
   try {
     for (const path of config.models) {
-      const model = await registry.load(path);
+      const model = await registry.load(path, { device: config.device });
       logger.info(
         {
           model: model.manifest.name,
