@@ -13,22 +13,10 @@ import {
   xgboostHoldoutReference,
 } from "../testing/index.js";
 import { main } from "./index.js";
+import { DEMO_REQUEST } from "./paths.js";
 
 const dir = tempDir("cli");
-/** The first holdout row's features. */
-const DEMO_FEATURES = {
-  Seniority: 9,
-  Home: "rent",
-  Time: 60,
-  Records: false,
-  Job: "freelance",
-  Expenses: 73,
-  Income: 129,
-  Assets: 0,
-  Debt: 0,
-  Amount: 800,
-  Price: 846,
-};
+const DEMO_FEATURES = DEMO_REQUEST.features;
 after(() => dir.remove());
 
 async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

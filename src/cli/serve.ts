@@ -8,7 +8,7 @@ import {
 } from "../config/index.js";
 import { startServer } from "../server/index.js";
 import { type CliIo, choiceOption, EXIT, intOption } from "./index.js";
-import { DEMO_MODELS } from "./paths.js";
+import { DEMO_MODELS, DEMO_REQUEST } from "./paths.js";
 
 interface ServeOptions {
   config?: string;
@@ -22,23 +22,7 @@ interface ServeOptions {
 
 /** A curl line a user can paste to get a first decision from the demo model. */
 function curlExample(url: string, model: string): string {
-  const body = {
-    features: {
-      Seniority: 9,
-      Home: "rent",
-      Time: 60,
-      Records: false,
-      Job: "freelance",
-      Expenses: 73,
-      Income: 129,
-      Assets: 0,
-      Debt: 0,
-      Amount: 800,
-      Price: 846,
-    },
-    subject: { Age: 30, Marital: "married" },
-  };
-  return `curl -s -X POST ${url}/v1/models/${model}/decisions -H 'content-type: application/json' -d '${JSON.stringify(body)}'`;
+  return `curl -s -X POST ${url}/v1/models/${model}/decisions -H 'content-type: application/json' -d '${JSON.stringify(DEMO_REQUEST)}'`;
 }
 
 /** `warden serve`: start the HTTP server (bundled demo models when no model is given). */

@@ -5,26 +5,12 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { openSqliteLedger, verifyLedger } from "../ledger/index.js";
 import { REPO_ROOT, tempDir } from "../testing/index.js";
+import { DEMO_REQUEST } from "./paths.js";
 
 const dir = tempDir("sigterm");
 after(() => dir.remove());
 
-const BODY = JSON.stringify({
-  features: {
-    Seniority: 9,
-    Home: "rent",
-    Time: 60,
-    Records: false,
-    Job: "freelance",
-    Expenses: 73,
-    Income: 129,
-    Assets: 0,
-    Debt: 0,
-    Amount: 800,
-    Price: 846,
-  },
-  subject: { Age: 30, Marital: "married" },
-});
+const BODY = JSON.stringify(DEMO_REQUEST);
 
 test("SIGTERM mid-burst: every acknowledged decision is in the ledger, and the chain verifies", async () => {
   const child = spawn(

@@ -73,16 +73,7 @@ const InferBodySchema = {
   additionalProperties: false,
 } as const;
 
-const INTEGER_TYPES = new Set<Datatype>([
-  "UINT8",
-  "UINT16",
-  "UINT32",
-  "UINT64",
-  "INT8",
-  "INT16",
-  "INT32",
-  "INT64",
-]);
+const INTEGER_TYPES = new Set<Datatype>(OIP_DATATYPES.filter((t) => t.includes("INT")));
 
 function featureDatatype(f: FeatureSpec): Datatype {
   return f.type === "category"
