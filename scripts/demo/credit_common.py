@@ -96,7 +96,7 @@ def write_manifest(path, *, name, version, description, artifact, fmt, extra_art
     ]
     for k, v in (extra_artifact or {}).items():
         lines.append(f"  {k}: {v}")
-    b = batching or dict(max_batch_size=64, max_queue_delay_us=500, max_queue_size=4096, timeout_ms=5000)
+    b = batching or dict(max_batch_size=64, max_queue_delay_us=0, max_queue_size=4096, timeout_ms=5000)
     lines.append("batching:")
     for k, v in b.items():
         lines.append(f"  {k}: {v}")

@@ -72,7 +72,7 @@ export const ManifestSchema = T.Object(
     batching: T.Object(
       {
         max_batch_size: T.Integer({ minimum: 1, maximum: 65536, default: 64 }),
-        max_queue_delay_us: T.Integer({ minimum: 0, maximum: 10_000_000, default: 500 }),
+        max_queue_delay_us: T.Integer({ minimum: 0, maximum: 10_000_000, default: 0 }),
         preferred_batch_sizes: T.Array(T.Integer({ minimum: 1 }), { default: [] }),
         max_queue_size: T.Integer({ minimum: 1, maximum: 10_000_000, default: 4096 }),
         timeout_ms: T.Integer({ minimum: 1, maximum: 3_600_000, default: 5000 }),

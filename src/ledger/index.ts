@@ -5,7 +5,9 @@
  */
 export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 export {
+  type LedgerReader,
   type LedgerStore,
+  openLedgerReader,
   openSqliteLedger,
   type ScanOptions,
   type SqliteLedgerOptions,
@@ -18,6 +20,7 @@ export {
   type VerifyResult,
   verifyLedger,
 } from "./verify.js";
+export { type LedgerThreadOptions, startLedgerThread } from "./thread-writer.js";
 export {
   createLedgerWriter,
   type LedgerWriter,

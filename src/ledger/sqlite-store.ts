@@ -51,10 +51,33 @@ export interface ScanOptions {
   readonly limit?: number;
 }
 
-/** An append-only, hash-chained store of ledger records. One writer (one store) per file. */
-export interface LedgerStore {
+/** Read access to a ledger: what a process that does not write it (or writes it from another thread) uses. */
+export interface LedgerReader {
   /** Absolute path of the SQLite file. */
   readonly file: string;
+  /**
+   * The record with this decision id, or undefined.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER when the reader is closed.
+   */
+  get(id: string): LedgerRecord | undefined;
+  /**
+   * Records in sequence order, read lazily (one row at a time): appends may continue while a scan is open,
+   * and the scan sees the ledger as it was when iteration began. Finish or break out of the loop so the read
+   * snapshot is released.
+   *
+   * @throws RangeError when `afterSeq` or `limit` is not an integer ≥ 0; WardenError WARDEN_ERR_LEDGER,
+   *   while iterating, when the reader is (or gets) closed.
+   */
+  scan(options?: ScanOptions): IterableIterator<LedgerRecord>;
+  /** Number of records (equal to the last sequence number, since sequence numbers are contiguous from 1). */
+  count(): number;
+  /** Close, ending open scans; later calls of the other methods throw. Idempotent. */
+  close(): void;
+}
+
+/** An append-only, hash-chained store of ledger records. One writer (one store) per file. */
+export interface LedgerStore extends LedgerReader {
   /**
    * Append entries in one transaction, chaining each to the previous record. All or none are stored.
    * The returned records carry the caller's entry fields plus `seq`, `prev_hash` and `hash`.
@@ -62,27 +85,8 @@ export interface LedgerStore {
    * @throws WardenError WARDEN_ERR_LEDGER (invalid entry, duplicate id, disk error, store closed)
    */
   append(entries: readonly LedgerEntry[]): LedgerRecord[];
-  /**
-   * The record with this decision id, or undefined.
-   *
-   * @throws WardenError WARDEN_ERR_LEDGER when the store is closed.
-   */
-  get(id: string): LedgerRecord | undefined;
-  /**
-   * Records in sequence order, read lazily (one row at a time), from a separate read connection: appends may
-   * continue while a scan is open, and the scan sees the ledger as it was when iteration began. Finish or
-   * break out of the loop so the read snapshot is released.
-   *
-   * @throws RangeError when `afterSeq` or `limit` is not an integer ≥ 0; WardenError WARDEN_ERR_LEDGER,
-   *   while iterating, when the store is (or gets) closed.
-   */
-  scan(options?: ScanOptions): IterableIterator<LedgerRecord>;
-  /** Number of records (equal to the last sequence number, since sequence numbers are contiguous from 1). */
-  count(): number;
   /** Hash of the last record, or {@link GENESIS_HASH} when the ledger is empty. */
   lastHash(): string;
-  /** Close the store, ending open scans; later calls of the other methods throw. Idempotent. */
-  close(): void;
 }
 
 /**
@@ -107,11 +111,22 @@ export function openSqliteLedger(dataDir: string, options: SqliteLedgerOptions =
     db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     if (db.pragma("user_version", { simple: true }) === 0 && isEmpty(db)) db.exec(`BEGIN;${SCHEMA}COMMIT;`);
     checkSchema(db, file);
-    return new SqliteLedgerStore(file, db, openReader(file));
+    return new SqliteLedgerStore(file, db, new SqliteLedgerReader(file, openReader(file)));
   } catch (error) {
     db?.close();
     throw asLedgerError(error, `cannot open the ledger at ${file}`);
   }
+}
+
+/**
+ * Open an existing ledger at `<dataDir>/ledger.sqlite` for reading only (for example beside a writer that
+ * runs in another thread). `count()` reads the last sequence number from the file.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when the file is missing, unreadable or not a known ledger version.
+ */
+export function openLedgerReader(dataDir: string): LedgerReader {
+  const file = ledgerPath(dataDir);
+  return new SqliteLedgerReader(file, openReader(file));
 }
 
 /**
@@ -140,21 +155,92 @@ interface Row {
 
 const RECORD_COLUMNS = "seq, entry, prev_hash, hash";
 
+class SqliteLedgerReader implements LedgerReader {
+  readonly file: string;
+  readonly #db: Database.Database;
+  readonly #get: Database.Statement<[string], Row>;
+  readonly #last: Database.Statement<[], { seq: number | null }>;
+  readonly #scans = new Set<IterableIterator<Row>>();
+  #closed = false;
+
+  constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.#db = db;
+    this.#get = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE id = ?`);
+    this.#last = db.prepare("SELECT MAX(seq) AS seq FROM records");
+  }
+
+  get(id: string): LedgerRecord | undefined {
+    this.assertOpen();
+    const row = this.#get.get(id);
+    return row === undefined ? undefined : toRecord(row);
+  }
+
+  scan(options: ScanOptions = {}): IterableIterator<LedgerRecord> {
+    const afterSeq = options.afterSeq ?? 0;
+    const limit = options.limit;
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
+      throw new RangeError("afterSeq must be an integer ≥ 0");
+    }
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new RangeError("limit must be an integer ≥ 0");
+    }
+    return this.#read(afterSeq, limit ?? -1); // SQLite: a negative LIMIT means no limit
+  }
+
+  // A generator, so no statement runs and no snapshot is taken before the first record is asked for.
+  *#read(afterSeq: number, limit: number): IterableIterator<LedgerRecord> {
+    this.assertOpen();
+    // A fresh statement per scan: one better-sqlite3 statement cannot serve two open iterators.
+    const rows = this.#db
+      .prepare<[number, number], Row>(
+        `SELECT ${RECORD_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?`,
+      )
+      .iterate(afterSeq, limit);
+    this.#scans.add(rows);
+    try {
+      for (const row of rows) yield toRecord(row);
+      // close() ends open scans and forgets them; say so rather than pass for the end of the ledger.
+      if (!this.#scans.has(rows)) {
+        throw new WardenError("WARDEN_ERR_LEDGER", `the ledger at ${this.file} was closed during a scan`);
+      }
+    } finally {
+      this.#scans.delete(rows);
+    }
+  }
+
+  count(): number {
+    this.assertOpen();
+    return this.#last.get()?.seq ?? 0;
+  }
+
+  assertOpen(): void {
+    if (this.#closed) throw new WardenError("WARDEN_ERR_LEDGER", `the ledger at ${this.file} is closed`);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // SQLite cannot close a connection with a statement still running.
+    for (const rows of this.#scans) rows.return?.();
+    this.#scans.clear();
+    this.#db.close();
+  }
+}
+
 class SqliteLedgerStore implements LedgerStore {
   readonly file: string;
   readonly #db: Database.Database;
   // Reads go through their own connection: better-sqlite3 refuses writes on a connection while one of its
   // iterators is open, and a scan may be consumed slowly (a streamed HTTP export) while decisions keep coming.
-  readonly #reader: Database.Database;
+  readonly #reader: SqliteLedgerReader;
   readonly #insert: Database.Statement;
-  readonly #get: Database.Statement<[string], Row>;
   readonly #appendAll: (entries: readonly LedgerEntry[]) => LedgerRecord[];
   #lastSeq: number;
   #lastHash: string;
-  readonly #scans = new Set<IterableIterator<Row>>();
   #closed = false;
 
-  constructor(file: string, db: Database.Database, reader: Database.Database) {
+  constructor(file: string, db: Database.Database, reader: SqliteLedgerReader) {
     this.file = file;
     this.#db = db;
     this.#reader = reader;
@@ -166,7 +252,6 @@ class SqliteLedgerStore implements LedgerStore {
     this.#insert = db.prepare(
       "INSERT INTO records (seq, id, kind, time, model, version, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    this.#get = reader.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE id = ?`);
     this.#appendAll = db.transaction((entries: readonly LedgerEntry[]) => this.#insertAll(entries));
   }
 
@@ -213,41 +298,11 @@ class SqliteLedgerStore implements LedgerStore {
 
   get(id: string): LedgerRecord | undefined {
     this.#assertOpen();
-    const row = this.#get.get(id);
-    return row === undefined ? undefined : toRecord(row);
+    return this.#reader.get(id);
   }
 
   scan(options: ScanOptions = {}): IterableIterator<LedgerRecord> {
-    const afterSeq = options.afterSeq ?? 0;
-    const limit = options.limit;
-    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) {
-      throw new RangeError("afterSeq must be an integer ≥ 0");
-    }
-    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
-      throw new RangeError("limit must be an integer ≥ 0");
-    }
-    return this.#read(afterSeq, limit ?? -1); // SQLite: a negative LIMIT means no limit
-  }
-
-  // A generator, so no statement runs and no snapshot is taken before the first record is asked for.
-  *#read(afterSeq: number, limit: number): IterableIterator<LedgerRecord> {
-    this.#assertOpen();
-    // A fresh statement per scan: one better-sqlite3 statement cannot serve two open iterators.
-    const rows = this.#reader
-      .prepare<[number, number], Row>(
-        `SELECT ${RECORD_COLUMNS} FROM records WHERE seq > ? ORDER BY seq LIMIT ?`,
-      )
-      .iterate(afterSeq, limit);
-    this.#scans.add(rows);
-    try {
-      for (const row of rows) yield toRecord(row);
-      // close() ends open scans and forgets them; say so rather than pass for the end of the ledger.
-      if (!this.#scans.has(rows)) {
-        throw new WardenError("WARDEN_ERR_LEDGER", `the ledger at ${this.file} was closed during a scan`);
-      }
-    } finally {
-      this.#scans.delete(rows);
-    }
+    return this.#reader.scan(options);
   }
 
   count(): number {
@@ -265,9 +320,6 @@ class SqliteLedgerStore implements LedgerStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // SQLite cannot close a connection with a statement still running.
-    for (const rows of this.#scans) rows.return?.();
-    this.#scans.clear();
     this.#reader.close();
     this.#db.close();
   }

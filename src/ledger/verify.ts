@@ -1,7 +1,7 @@
 import canonicalizeCjs from "canonicalize";
 import { describeValue } from "../errors/index.js";
 import { chainHash, GENESIS_HASH } from "./hash.js";
-import { type LedgerStore, ledgerPath, openReader } from "./sqlite-store.js";
+import { type LedgerReader, ledgerPath, openReader } from "./sqlite-store.js";
 
 // See hash.ts: the package's typings describe the default import wrongly under NodeNext.
 const canonicalize = canonicalizeCjs as unknown as (input: unknown) => string | undefined;
@@ -69,7 +69,7 @@ type RawRow = [
  * @param source a data directory (verifies `<dataDir>/ledger.sqlite`) or an open store (verifies its file)
  * @throws WardenError WARDEN_ERR_LEDGER when the ledger file is missing, unreadable or of an unknown version.
  */
-export function verifyLedger(source: string | LedgerStore, options: VerifyOptions = {}): VerifyResult {
+export function verifyLedger(source: string | Pick<LedgerReader, "file">, options: VerifyOptions = {}): VerifyResult {
   const db = openReader(typeof source === "string" ? ledgerPath(source) : source.file);
   try {
     const rows = db

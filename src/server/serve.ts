@@ -1,12 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
-import {
-  createLedgerWriter,
-  type LedgerStore,
-  type LedgerWriter,
-  openSqliteLedger,
-} from "../ledger/index.js";
+import { type LedgerReader, type LedgerWriter, openLedgerReader, startLedgerThread } from "../ledger/index.js";
 import { createModelRegistry, type ModelRegistry } from "../registry/index.js";
 import { buildApp } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
@@ -15,7 +10,8 @@ import { createMetrics, type WardenMetrics } from "./metrics.js";
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly registry: ModelRegistry;
-  readonly ledger: LedgerStore;
+  /** Read access to the ledger (the writer runs in its own thread). */
+  readonly ledger: LedgerReader;
   readonly writer: LedgerWriter;
   readonly metrics: WardenMetrics;
   /** `http://host:port` actually bound. */
@@ -36,14 +32,15 @@ export async function startServer(
   options: { logger?: Logger } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
-  const ledger = openSqliteLedger(config.data_dir, { synchronous: config.ledger.synchronous });
   const metrics = createMetrics();
-  const writer = createLedgerWriter(ledger, {
+  const writer = await startLedgerThread(config.data_dir, {
+    synchronous: config.ledger.synchronous,
     maxBatch: config.ledger.max_batch,
     onCommit: (records) => {
       for (const r of records) metrics.ledgerWrites.inc({ kind: r.kind });
     },
   });
+  const ledger = openLedgerReader(config.data_dir);
   const registry = createModelRegistry({
     observe: (m) => metrics.batcherObserver(m.name, m.version),
     onWorkerError: (error) => logger.error({ err: error }, "model worker failed"),
@@ -75,6 +72,7 @@ export async function startServer(
     await app?.close();
     await registry.close();
     await writer.close();
+    ledger.close();
     throw error;
   }
   ready = true;
@@ -94,9 +92,13 @@ export async function startServer(
       closing ??= (async () => {
         ready = false;
         await runningApp.close();
-        await writer.close();
         await registry.close();
-        logger.info({ records: ledger.count() }, "stopped; ledger committed");
+        const records = ledger.count();
+        // The reader goes first so that the writer's connection is the last one: closing it checkpoints the
+        // WAL into ledger.sqlite, leaving one self-contained file.
+        ledger.close();
+        await writer.close();
+        logger.info({ records }, "stopped; ledger committed");
       })();
       return closing;
     },

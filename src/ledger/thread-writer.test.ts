@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { WardenError } from "../errors/index.js";
+import { openLedgerReader } from "./sqlite-store.js";
+import { sampleEntry, tempDir } from "./testkit.js";
+import { startLedgerThread } from "./thread-writer.js";
+import { verifyLedger } from "./verify.js";
+
+test("the threaded writer group-commits, resolves after commit, and keeps the chain verifiable", async (t) => {
+  const dir = tempDir(t);
+  const commits: number[] = [];
+  const writer = await startLedgerThread(dir, { onCommit: (records) => commits.push(records.length) });
+  const reader = openLedgerReader(dir);
+  const records = await Promise.all(Array.from({ length: 300 }, (_, i) => writer.write(sampleEntry(i + 1))));
+  assert.deepEqual(
+    records.map((r) => r.seq),
+    Array.from({ length: 300 }, (_, i) => i + 1),
+  );
+  assert.equal(records[0]!.prev_hash, "0".repeat(64));
+  assert.equal(records[1]!.prev_hash, records[0]!.hash);
+  // Written in one event-loop turn: one message, committed together.
+  assert.ok(commits.length <= 2, `commits: ${commits.join(",")}`);
+  // Every resolved write is readable at once from another connection: it was committed before it resolved.
+  assert.equal(reader.count(), 300);
+  assert.deepEqual(reader.get(records[120]!.id), records[120]);
+  assert.equal(writer.stats().entriesWritten, 300);
+  reader.close();
+  await writer.close();
+  assert.deepEqual(verifyLedger(dir), { ok: true, count: 300 });
+});
+
+test("a bad entry fails alone; the chain continues; close refuses new writes", async (t) => {
+  const dir = tempDir(t);
+  const writer = await startLedgerThread(dir);
+  await writer.write(sampleEntry(1));
+  const results = await Promise.allSettled([writer.write(sampleEntry(2)), writer.write(sampleEntry(1)), writer.write(sampleEntry(3))]);
+  assert.equal(results[0]!.status, "fulfilled");
+  assert.equal(results[2]!.status, "fulfilled");
+  assert.equal(results[1]!.status, "rejected");
+  const error = (results[1] as PromiseRejectedResult).reason as WardenError;
+  assert.equal(error.code, "WARDEN_ERR_LEDGER");
+  assert.equal(writer.stats().entriesFailed, 1);
+  await writer.drain();
+  await writer.close();
+  await assert.rejects(writer.write(sampleEntry(9)), (e: WardenError) => e.code === "WARDEN_ERR_SHUTTING_DOWN");
+  assert.deepEqual(verifyLedger(dir), { ok: true, count: 3 });
+});
+
+test("entries that cannot cross to the thread are refused without breaking the writer", async (t) => {
+  const dir = tempDir(t);
+  const writer = await startLedgerThread(dir);
+  const bad = { ...sampleEntry(1), body: { f: () => 1 } };
+  await assert.rejects(writer.write(bad), (e: WardenError) => e.code === "WARDEN_ERR_LEDGER");
+  const ok = await writer.write(sampleEntry(2));
+  assert.equal(ok.seq, 1);
+  await writer.close();
+});

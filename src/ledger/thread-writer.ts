@@ -1,0 +1,201 @@
+import { Worker } from "node:worker_threads";
+import { WardenError } from "../errors/index.js";
+import type { AppendResult, LedgerThreadReply, LedgerThreadRequest, LedgerThreadStart } from "./thread-protocol.js";
+import type { LedgerEntry, LedgerRecord } from "./types.js";
+import type { LedgerWriter, LedgerWriterOptions, LedgerWriterStats } from "./writer.js";
+
+const THREAD_URL = new URL("./writer-thread.js", import.meta.url);
+
+/** Options of {@link startLedgerThread}. */
+export interface LedgerThreadOptions extends LedgerWriterOptions {
+  /** See SqliteLedgerOptions.synchronous (default "normal"). */
+  readonly synchronous?: "normal" | "full";
+}
+
+interface Pending {
+  readonly entry: LedgerEntry;
+  readonly resolve: (record: LedgerRecord) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Start the ledger writer in its own thread and return a {@link LedgerWriter} for the calling thread.
+ * Entries written in one event-loop turn travel as one message and are committed in one transaction there
+ * (group commit); each `write` resolves only after its commit, exactly as with {@link createLedgerWriter},
+ * but the canonical JSON, hashing, SQLite work and WAL checkpoints run off the caller's event loop.
+ * Resolves once the ledger is open (creating `<dataDir>/ledger.sqlite` if needed).
+ *
+ * If the thread dies, every pending and later write fails with WARDEN_ERR_LEDGER: a server must not answer
+ * decisions it cannot record.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when the ledger cannot be opened.
+ */
+export async function startLedgerThread(dataDir: string, options: LedgerThreadOptions = {}): Promise<LedgerWriter> {
+  const start: LedgerThreadStart = {
+    dataDir,
+    synchronous: options.synchronous ?? "normal",
+    maxBatch: options.maxBatch ?? 512,
+  };
+  const worker = new Worker(THREAD_URL, { workerData: start, name: "ledger-writer" });
+  await new Promise<void>((resolve, reject) => {
+    const onExit = (code: number) =>
+      reject(new WardenError("WARDEN_ERR_LEDGER", `the ledger thread exited (${code}) while opening ${dataDir}`));
+    worker.once("error", reject);
+    worker.once("exit", onExit);
+    worker.once("message", (message: LedgerThreadReply) => {
+      worker.off("error", reject);
+      worker.off("exit", onExit);
+      if (message.type === "ready") resolve();
+      else {
+        void worker.terminate();
+        reject(new WardenError("WARDEN_ERR_LEDGER", message.type === "failed" ? message.message : "unexpected reply"));
+      }
+    });
+  });
+  return new ThreadedLedgerWriter(worker, options.onCommit);
+}
+
+class ThreadedLedgerWriter implements LedgerWriter {
+  readonly #worker: Worker;
+  readonly #onCommit: ((records: readonly LedgerRecord[]) => void) | undefined;
+  #queue: Pending[] = [];
+  #tick: NodeJS.Immediate | undefined;
+  readonly #inFlight = new Map<number, Pending[]>();
+  #nextBatch = 1;
+  #failure: WardenError | undefined;
+  #closing: Promise<void> | undefined;
+  #drained: (() => void)[] = [];
+  #entriesWritten = 0;
+  #entriesFailed = 0;
+  #batches = 0;
+  #lastBatchSize = 0;
+
+  constructor(worker: Worker, onCommit: ((records: readonly LedgerRecord[]) => void) | undefined) {
+    this.#worker = worker;
+    this.#onCommit = onCommit;
+    worker.on("message", (message: LedgerThreadReply) => {
+      if (message.type === "appended") this.#settle(message.batch, message.results);
+    });
+    const die = (reason: string) => {
+      this.#failure ??= new WardenError("WARDEN_ERR_LEDGER", `the ledger thread stopped: ${reason}`);
+      for (const batch of this.#inFlight.values()) for (const p of batch) this.#fail(p, this.#failure);
+      this.#inFlight.clear();
+      for (const p of this.#queue) this.#fail(p, this.#failure);
+      this.#queue = [];
+      this.#notifyDrained();
+    };
+    worker.on("error", (error) => die(error.message));
+    worker.on("exit", (code) => {
+      if (this.#closing === undefined || this.#inFlight.size > 0) die(`exit ${code}`);
+    });
+  }
+
+  write(entry: LedgerEntry): Promise<LedgerRecord> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#closing !== undefined) {
+      return Promise.reject(
+        new WardenError("WARDEN_ERR_SHUTTING_DOWN", "The decision ledger is closing; no new decisions are recorded"),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ entry, resolve, reject });
+      this.#tick ??= setImmediate(() => this.#send());
+    });
+  }
+
+  drain(): Promise<void> {
+    this.#send();
+    if (this.#inFlight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.drain();
+      if (this.#failure !== undefined) {
+        await this.#worker.terminate();
+        return;
+      }
+      const closed = new Promise<void>((resolve) => {
+        this.#worker.on("message", (m: LedgerThreadReply) => {
+          if (m.type === "closed") resolve();
+        });
+        this.#worker.once("exit", () => resolve());
+      });
+      this.#worker.postMessage({ type: "close" } satisfies LedgerThreadRequest);
+      await closed;
+    })();
+    return this.#closing;
+  }
+
+  stats(): LedgerWriterStats {
+    return {
+      entriesWritten: this.#entriesWritten,
+      entriesFailed: this.#entriesFailed,
+      batches: this.#batches,
+      lastBatchSize: this.#lastBatchSize,
+      queued: this.#queue.length + [...this.#inFlight.values()].reduce((n, b) => n + b.length, 0),
+    };
+  }
+
+  #send(): void {
+    if (this.#tick !== undefined) clearImmediate(this.#tick);
+    this.#tick = undefined;
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue;
+    this.#queue = [];
+    const id = this.#nextBatch++;
+    this.#inFlight.set(id, batch);
+    const message: LedgerThreadRequest = { type: "append", batch: id, entries: batch.map((p) => p.entry) };
+    try {
+      this.#worker.postMessage(message);
+    } catch (error) {
+      // Data that cannot be cloned (a function, a symbol) cannot be recorded either.
+      this.#inFlight.delete(id);
+      for (const p of batch) {
+        this.#fail(p, new WardenError("WARDEN_ERR_LEDGER", "The decision could not be recorded", { cause: error }));
+      }
+      this.#notifyDrained();
+    }
+  }
+
+  #settle(id: number, results: readonly AppendResult[]): void {
+    const batch = this.#inFlight.get(id);
+    if (batch === undefined) return;
+    this.#inFlight.delete(id);
+    const committed: LedgerRecord[] = [];
+    batch.forEach((pending, i) => {
+      const result = results[i]!;
+      if (result.ok) {
+        const record: LedgerRecord = { ...pending.entry, seq: result.seq, prev_hash: result.prev_hash, hash: result.hash };
+        committed.push(record);
+        pending.resolve(record);
+      } else {
+        this.#fail(pending, new WardenError(result.code, result.message));
+      }
+    });
+    if (committed.length > 0) {
+      this.#batches += 1;
+      this.#lastBatchSize = committed.length;
+      this.#entriesWritten += committed.length;
+      try {
+        this.#onCommit?.(committed);
+      } catch {
+        // A metrics callback must not turn a committed write into a reported failure.
+      }
+    }
+    this.#notifyDrained();
+  }
+
+  #fail(pending: Pending, error: WardenError): void {
+    this.#entriesFailed += 1;
+    pending.reject(error);
+  }
+
+  #notifyDrained(): void {
+    if (this.#inFlight.size > 0 || this.#queue.length > 0) return;
+    const waiting = this.#drained;
+    this.#drained = [];
+    for (const resolve of waiting) resolve();
+  }
+}
