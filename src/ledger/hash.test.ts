@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
+import canonicalizeCjs from "canonicalize";
+import fc from "fast-check";
 import { WardenError } from "../errors/index.js";
 import { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 import { openSqliteLedger } from "./sqlite-store.js";
@@ -117,4 +119,23 @@ test("canonicalJson accepts shared (non-cyclic) references and null-prototype ob
     canonicalJson({ p: shared, q: shared, r: bare }),
     '{"p":{"x":1},"q":{"x":1},"r":{"a":2,"b":1}}',
   );
+});
+
+test("canonicalJson equals the canonicalize package (an independent RFC 8785 implementation) on generated JSON", () => {
+  const reference = canonicalizeCjs as unknown as (input: unknown) => string | undefined;
+  fc.assert(
+    fc.property(fc.jsonValue(), (value) => {
+      assert.equal(canonicalJson(value), reference(value));
+    }),
+    { numRuns: 2000, seed: 8785 },
+  );
+  const awkward = {
+    "10": 1,
+    "2": 2,
+    b: [1e21, 1e-7, -0, 5e-324, 0.1],
+    a: "\u2028\ud800😀",
+    "\u00e9": null,
+    "": {},
+  };
+  assert.equal(canonicalJson(awkward), reference(awkward));
 });

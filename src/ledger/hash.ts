@@ -1,10 +1,5 @@
 import { createHash } from "node:crypto";
-import canonicalizeCjs from "canonicalize";
 import { describeValue, WardenError } from "../errors/index.js";
-
-// canonicalize ships CommonJS (`module.exports = fn`) with an ESM-style `export default` declaration, so under
-// NodeNext TypeScript types the default import as the module record while Node hands us the function itself.
-const canonicalize = canonicalizeCjs as unknown as (input: unknown) => string | undefined;
 
 /** The `prev_hash` of the first record: 64 zero hex digits. */
 export const GENESIS_HASH = "0".repeat(64);
@@ -16,17 +11,71 @@ const HEX_SHA256 = /^[0-9a-f]{64}$/;
  * units, no whitespace, numbers and strings serialised as ECMAScript's JSON.stringify does.
  *
  * The value must be plain JSON data. Anything JSON cannot represent is rejected instead of being silently
- * turned into different bytes (which is what JSON.stringify and canonicalize do): NaN, ±Infinity, bigint,
- * functions, symbols, `undefined` at the top or inside an array (including holes), class instances such as
- * Date or Map (convert them first, e.g. `toISOString()`), and circular references. An object property whose
- * value is `undefined` is omitted, as JSON.stringify does: it means "absent", and the omission round-trips.
+ * turned into different bytes (which is what JSON.stringify does): NaN, ±Infinity, bigint, functions,
+ * symbols, `undefined` at the top or inside an array (including holes), class instances such as Date or Map
+ * (convert them first, e.g. `toISOString()`), and circular references. An object property whose value is
+ * `undefined` is omitted, as JSON.stringify does: it means "absent", and the omission round-trips.
+ *
+ * One pass validates and writes (this runs for every decision); the tests hold it to the `canonicalize`
+ * package, an independent RFC 8785 implementation, on generated JSON.
  *
  * @throws WardenError WARDEN_ERR_LEDGER, with the offending path in `details`.
  */
 export function canonicalJson(value: unknown): string {
-  assertJson(value, [], new Set());
-  // assertJson guarantees a JSON value, for which canonicalize always returns a string.
-  return canonicalize(value)!;
+  try {
+    return fast(value, 0);
+  } catch (error) {
+    if (error !== NOT_PLAIN) throw error;
+    // Something is not plain JSON: walk again, slowly, to say exactly where and what.
+    return write(value, [], new Set());
+  }
+}
+
+/** Thrown by the fast path at the first thing it cannot write; the careful walk then reports it. */
+const NOT_PLAIN = Symbol("not plain JSON");
+/** Deeper than this is treated as a possible cycle and left to the careful walk (which tracks ancestors). */
+const MAX_FAST_DEPTH = 64;
+
+// The fast path: no path bookkeeping and no ancestor set, since nearly every value is fine.
+function fast(value: unknown, depth: number): string {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "boolean":
+      return value ? "true" : "false";
+    case "number":
+      if (!Number.isFinite(value)) throw NOT_PLAIN;
+      return JSON.stringify(value);
+    case "object":
+      break;
+    default:
+      throw NOT_PLAIN;
+  }
+  if (value === null) return "null";
+  if (depth > MAX_FAST_DEPTH) throw NOT_PLAIN;
+  if (Array.isArray(value)) {
+    let text = "[";
+    for (let i = 0; i < value.length; i++) text += (i === 0 ? "" : ",") + fast(value[i], depth + 1);
+    return `${text}]`;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw NOT_PLAIN;
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  // Writers that build objects in key order (the decision pipeline does) skip the sort.
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort();
+      break;
+    }
+  }
+  let text = "{";
+  for (const key of keys) {
+    const child = record[key];
+    if (child === undefined) continue;
+    text += `${text.length === 1 ? "" : ","}${JSON.stringify(key)}:${fast(child, depth + 1)}`;
+  }
+  return `${text}}`;
 }
 
 /**
@@ -52,41 +101,57 @@ export function chainHash(prevHash: string, canonical: string): string {
 
 // `path` is the keys and indexes leading to `value`, pushed and popped as the walk goes, so that the text of a
 // path is only built for an error.
-function assertJson(value: unknown, path: (string | number)[], ancestors: Set<object>): void {
+function write(value: unknown, path: (string | number)[], ancestors: Set<object>): string {
   switch (typeof value) {
     case "string":
+      return JSON.stringify(value);
     case "boolean":
-      return;
+      return value ? "true" : "false";
     case "number":
+      // ECMAScript's Number-to-String is what RFC 8785 prescribes (and it writes -0 as 0).
       if (!Number.isFinite(value)) reject(path, value);
-      return;
+      return JSON.stringify(value);
     case "object":
       break;
     default:
       reject(path, value);
   }
-  if (value === null) return;
-  const proto = Object.getPrototypeOf(value);
+  if (value === null) return "null";
   const isArray = Array.isArray(value);
-  if (!isArray && proto !== Object.prototype && proto !== null) reject(path, value);
+  if (!isArray) {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) reject(path, value);
+  }
   if (ancestors.has(value)) reject(path, value, "a circular reference");
   ancestors.add(value);
+  let text: string;
   if (isArray) {
+    text = "[";
     // An index loop, not for-of over entries, so holes in sparse arrays show up as undefined.
     for (let i = 0; i < value.length; i++) {
       path.push(i);
-      assertJson(value[i], path, ancestors);
+      text += (i === 0 ? "" : ",") + write(value[i], path, ancestors);
       path.pop();
     }
+    text += "]";
   } else {
-    for (const [key, child] of Object.entries(value)) {
+    const record = value as Record<string, unknown>;
+    // The default sort compares UTF-16 code units, the order RFC 8785 requires.
+    const keys = Object.keys(record).sort();
+    text = "{";
+    let first = true;
+    for (const key of keys) {
+      const child = record[key];
       if (child === undefined) continue;
       path.push(key);
-      assertJson(child, path, ancestors);
+      text += `${first ? "" : ","}${JSON.stringify(key)}:${write(child, path, ancestors)}`;
       path.pop();
+      first = false;
     }
+    text += "}";
   }
   ancestors.delete(value);
+  return text;
 }
 
 function reject(path: readonly (string | number)[], value: unknown, found?: string): never {

@@ -12,6 +12,7 @@ export {
   type ScanOptions,
   type SqliteLedgerOptions,
 } from "./sqlite-store.js";
+export { type LedgerThreadOptions, startLedgerThread } from "./thread-writer.js";
 export { type LedgerEntry, type LedgerRecord, RECORD_KINDS, type RecordKind } from "./types.js";
 export {
   type LedgerAnchor,
@@ -20,7 +21,6 @@ export {
   type VerifyResult,
   verifyLedger,
 } from "./verify.js";
-export { type LedgerThreadOptions, startLedgerThread } from "./thread-writer.js";
 export {
   createLedgerWriter,
   type LedgerWriter,

@@ -41,6 +41,12 @@ export interface SqliteLedgerOptions {
    * it also survives power loss, at the cost of one fsync per transaction.
    */
   readonly synchronous?: "normal" | "full";
+  /**
+   * Whether commits checkpoint the WAL into the database file themselves (SQLite's default, every 1000
+   * pages). A writer whose checkpoints run elsewhere ({@link startCheckpointer}) turns this off, so that no
+   * commit waits for a checkpoint. Default true.
+   */
+  readonly autoCheckpoint?: boolean;
 }
 
 /** Which records {@link LedgerStore.scan} yields. */
@@ -49,6 +55,40 @@ export interface ScanOptions {
   readonly afterSeq?: number;
   /** Yield at most this many records (default: all). */
   readonly limit?: number;
+}
+
+/** An entry ready to store: its indexed fields and its canonical JSON (exactly the text that is hashed). */
+export interface PreparedEntry {
+  readonly id: string;
+  readonly kind: string;
+  readonly time: string;
+  readonly model: string;
+  readonly version: string;
+  readonly canonical: string;
+}
+
+/** Where a record landed in the chain. */
+export interface ChainPosition {
+  readonly seq: number;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+/**
+ * Check an entry and canonicalise it: what an append hashes and stores.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when a field is missing or the body is not plain JSON data.
+ */
+export function prepareEntry(input: LedgerEntry): PreparedEntry {
+  const entry = pickEntry(input);
+  return {
+    id: entry.id,
+    kind: entry.kind,
+    time: entry.time,
+    model: entry.model,
+    version: entry.version,
+    canonical: canonicalJson(entry),
+  };
 }
 
 /** Read access to a ledger: what a process that does not write it (or writes it from another thread) uses. */
@@ -85,6 +125,13 @@ export interface LedgerStore extends LedgerReader {
    * @throws WardenError WARDEN_ERR_LEDGER (invalid entry, duplicate id, disk error, store closed)
    */
   append(entries: readonly LedgerEntry[]): LedgerRecord[];
+  /**
+   * Append entries already checked and canonicalised by {@link prepareEntry} (for a writer that prepares them
+   * in another thread), in one transaction. Returns each one's place in the chain.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER (duplicate id, disk error, store closed)
+   */
+  appendPrepared(entries: readonly PreparedEntry[]): ChainPosition[];
   /** Hash of the last record, or {@link GENESIS_HASH} when the ledger is empty. */
   lastHash(): string;
 }
@@ -109,6 +156,7 @@ export function openSqliteLedger(dataDir: string, options: SqliteLedgerOptions =
       throw new Error(`the file system does not support WAL mode (journal_mode is ${String(mode)})`);
     }
     db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    if (options.autoCheckpoint === false) db.pragma("wal_autocheckpoint = 0");
     if (db.pragma("user_version", { simple: true }) === 0 && isEmpty(db)) db.exec(`BEGIN;${SCHEMA}COMMIT;`);
     checkSchema(db, file);
     return new SqliteLedgerStore(file, db, new SqliteLedgerReader(file, openReader(file)));
@@ -235,7 +283,7 @@ class SqliteLedgerStore implements LedgerStore {
   // iterators is open, and a scan may be consumed slowly (a streamed HTTP export) while decisions keep coming.
   readonly #reader: SqliteLedgerReader;
   readonly #insert: Database.Statement;
-  readonly #appendAll: (entries: readonly LedgerEntry[]) => LedgerRecord[];
+  readonly #appendAll: (entries: readonly PreparedEntry[]) => ChainPosition[];
   #lastSeq: number;
   #lastHash: string;
   #closed = false;
@@ -252,32 +300,35 @@ class SqliteLedgerStore implements LedgerStore {
     this.#insert = db.prepare(
       "INSERT INTO records (seq, id, kind, time, model, version, entry, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     );
-    this.#appendAll = db.transaction((entries: readonly LedgerEntry[]) => this.#insertAll(entries));
+    this.#appendAll = db.transaction((entries: readonly PreparedEntry[]) => this.#insertAll(entries));
   }
 
   append(entries: readonly LedgerEntry[]): LedgerRecord[] {
+    const positions = this.appendPrepared(entries.map(prepareEntry));
+    return entries.map((input, i) => ({ ...pickEntry(input), ...positions[i]! }));
+  }
+
+  appendPrepared(entries: readonly PreparedEntry[]): ChainPosition[] {
     this.#assertOpen();
     if (entries.length === 0) return [];
     try {
-      const records = this.#appendAll(entries);
+      const positions = this.#appendAll(entries);
       // Only now that the transaction has committed does the in-memory head move; after a rollback it still
       // points at the last committed record, so the next append continues the stored chain.
-      const last = records[records.length - 1]!;
+      const last = positions[positions.length - 1]!;
       this.#lastSeq = last.seq;
       this.#lastHash = last.hash;
-      return records;
+      return positions;
     } catch (error) {
       throw asLedgerError(error, `cannot append ${entries.length} entries to the ledger at ${this.file}`);
     }
   }
 
-  #insertAll(entries: readonly LedgerEntry[]): LedgerRecord[] {
+  #insertAll(entries: readonly PreparedEntry[]): ChainPosition[] {
     let seq = this.#lastSeq;
     let prevHash = this.#lastHash;
-    return entries.map((input) => {
-      const entry = pickEntry(input);
-      const canonical = canonicalJson(entry);
-      const hash = chainHash(prevHash, canonical);
+    return entries.map((entry) => {
+      const hash = chainHash(prevHash, entry.canonical);
       seq += 1;
       this.#insert.run(
         seq,
@@ -286,13 +337,13 @@ class SqliteLedgerStore implements LedgerStore {
         entry.time,
         entry.model,
         entry.version,
-        canonical,
+        entry.canonical,
         prevHash,
         hash,
       );
-      const record: LedgerRecord = { ...entry, seq, prev_hash: prevHash, hash };
+      const position: ChainPosition = { seq, prev_hash: prevHash, hash };
       prevHash = hash;
-      return record;
+      return position;
     });
   }
 

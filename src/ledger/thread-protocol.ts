@@ -1,16 +1,15 @@
 import type { ErrorCode } from "../errors/index.js";
-import type { LedgerEntry } from "./types.js";
+import type { PreparedEntry } from "./sqlite-store.js";
 
 /** What the ledger thread is started with. */
 export interface LedgerThreadStart {
   readonly dataDir: string;
   readonly synchronous: "normal" | "full";
-  readonly maxBatch: number;
 }
 
 /** Main thread → ledger thread. */
 export type LedgerThreadRequest =
-  | { readonly type: "append"; readonly batch: number; readonly entries: readonly LedgerEntry[] }
+  | { readonly type: "append"; readonly batch: number; readonly entries: readonly PreparedEntry[] }
   | { readonly type: "close" };
 
 /** The outcome of one entry, in the order sent. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { WardenError } from "../errors/index.js";
+import type { WardenError } from "../errors/index.js";
 import { openLedgerReader } from "./sqlite-store.js";
 import { sampleEntry, tempDir } from "./testkit.js";
 import { startLedgerThread } from "./thread-writer.js";
@@ -33,7 +33,11 @@ test("a bad entry fails alone; the chain continues; close refuses new writes", a
   const dir = tempDir(t);
   const writer = await startLedgerThread(dir);
   await writer.write(sampleEntry(1));
-  const results = await Promise.allSettled([writer.write(sampleEntry(2)), writer.write(sampleEntry(1)), writer.write(sampleEntry(3))]);
+  const results = await Promise.allSettled([
+    writer.write(sampleEntry(2)),
+    writer.write(sampleEntry(1)),
+    writer.write(sampleEntry(3)),
+  ]);
   assert.equal(results[0]!.status, "fulfilled");
   assert.equal(results[2]!.status, "fulfilled");
   assert.equal(results[1]!.status, "rejected");
@@ -42,14 +46,17 @@ test("a bad entry fails alone; the chain continues; close refuses new writes", a
   assert.equal(writer.stats().entriesFailed, 1);
   await writer.drain();
   await writer.close();
-  await assert.rejects(writer.write(sampleEntry(9)), (e: WardenError) => e.code === "WARDEN_ERR_SHUTTING_DOWN");
+  await assert.rejects(
+    writer.write(sampleEntry(9)),
+    (e: WardenError) => e.code === "WARDEN_ERR_SHUTTING_DOWN",
+  );
   assert.deepEqual(verifyLedger(dir), { ok: true, count: 3 });
 });
 
-test("entries that cannot cross to the thread are refused without breaking the writer", async (t) => {
+test("entries JSON cannot represent are refused at once without breaking the writer", async (t) => {
   const dir = tempDir(t);
   const writer = await startLedgerThread(dir);
-  const bad = { ...sampleEntry(1), body: { f: () => 1 } };
+  const bad = { ...sampleEntry(1), body: { score: Number.NaN } };
   await assert.rejects(writer.write(bad), (e: WardenError) => e.code === "WARDEN_ERR_LEDGER");
   const ok = await writer.write(sampleEntry(2));
   assert.equal(ok.seq, 1);

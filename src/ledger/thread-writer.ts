@@ -1,10 +1,19 @@
 import { Worker } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
-import type { AppendResult, LedgerThreadReply, LedgerThreadRequest, LedgerThreadStart } from "./thread-protocol.js";
+import { ledgerPath, type PreparedEntry, prepareEntry } from "./sqlite-store.js";
+import type {
+  AppendResult,
+  LedgerThreadReply,
+  LedgerThreadRequest,
+  LedgerThreadStart,
+} from "./thread-protocol.js";
 import type { LedgerEntry, LedgerRecord } from "./types.js";
 import type { LedgerWriter, LedgerWriterOptions, LedgerWriterStats } from "./writer.js";
 
 const THREAD_URL = new URL("./writer-thread.js", import.meta.url);
+const CHECKPOINT_URL = new URL("./checkpoint-thread.js", import.meta.url);
+/** How often the checkpoint thread copies the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 200;
 
 /** Options of {@link startLedgerThread}. */
 export interface LedgerThreadOptions extends LedgerWriterOptions {
@@ -14,6 +23,7 @@ export interface LedgerThreadOptions extends LedgerWriterOptions {
 
 interface Pending {
   readonly entry: LedgerEntry;
+  readonly prepared: PreparedEntry;
   readonly resolve: (record: LedgerRecord) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -30,16 +40,18 @@ interface Pending {
  *
  * @throws WardenError WARDEN_ERR_LEDGER when the ledger cannot be opened.
  */
-export async function startLedgerThread(dataDir: string, options: LedgerThreadOptions = {}): Promise<LedgerWriter> {
-  const start: LedgerThreadStart = {
-    dataDir,
-    synchronous: options.synchronous ?? "normal",
-    maxBatch: options.maxBatch ?? 512,
-  };
+export async function startLedgerThread(
+  dataDir: string,
+  options: LedgerThreadOptions = {},
+): Promise<LedgerWriter> {
+  const start: LedgerThreadStart = { dataDir, synchronous: options.synchronous ?? "normal" };
+  const maxBatch = options.maxBatch ?? 512;
   const worker = new Worker(THREAD_URL, { workerData: start, name: "ledger-writer" });
   await new Promise<void>((resolve, reject) => {
     const onExit = (code: number) =>
-      reject(new WardenError("WARDEN_ERR_LEDGER", `the ledger thread exited (${code}) while opening ${dataDir}`));
+      reject(
+        new WardenError("WARDEN_ERR_LEDGER", `the ledger thread exited (${code}) while opening ${dataDir}`),
+      );
     worker.once("error", reject);
     worker.once("exit", onExit);
     worker.once("message", (message: LedgerThreadReply) => {
@@ -48,15 +60,26 @@ export async function startLedgerThread(dataDir: string, options: LedgerThreadOp
       if (message.type === "ready") resolve();
       else {
         void worker.terminate();
-        reject(new WardenError("WARDEN_ERR_LEDGER", message.type === "failed" ? message.message : "unexpected reply"));
+        reject(
+          new WardenError(
+            "WARDEN_ERR_LEDGER",
+            message.type === "failed" ? message.message : "unexpected reply",
+          ),
+        );
       }
     });
   });
-  return new ThreadedLedgerWriter(worker, options.onCommit);
+  const checkpointer = new Worker(CHECKPOINT_URL, {
+    workerData: { file: ledgerPath(dataDir), intervalMs: CHECKPOINT_INTERVAL_MS },
+    name: "ledger-checkpointer",
+  });
+  return new ThreadedLedgerWriter(worker, checkpointer, maxBatch, options.onCommit);
 }
 
 class ThreadedLedgerWriter implements LedgerWriter {
   readonly #worker: Worker;
+  readonly #checkpointer: Worker;
+  readonly #maxBatch: number;
   readonly #onCommit: ((records: readonly LedgerRecord[]) => void) | undefined;
   #queue: Pending[] = [];
   #tick: NodeJS.Immediate | undefined;
@@ -70,14 +93,22 @@ class ThreadedLedgerWriter implements LedgerWriter {
   #batches = 0;
   #lastBatchSize = 0;
 
-  constructor(worker: Worker, onCommit: ((records: readonly LedgerRecord[]) => void) | undefined) {
+  constructor(
+    worker: Worker,
+    checkpointer: Worker,
+    maxBatch: number,
+    onCommit: ((records: readonly LedgerRecord[]) => void) | undefined,
+  ) {
     this.#worker = worker;
+    this.#checkpointer = checkpointer;
+    this.#maxBatch = maxBatch;
     this.#onCommit = onCommit;
     worker.on("message", (message: LedgerThreadReply) => {
       if (message.type === "appended") this.#settle(message.batch, message.results);
     });
     const die = (reason: string) => {
       this.#failure ??= new WardenError("WARDEN_ERR_LEDGER", `the ledger thread stopped: ${reason}`);
+      void checkpointer.terminate();
       for (const batch of this.#inFlight.values()) for (const p of batch) this.#fail(p, this.#failure);
       this.#inFlight.clear();
       for (const p of this.#queue) this.#fail(p, this.#failure);
@@ -85,6 +116,8 @@ class ThreadedLedgerWriter implements LedgerWriter {
       this.#notifyDrained();
     };
     worker.on("error", (error) => die(error.message));
+    // A failed checkpointer costs disk (the WAL grows until the writer's close folds it in), not decisions.
+    checkpointer.on("error", () => {});
     worker.on("exit", (code) => {
       if (this.#closing === undefined || this.#inFlight.size > 0) die(`exit ${code}`);
     });
@@ -94,12 +127,25 @@ class ThreadedLedgerWriter implements LedgerWriter {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closing !== undefined) {
       return Promise.reject(
-        new WardenError("WARDEN_ERR_SHUTTING_DOWN", "The decision ledger is closing; no new decisions are recorded"),
+        new WardenError(
+          "WARDEN_ERR_SHUTTING_DOWN",
+          "The decision ledger is closing; no new decisions are recorded",
+        ),
       );
     }
+    let prepared: PreparedEntry;
+    try {
+      // Canonicalised here, so the thread receives flat strings (cheap to pass) and the caller learns at once
+      // about data that cannot be recorded.
+      prepared = prepareEntry(entry);
+    } catch (error) {
+      this.#entriesFailed += 1;
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, resolve, reject });
-      this.#tick ??= setImmediate(() => this.#send());
+      this.#queue.push({ entry, prepared, resolve, reject });
+      if (this.#queue.length >= this.#maxBatch) this.#send();
+      else this.#tick ??= setImmediate(() => this.#send());
     });
   }
 
@@ -112,6 +158,11 @@ class ThreadedLedgerWriter implements LedgerWriter {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.drain();
+      // The checkpointer's connection goes first, so the writer's is the last one and its close folds the WAL
+      // into ledger.sqlite.
+      const stopped = new Promise((resolve) => this.#checkpointer.once("exit", resolve));
+      this.#checkpointer.postMessage("stop");
+      await stopped;
       if (this.#failure !== undefined) {
         await this.#worker.terminate();
         return;
@@ -146,17 +197,8 @@ class ThreadedLedgerWriter implements LedgerWriter {
     this.#queue = [];
     const id = this.#nextBatch++;
     this.#inFlight.set(id, batch);
-    const message: LedgerThreadRequest = { type: "append", batch: id, entries: batch.map((p) => p.entry) };
-    try {
-      this.#worker.postMessage(message);
-    } catch (error) {
-      // Data that cannot be cloned (a function, a symbol) cannot be recorded either.
-      this.#inFlight.delete(id);
-      for (const p of batch) {
-        this.#fail(p, new WardenError("WARDEN_ERR_LEDGER", "The decision could not be recorded", { cause: error }));
-      }
-      this.#notifyDrained();
-    }
+    const message: LedgerThreadRequest = { type: "append", batch: id, entries: batch.map((p) => p.prepared) };
+    this.#worker.postMessage(message);
   }
 
   #settle(id: number, results: readonly AppendResult[]): void {
@@ -167,7 +209,19 @@ class ThreadedLedgerWriter implements LedgerWriter {
     batch.forEach((pending, i) => {
       const result = results[i]!;
       if (result.ok) {
-        const record: LedgerRecord = { ...pending.entry, seq: result.seq, prev_hash: result.prev_hash, hash: result.hash };
+        const { id, kind, time, model, version, artifact_sha256, body } = pending.entry;
+        const record: LedgerRecord = {
+          id,
+          kind,
+          time,
+          model,
+          version,
+          artifact_sha256,
+          body,
+          seq: result.seq,
+          prev_hash: result.prev_hash,
+          hash: result.hash,
+        };
         committed.push(record);
         pending.resolve(record);
       } else {

@@ -1,10 +1,6 @@
-import canonicalizeCjs from "canonicalize";
 import { describeValue } from "../errors/index.js";
-import { chainHash, GENESIS_HASH } from "./hash.js";
+import { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 import { type LedgerReader, ledgerPath, openReader } from "./sqlite-store.js";
-
-// See hash.ts: the package's typings describe the default import wrongly under NodeNext.
-const canonicalize = canonicalizeCjs as unknown as (input: unknown) => string | undefined;
 
 /** A known (sequence number, hash) pair, kept outside the ledger, that the ledger must still contain. */
 export interface LedgerAnchor {
@@ -69,7 +65,10 @@ type RawRow = [
  * @param source a data directory (verifies `<dataDir>/ledger.sqlite`) or an open store (verifies its file)
  * @throws WardenError WARDEN_ERR_LEDGER when the ledger file is missing, unreadable or of an unknown version.
  */
-export function verifyLedger(source: string | Pick<LedgerReader, "file">, options: VerifyOptions = {}): VerifyResult {
+export function verifyLedger(
+  source: string | Pick<LedgerReader, "file">,
+  options: VerifyOptions = {},
+): VerifyResult {
   const db = openReader(typeof source === "string" ? ledgerPath(source) : source.file);
   try {
     const rows = db
@@ -169,13 +168,13 @@ function entryProblem(
 
 /**
  * Whether `text` is the canonical form of `parsed` (its own JSON.parse result). The fast path needs no
- * re-serialisation by canonicalize, which costs more than parsing: for parsed JSON, JSON.stringify and
+ * canonical re-serialisation, which costs more than parsing: for parsed JSON, JSON.stringify and
  * RFC 8785 write the same primitives, so if stringify reproduces the text and every object's keys already
- * come in sorted order, canonicalize would produce the text too. Otherwise (also when V8 reorders
- * integer-like keys) canonicalize decides.
+ * come in sorted order, canonicalJson would produce the text too. Otherwise (also when V8 reorders
+ * integer-like keys) canonicalJson decides.
  */
 function isCanonical(text: string, parsed: object): boolean {
-  return (JSON.stringify(parsed) === text && keysSorted(parsed)) || canonicalize(parsed) === text;
+  return (JSON.stringify(parsed) === text && keysSorted(parsed)) || canonicalJson(parsed) === text;
 }
 
 function keysSorted(value: unknown): boolean {

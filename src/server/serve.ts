@@ -1,7 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
-import { type LedgerReader, type LedgerWriter, openLedgerReader, startLedgerThread } from "../ledger/index.js";
+import {
+  type LedgerReader,
+  type LedgerWriter,
+  openLedgerReader,
+  startLedgerThread,
+} from "../ledger/index.js";
 import { createModelRegistry, type ModelRegistry } from "../registry/index.js";
 import { buildApp } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
