@@ -11,11 +11,19 @@ const port = parentPort;
 if (port === null) throw new Error("ledger/checkpoint-thread.js must run as a worker thread");
 const { file, intervalMs } = workerData as { file: string; intervalMs: number };
 
+/**
+ * WAL size (in pages) past which a checkpoint also restarts the log. Under steady writes a PASSIVE checkpoint
+ * copies pages but the writer never finds the log fully copied, so the log would grow without end; a TRUNCATE
+ * checkpoint briefly holds the writer off, but the pages are mostly copied already, so the wait is short.
+ */
+const RESTART_PAGES = 16_384; // 64 MiB at 4 KiB pages
+
 const db = new Database(file, { fileMustExist: true });
-db.pragma("busy_timeout = 100");
+db.pragma("busy_timeout = 1000");
 const checkpoint = () => {
   try {
-    db.pragma("wal_checkpoint(PASSIVE)");
+    const [status] = db.pragma("wal_checkpoint(PASSIVE)") as { log: number }[];
+    if (status !== undefined && status.log > RESTART_PAGES) db.pragma("wal_checkpoint(TRUNCATE)");
   } catch {
     // Busy or interrupted: the next round catches up.
   }
