@@ -89,29 +89,34 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   app.decorate("wardenRoutes", routes);
   app.decorateRequest("wardenStart", 0);
-  app.addHook("onRequest", async (request, reply) => {
+  // Hooks in callback style: this runs for every request, and async hooks each cost a promise.
+  app.addHook("onRequest", (request, reply, done) => {
     request.wardenStart = performance.now();
     reply.header("x-request-id", request.id);
+    done();
   });
   // Draining: answers to requests still in flight ask the client to close its keep-alive connection, so
   // the server can stop as soon as they are answered (instead of waiting out keepAliveTimeout).
   let draining = false;
-  app.addHook("preClose", async () => {
+  app.addHook("preClose", (done) => {
     draining = true;
+    done();
   });
-  app.addHook("onSend", async (_request, reply) => {
+  app.addHook("onSend", (_request, reply, payload, done) => {
     if (draining) reply.header("connection", "close");
+    done(null, payload);
   });
-  app.addHook("onResponse", async (request, reply) => {
+  const observe = deps.metrics.requestObserver();
+  app.addHook("onResponse", (request, reply, done) => {
     const model = request.wardenModel;
-    const labels = {
-      model: model?.name ?? "",
-      version: model?.version ?? "",
-      route: request.routeOptions.url ?? "unmatched",
-      outcome: request.wardenOutcome ?? (reply.statusCode < 400 ? "ok" : String(reply.statusCode)),
-    };
-    deps.metrics.requests.inc(labels);
-    deps.metrics.requestDuration.observe(labels, (performance.now() - request.wardenStart) / 1000);
+    observe(
+      model?.name ?? "",
+      model?.version ?? "",
+      request.routeOptions.url ?? "unmatched",
+      request.wardenOutcome ?? (reply.statusCode < 400 ? "ok" : String(reply.statusCode)),
+      (performance.now() - request.wardenStart) / 1000,
+    );
+    done();
   });
 
   app.setErrorHandler(async (error, request, reply) => {

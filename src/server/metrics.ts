@@ -17,6 +17,17 @@ export interface WardenMetrics {
   readonly ledgerWrites: Counter<"kind">;
   /** Batcher hooks for one model version. */
   batcherObserver(model: string, version: string): BatcherObserver;
+  /**
+   * A function recording one HTTP request (count and duration, seconds). It keeps the labelled series it has
+   * seen, so the hot path looks one up instead of building label objects per request.
+   */
+  requestObserver(): (
+    model: string,
+    version: string,
+    route: string,
+    outcome: string,
+    seconds: number,
+  ) => void;
 }
 
 /** Create the metrics (and Node's default process metrics) on a fresh registry. */
@@ -77,6 +88,20 @@ export function createMetrics(): WardenMetrics {
     queueDepth,
     failures,
     ledgerWrites,
+    requestObserver() {
+      const series = new Map<string, { count: { inc(): void }; duration: { observe(v: number): void } }>();
+      return (model, version, route, outcome, seconds) => {
+        const key = `${model}\u0000${version}\u0000${route}\u0000${outcome}`;
+        let entry = series.get(key);
+        if (entry === undefined) {
+          const labels = { model, version, route, outcome };
+          entry = { count: requests.labels(labels), duration: requestDuration.labels(labels) };
+          series.set(key, entry);
+        }
+        entry.count.inc();
+        entry.duration.observe(seconds);
+      };
+    },
     batcherObserver(model, version) {
       const labels = { model, version };
       const inference = inferenceDuration.labels(labels);
