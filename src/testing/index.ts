@@ -1,6 +1,6 @@
 /**
- * Helpers shared by tests: temporary folders, the bundled demo models and their reference numbers.
- * Test-only; nothing in the product imports this folder.
+ * Helpers shared by tests and benchmarks: temporary folders, the bundled demo models and their reference
+ * numbers. The product itself never imports this folder.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
