@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
+import type { Logger } from "pino";
 import { coerceCsvCell } from "../cli/predict.js";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
 import { type RunningServer, startServer } from "../server/index.js";
@@ -44,7 +45,7 @@ export function xgboostHoldoutReference(): number[] {
 
 /** Start a real server on a free loopback port with a temporary ledger; `stop` closes and cleans up. */
 export async function startTestServer(
-  options: { models?: string[]; config?: Record<string, unknown> } = {},
+  options: { models?: string[]; config?: Record<string, unknown>; logger?: Logger } = {},
 ): Promise<RunningServer & { dataDir: string; stop: () => Promise<void> }> {
   const dir = tempDir("server");
   const config = parseServerConfig(
@@ -57,7 +58,7 @@ export async function startTestServer(
     },
     "test",
   );
-  const server = await startServer(config);
+  const server = await startServer(config, options.logger ? { logger: options.logger } : {});
   return Object.assign(server, {
     dataDir: dir.path,
     stop: async () => {
