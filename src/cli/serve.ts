@@ -78,17 +78,21 @@ export function serveCommand(
           `Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`,
         );
         if (usingDemo) io.stdout(`Try:\n  ${curlExample(server.url, first)}\n`);
-        await new Promise<void>((resolve) => {
+        const stoppedCleanly = await new Promise<boolean>((resolve) => {
           const stop = (signal: string) => {
             io.stdout(`${signal}: draining in-flight requests and the ledger queue...\n`);
-            server.close().then(resolve, (error: unknown) => {
-              io.stderr(`warden: error while stopping: ${(error as Error).message}\n`);
-              resolve();
-            });
+            server.close().then(
+              () => resolve(true),
+              (error: unknown) => {
+                io.stderr(`warden: error while stopping: ${(error as Error).message}\n`);
+                resolve(false);
+              },
+            );
           };
           process.once("SIGTERM", () => stop("SIGTERM"));
           process.once("SIGINT", () => stop("SIGINT"));
         });
+        if (!stoppedCleanly) return EXIT.failure;
         io.stdout("stopped\n");
         return EXIT.ok;
       }),

@@ -47,6 +47,7 @@ test("SIGTERM mid-burst: every acknowledged decision is in the ledger, and the c
         if (response.status === 200) acknowledged.push(body.decision_id!);
         else {
           assert.equal(response.status, 503, JSON.stringify(body));
+          assert.equal(body.code, "WARDEN_ERR_SHUTTING_DOWN");
           refused++;
         }
       } catch {

@@ -116,6 +116,7 @@ export interface Manifest
   /** Sensitive attributes: recorded as the subject, never fed to the model. */
   readonly sensitiveFeatures: readonly FeatureSpec[];
   readonly output: {
+    /** Class labels in the model's class order (binary without labels: "0", "1"); undefined for regression. */
     readonly labels: readonly string[] | undefined;
     readonly positive_label: string | undefined;
     /** Index of positive_label in labels (binary). */

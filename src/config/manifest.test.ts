@@ -134,3 +134,19 @@ test("server configuration is validated with defaults and frozen", () => {
     (e: WardenError) => e.code === "WARDEN_ERR_CONFIG_INVALID" && e.details.length === 2,
   );
 });
+
+test('a binary model without labels has classes "0" and "1"; positive_label must be one of them', () => {
+  const unlabelled = base.replace(
+    "output: { labels: [good, bad], positive_label: bad, threshold: 0.4 }",
+    "output: {}",
+  );
+  const m = loadManifest(write("unlabelled.yaml", unlabelled));
+  assert.deepEqual(m.output.labels, ["0", "1"]);
+  assert.equal(m.output.positiveIndex, 1);
+  const zero = loadManifest(
+    write("zero.yaml", unlabelled.replace("output: {}", 'output: { positive_label: "0" }')),
+  );
+  assert.equal(zero.output.positiveIndex, 0);
+  const error = expectInvalid(unlabelled.replace("output: {}", "output: { positive_label: yes }"));
+  assert.match(error.details[0]!.fix!, /classes are "0" and "1"/);
+});

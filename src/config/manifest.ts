@@ -7,6 +7,9 @@ import { describeValue, type FieldProblem, formatProblems, WardenError } from ".
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { schemaProblems } from "./schema-errors.js";
 
+/** The class labels of a binary model whose manifest names none. */
+const BINARY_DEFAULT_LABELS: readonly string[] = Object.freeze(["0", "1"]);
+
 /** sha256 of a file's bytes, lower-case hex. */
 export function sha256File(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
@@ -107,13 +110,10 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     );
   }
 
-  const labels = m.output.labels;
+  // A binary model without labels has classes "0" and "1".
+  const labels = m.task === "binary" ? (m.output.labels ?? BINARY_DEFAULT_LABELS) : m.output.labels;
   const positiveIndex =
-    m.task === "binary" && labels !== undefined
-      ? labels.indexOf(m.output.positive_label ?? (labels[1] as string))
-      : m.task === "binary"
-        ? 1
-        : -1;
+    m.task === "binary" ? labels!.indexOf(m.output.positive_label ?? (labels![1] as string)) : -1;
   const features = m.features.map((f) => Object.freeze({ ...f, categories: freezeArray(f.categories) }));
   const manifest: Manifest = {
     ...m,
@@ -205,15 +205,13 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
         found: describeValue(labels),
       });
     }
-    if (
-      m.output.positive_label !== undefined &&
-      labels !== undefined &&
-      !labels.includes(m.output.positive_label)
-    ) {
+    const classes = labels ?? BINARY_DEFAULT_LABELS;
+    if (m.output.positive_label !== undefined && !classes.includes(m.output.positive_label)) {
       problems.push({
         field: "/output/positive_label",
-        expected: `one of the labels (${labels.join(", ")})`,
+        expected: `one of the labels (${classes.join(", ")})`,
         found: describeValue(m.output.positive_label),
+        ...(labels === undefined ? { fix: 'without output.labels the classes are "0" and "1"' } : {}),
       });
     }
   } else if (m.task === "multiclass") {

@@ -80,6 +80,13 @@ test("NaN, Infinity, out-of-range and non-object bodies are refused", () => {
     assert.equal(problems[0]!.field, "features.income");
   }
   assert.equal(validateInstance(manifest, [1, 2], undefined, "").problems[0]!.field, "features");
+  // Finite as a double, infinite as the float32 the model receives.
+  const unbounded = parseManifest({ ...raw, features: [{ name: "x", type: "number" }] }, "/m.yaml");
+  const huge = validateInstance(unbounded, { x: 1e39 }, undefined, "");
+  assert.match(huge.problems[0]!.fix ?? "", /float32 range/);
+  // Long unknown keys are cut in errors, never echoed whole.
+  const long = validateInstance(unbounded, { x: 1, ["k".repeat(10_000)]: 1 }, undefined, "");
+  assert.ok(long.problems[0]!.field.length < 100);
   assert.equal(validateInstance(manifest, {}, "x", "").problems[0]!.field, "subject");
 });
 

@@ -66,6 +66,8 @@ export function checkValue(f: FeatureSpec, value: unknown, field: string): Field
         );
       }
       if (!Number.isFinite(value)) return bad();
+      // The model receives float32: a double beyond its range would arrive as ±Infinity.
+      if (!Number.isFinite(Math.fround(value))) return bad("the value is beyond the model's float32 range");
       if (f.type === "integer" && !Number.isInteger(value)) return bad("round it to a whole number");
       if ((f.min !== undefined && value < f.min) || (f.max !== undefined && value > f.max)) {
         return bad("the value is out of the range the model was validated for");
@@ -86,6 +88,11 @@ export function encodeValue(f: FeatureSpec, value: FeatureValue): number {
   if (typeof value === "boolean") return value ? 1 : 0;
   if (typeof value === "string") return f.categories!.indexOf(value);
   return value;
+}
+
+/** A client-chosen key as shown in an error: long keys are cut, so an error never echoes a huge body. */
+function shownKey(key: string): string {
+  return key.length > 64 ? `${key.slice(0, 60)}...` : key;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -125,7 +132,7 @@ export function validateInstance(
     const spec = byName.get(key);
     if (spec === undefined) {
       problems.push({
-        field: `${prefix}features.${key}`,
+        field: `${prefix}features.${shownKey(key)}`,
         expected: "no such feature",
         found: describeValue(features[key]),
         fix: `remove it; the model's features are ${manifest.modelFeatures.map((f) => f.name).join(", ")}`,
@@ -144,7 +151,7 @@ export function validateInstance(
     const spec = byName.get(key);
     if (spec === undefined || !spec.sensitive) {
       problems.push({
-        field: `${prefix}subject.${key}`,
+        field: `${prefix}subject.${shownKey(key)}`,
         expected: "a sensitive attribute declared in the manifest",
         found: describeValue(subjectRecord[key]),
         fix:

@@ -54,6 +54,36 @@ export interface PipelineObserver {
 /** The decision pipeline: validate → infer (batched, worker threads) → decide → record. */
 export interface DecisionPipeline {
   decide(request: DecisionRequest): Promise<DecisionResult[]>;
+  /**
+   * Record a refusal of a request that reached a model but failed before the pipeline could read it (for
+   * example tensors of the wrong shape), then throw `error`.
+   */
+  reject(model: LoadedModel, context: RejectionContext, error: WardenError): Promise<never>;
+}
+
+/** Where a refused request came from. */
+export interface RejectionContext {
+  readonly route: DecisionRoute;
+  readonly requestId: string;
+  /** Instances (rows) in the request, as far as they could be counted. */
+  readonly instances: number;
+  readonly clientIds?: readonly string[];
+}
+
+/** Length in Unicode code points (what JSON Schema's maxLength counts), not UTF-16 units. */
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+function rejection(request: DecisionRequest, clientIds: readonly (string | undefined)[]): RejectionContext {
+  return {
+    route: request.route,
+    requestId: request.requestId,
+    instances: request.instances.length,
+    clientIds: clientIds.filter((id): id is string => id !== undefined),
+  };
 }
 
 function roundMs(ms: number): number {
@@ -72,9 +102,8 @@ export function createDecisionPipeline(
 ): DecisionPipeline {
   const reject = async (
     model: LoadedModel,
-    request: DecisionRequest,
+    context: RejectionContext,
     error: WardenError,
-    clientIds: readonly (string | undefined)[],
   ): Promise<never> => {
     observer.onRejected?.(model, error.code);
     const { manifest } = model;
@@ -86,17 +115,18 @@ export function createDecisionPipeline(
       version: manifest.version,
       artifact_sha256: manifest.artifact.sha256,
       body: {
-        route: request.route,
-        request_id: request.requestId,
-        instances: request.instances.length,
-        client_ids: clientIds.filter((id): id is string => id !== undefined),
-        error: { code: error.code, message: error.message, details: error.details.map((d) => ({ ...d })) },
+        client_ids: [...(context.clientIds ?? [])],
+        error: { code: error.code, details: error.details.map((d) => ({ ...d })), message: error.message },
+        instances: context.instances,
+        request_id: context.requestId,
+        route: context.route,
       },
     });
     throw error;
   };
 
   return {
+    reject,
     async decide(request) {
       const model = registry.get(request.model, request.version);
       const { manifest } = model;
@@ -106,7 +136,7 @@ export function createDecisionPipeline(
       request.instances.forEach((instance, i) => {
         const prefix = request.fieldPrefix(i);
         const id = instance.id;
-        if (id !== undefined && (typeof id !== "string" || id.length === 0 || id.length > 128)) {
+        if (id !== undefined && (typeof id !== "string" || id.length === 0 || codePoints(id) > 128)) {
           problems.push({
             field: `${prefix}id`,
             expected: "a string of 1 to 128 characters (your reference for this instance)",
@@ -115,7 +145,8 @@ export function createDecisionPipeline(
         }
         clientIds.push(typeof id === "string" ? id : undefined);
         const checked = validateInstance(manifest, instance.features, instance.subject, prefix);
-        problems.push(...checked.problems);
+        // A loop, not push(...spread): a hostile body can carry more problems than a call has arguments.
+        for (const problem of checked.problems) problems.push(problem);
         if (checked.instance) valid.push(checked.instance);
       });
       if (problems.length > 0) {
@@ -127,7 +158,7 @@ export function createDecisionPipeline(
             .join(", ")}${problems.length > 3 ? ", ..." : ""}`,
           { details: problems },
         );
-        return reject(model, request, error, clientIds);
+        return reject(model, rejection(request, clientIds), error);
       }
 
       let rows: Awaited<ReturnType<typeof model.batcher.submit>>;
@@ -136,34 +167,38 @@ export function createDecisionPipeline(
       } catch (error) {
         // Refusals (queue full, timeout) are recorded; a model failure is an error, not a decision.
         if (error instanceof WardenError && (error.status < 500 || error.code === "WARDEN_ERR_TIMEOUT")) {
-          return reject(model, request, error, clientIds);
+          return reject(model, rejection(request, clientIds), error);
         }
         throw error;
       }
 
+      // Decide every row before recording any: a row the policy refuses (a non-finite output) fails the whole
+      // request, and then none of its decisions may be in the ledger unanswered.
+      const outcomes = valid.map((_, i) => applyPolicy(manifest, rows[i]!));
       const time = new Date().toISOString();
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
       const writes: Promise<LedgerRecord>[] = [];
       valid.forEach((instance, i) => {
-        const outcome = applyPolicy(manifest, rows[i]!);
+        const outcome = outcomes[i]!;
         const decisionId = uuidv7();
         const clientId = clientIds[i];
+        // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
-          route: request.route,
-          request_id: request.requestId,
-          inputs: instance.inputs,
-          subject: instance.subject,
-          outputs: outcome.probabilities
-            ? { score: outcome.score, probabilities: outcome.probabilities }
-            : { score: outcome.score },
-          decision: outcome.decision,
-          threshold: manifest.task === "binary" ? manifest.output.threshold : null,
-          manifest_sha256: manifest.manifestSha256,
-          latency_ms: latency,
           batch_size: rows[i]!.batchSize,
+          ...(clientId !== undefined ? { client_id: clientId } : {}),
+          decision: outcome.decision,
+          inputs: instance.inputs,
+          latency_ms: latency,
+          manifest_sha256: manifest.manifestSha256,
+          outputs: outcome.probabilities
+            ? { probabilities: outcome.probabilities, score: outcome.score }
+            : { score: outcome.score },
+          request_id: request.requestId,
+          route: request.route,
+          subject: instance.subject,
+          threshold: manifest.task === "binary" ? manifest.output.threshold : null,
         };
-        if (clientId !== undefined) body.client_id = clientId;
         writes.push(
           ledger.write({
             id: decisionId,

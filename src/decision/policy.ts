@@ -12,8 +12,6 @@ export interface Outcome {
   readonly decision: string | null;
 }
 
-const DEFAULT_BINARY_LABELS = ["0", "1"] as const;
-
 /**
  * Turn a model output row into a decision: binary → `positive_label` when P(positive) ≥ threshold,
  * otherwise the other label; multiclass → the most probable label; regression → the value, no label.
@@ -31,7 +29,7 @@ export function applyPolicy(manifest: Manifest, result: RowResult): Outcome {
   }
   switch (manifest.task) {
     case "binary": {
-      const labels = manifest.output.labels ?? DEFAULT_BINARY_LABELS;
+      const labels = manifest.output.labels!;
       const [label0, label1] = [labels[0]!, labels[1]!];
       let p1: number;
       if (kind === "probabilities" && values.length === 2) p1 = values[1]!;

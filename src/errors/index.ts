@@ -58,6 +58,23 @@ export const ERRORS = {
 /** A stable error code from the registry. */
 export type ErrorCode = keyof typeof ERRORS;
 
+/** At most this many field problems travel with an error; the rest are counted in a last entry. */
+export const MAX_PROBLEMS = 100;
+
+/** Cap a problem list at MAX_PROBLEMS, saying how many were left out (a hostile body can have millions). */
+export function capProblems(problems: readonly FieldProblem[]): FieldProblem[] {
+  if (problems.length <= MAX_PROBLEMS) return [...problems];
+  return [
+    ...problems.slice(0, MAX_PROBLEMS),
+    {
+      field: "(more)",
+      expected: "fewer problems",
+      found: `${problems.length - MAX_PROBLEMS} more problems not listed`,
+      fix: "fix the ones listed and send again",
+    },
+  ];
+}
+
 /** The single error type Warden raises for expected failures. */
 export class WardenError extends Error {
   readonly code: ErrorCode;
@@ -78,7 +95,7 @@ export class WardenError extends Error {
     this.name = "WardenError";
     this.code = code;
     this.status = ERRORS[code].status;
-    this.details = Object.freeze([...(options.details ?? [])]);
+    this.details = Object.freeze(capProblems(options.details ?? []));
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
@@ -100,7 +117,9 @@ export function describeValue(value: unknown): string {
     return `${value} (number)`;
   }
   if (typeof value === "string") {
-    const shown = value.length > 60 ? `${value.slice(0, 57)}...` : value;
+    // Cut by code points, so an emoji is never split into a lone surrogate.
+    const points = Array.from(value.length > 240 ? value.slice(0, 240) : value);
+    const shown = points.length > 60 ? `${points.slice(0, 57).join("")}...` : value;
     return `${JSON.stringify(shown)} (string)`;
   }
   if (typeof value === "boolean") return `${value} (boolean)`;

@@ -12,7 +12,13 @@ export {
   type ScanOptions,
   type SqliteLedgerOptions,
 } from "./sqlite-store.js";
-export { type LedgerThreadOptions, startLedgerThread } from "./thread-writer.js";
+export {
+  type LedgerThreadOptions,
+  type LedgerWriter,
+  type LedgerWriterOptions,
+  type LedgerWriterStats,
+  startLedgerThread,
+} from "./thread-writer.js";
 export { type LedgerEntry, type LedgerRecord, RECORD_KINDS, type RecordKind } from "./types.js";
 export {
   type LedgerAnchor,
@@ -21,9 +27,3 @@ export {
   type VerifyResult,
   verifyLedger,
 } from "./verify.js";
-export {
-  createLedgerWriter,
-  type LedgerWriter,
-  type LedgerWriterOptions,
-  type LedgerWriterStats,
-} from "./writer.js";

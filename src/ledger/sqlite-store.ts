@@ -43,7 +43,7 @@ export interface SqliteLedgerOptions {
   readonly synchronous?: "normal" | "full";
   /**
    * Whether commits checkpoint the WAL into the database file themselves (SQLite's default, every 1000
-   * pages). A writer whose checkpoints run elsewhere ({@link startCheckpointer}) turns this off, so that no
+   * pages). A writer whose checkpoints run elsewhere (the ledger thread: see thread-writer.ts) turns this off, so that no
    * commit waits for a checkpoint. Default true.
    */
   readonly autoCheckpoint?: boolean;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Worker } from "node:worker_threads";
 import type { WardenError } from "../errors/index.js";
 import { openLedgerReader } from "./sqlite-store.js";
 import { sampleEntry, tempDir } from "./testkit.js";
@@ -61,4 +62,48 @@ test("entries JSON cannot represent are refused at once without breaking the wri
   const ok = await writer.write(sampleEntry(2));
   assert.equal(ok.seq, 1);
   await writer.close();
+});
+
+test("drain commits everything queued; an exception in onCommit does not fail the write; maxBatch sends early", async (t) => {
+  const dir = tempDir(t);
+  const sizes: number[] = [];
+  const writer = await startLedgerThread(dir, {
+    maxBatch: 4,
+    onCommit: (records) => {
+      sizes.push(records.length);
+      throw new Error("metrics broke");
+    },
+  });
+  const writes = Array.from({ length: 10 }, (_, i) => writer.write(sampleEntry(i + 1)));
+  await writer.drain();
+  assert.equal(writer.stats().queued, 0);
+  assert.equal((await Promise.all(writes)).length, 10);
+  assert.deepEqual(sizes, [4, 4, 2]);
+  await writer.close();
+  assert.deepEqual(verifyLedger(dir), { ok: true, count: 10 });
+});
+
+test("if the ledger thread dies, pending and later writes fail, the writer reports unhealthy, and close still ends", async (t) => {
+  const dir = tempDir(t);
+  // Capture the ledger thread as the writer starts it, to kill it as a crash would.
+  const threads: Worker[] = [];
+  const original = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker["postMessage"]>) {
+    if (!threads.includes(this)) threads.push(this);
+    return original.apply(this, args);
+  };
+  let writer: Awaited<ReturnType<typeof startLedgerThread>>;
+  try {
+    writer = await startLedgerThread(dir);
+    await writer.write(sampleEntry(1));
+  } finally {
+    Worker.prototype.postMessage = original;
+  }
+  assert.equal(writer.healthy(), true);
+  await threads[0]!.terminate();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(writer.healthy(), false);
+  await assert.rejects(writer.write(sampleEntry(2)), (e: WardenError) => e.code === "WARDEN_ERR_LEDGER");
+  await writer.close(); // must not hang
+  assert.deepEqual(verifyLedger(dir), { ok: true, count: 1 });
 });

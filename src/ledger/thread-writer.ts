@@ -8,12 +8,58 @@ import type {
   LedgerThreadStart,
 } from "./thread-protocol.js";
 import type { LedgerEntry, LedgerRecord } from "./types.js";
-import type { LedgerWriter, LedgerWriterOptions, LedgerWriterStats } from "./writer.js";
 
 const THREAD_URL = new URL("./writer-thread.js", import.meta.url);
 const CHECKPOINT_URL = new URL("./checkpoint-thread.js", import.meta.url);
 /** How often the checkpoint thread copies the WAL into the database file. */
 const CHECKPOINT_INTERVAL_MS = 200;
+
+/** Options of a ledger writer. */
+export interface LedgerWriterOptions {
+  /** Commit at once when this many entries are queued, without waiting for the next tick (default 512). */
+  readonly maxBatch?: number;
+  /**
+   * Called after each committed transaction with its records (in sequence order), for metrics. It runs after
+   * the commit and cannot affect the ledger: an exception it throws is ignored.
+   */
+  readonly onCommit?: (records: readonly LedgerRecord[]) => void;
+}
+
+/** Counters for metrics; all start at 0 when the writer is created. */
+export interface LedgerWriterStats {
+  /** Entries committed to the ledger. */
+  readonly entriesWritten: number;
+  /** Entries whose write was rejected. */
+  readonly entriesFailed: number;
+  /** Transactions committed. */
+  readonly batches: number;
+  /** Entries in the last committed transaction. */
+  readonly lastBatchSize: number;
+  /** Entries waiting for the next commit. */
+  readonly queued: number;
+}
+
+/** Group-committing front of a ledger store. The only writer of its store. */
+export interface LedgerWriter {
+  /**
+   * Queue an entry. It is committed with the other entries queued in the same event-loop turn, in one
+   * transaction; the promise resolves with the stored record only after that transaction has committed, so a
+   * caller that waits for it before answering never acknowledges a decision that is not in the ledger
+   * (durable as far as the store's `synchronous` option promises: across a process crash by default).
+   *
+   * @throws (rejects) WardenError WARDEN_ERR_LEDGER when this entry cannot be stored (invalid, duplicate id,
+   *   disk error); WARDEN_ERR_SHUTTING_DOWN once {@link LedgerWriter.close} has been called.
+   */
+  write(entry: LedgerEntry): Promise<LedgerRecord>;
+  /** Commit everything queued so far; resolves once it is committed (or rejected). */
+  drain(): Promise<void>;
+  /** Refuse new writes, commit everything queued, then close the store. Idempotent. */
+  close(): Promise<void>;
+  /** A snapshot of the counters. */
+  stats(): LedgerWriterStats;
+  /** False once the writer can no longer record anything (its thread died): the server is then not ready. */
+  healthy(): boolean;
+}
 
 /** Options of {@link startLedgerThread}. */
 export interface LedgerThreadOptions extends LedgerWriterOptions {
@@ -31,8 +77,9 @@ interface Pending {
 /**
  * Start the ledger writer in its own thread and return a {@link LedgerWriter} for the calling thread.
  * Entries written in one event-loop turn travel as one message and are committed in one transaction there
- * (group commit); each `write` resolves only after its commit, exactly as with {@link createLedgerWriter},
- * but the canonical JSON, hashing, SQLite work and WAL checkpoints run off the caller's event loop.
+ * (group commit); each `write` resolves only after its commit. The caller's thread makes each entry's
+ * canonical JSON (flat strings are cheap to pass between threads); hashing, SQLite work and WAL checkpoints
+ * run in the ledger's own threads.
  * Resolves once the ledger is open (creating `<dataDir>/ledger.sqlite` if needed).
  *
  * If the thread dies, every pending and later write fails with WARDEN_ERR_LEDGER: a server must not answer
@@ -88,6 +135,9 @@ class ThreadedLedgerWriter implements LedgerWriter {
   #failure: WardenError | undefined;
   #closing: Promise<void> | undefined;
   #drained: (() => void)[] = [];
+  /** Resolve when each thread has exited (whatever the reason), so close() never waits on a dead thread. */
+  readonly #writerExited: Promise<void>;
+  readonly #checkpointerExited: Promise<void>;
   #entriesWritten = 0;
   #entriesFailed = 0;
   #batches = 0;
@@ -103,6 +153,8 @@ class ThreadedLedgerWriter implements LedgerWriter {
     this.#checkpointer = checkpointer;
     this.#maxBatch = maxBatch;
     this.#onCommit = onCommit;
+    this.#writerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    this.#checkpointerExited = new Promise((resolve) => checkpointer.once("exit", () => resolve()));
     worker.on("message", (message: LedgerThreadReply) => {
       if (message.type === "appended") this.#settle(message.batch, message.results);
     });
@@ -159,24 +211,23 @@ class ThreadedLedgerWriter implements LedgerWriter {
     this.#closing ??= (async () => {
       await this.drain();
       // The checkpointer's connection goes first, so the writer's is the last one and its close folds the WAL
-      // into ledger.sqlite.
-      const stopped = new Promise((resolve) => this.#checkpointer.once("exit", resolve));
+      // into ledger.sqlite. (Messages to a thread that has already exited are dropped; its exit promise is
+      // settled, so nothing here waits on a dead thread.)
       this.#checkpointer.postMessage("stop");
-      await stopped;
+      await this.#checkpointerExited;
       if (this.#failure !== undefined) {
         await this.#worker.terminate();
         return;
       }
-      const closed = new Promise<void>((resolve) => {
-        this.#worker.on("message", (m: LedgerThreadReply) => {
-          if (m.type === "closed") resolve();
-        });
-        this.#worker.once("exit", () => resolve());
-      });
+      // The thread closes its store, answers "closed" and exits.
       this.#worker.postMessage({ type: "close" } satisfies LedgerThreadRequest);
-      await closed;
+      await this.#writerExited;
     })();
     return this.#closing;
+  }
+
+  healthy(): boolean {
+    return this.#failure === undefined;
   }
 
   stats(): LedgerWriterStats {

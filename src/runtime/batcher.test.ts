@@ -175,6 +175,20 @@ test("a full queue refuses at once with WARDEN_ERR_QUEUE_FULL and Retry-After; q
   );
 });
 
+test("a request larger than the whole queue is a 400 (retrying could never help)", async () => {
+  const { executor } = controlledExecutor(1, 0);
+  const batcher = new DynamicBatcher(policy({ max_queue_size: 3 }), executor, 2);
+  await assert.rejects(
+    batcher.submit([rowOf(1, 1), rowOf(2, 2), rowOf(3, 3), rowOf(4, 4)]),
+    (e: WardenError) => {
+      assert.equal(e.code, "WARDEN_ERR_BAD_REQUEST");
+      assert.equal(e.status, 400);
+      assert.match(e.details[0]!.expected, /batching\.max_queue_size/);
+      return true;
+    },
+  );
+});
+
 test("a request not answered within timeout_ms fails with WARDEN_ERR_TIMEOUT and leaves the queue", async () => {
   const { executor, batches } = controlledExecutor(1);
   const batcher = new DynamicBatcher(policy({ max_batch_size: 1, timeout_ms: 30 }), executor, 2);

@@ -39,6 +39,8 @@ interface PendingRequest {
   readonly rows: Float32Array[];
   readonly results: RowResult[];
   remaining: number;
+  /** Rows of this request still in the queue (not yet dispatched). */
+  queued: number;
   settled: boolean;
   readonly resolve: (results: RowResult[]) => void;
   readonly reject: (error: Error) => void;
@@ -103,6 +105,25 @@ export class DynamicBatcher {
   submit(rows: Float32Array[]): Promise<RowResult[]> {
     if (this.#closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
     if (rows.length === 0) return Promise.resolve([]);
+    if (rows.length > this.#policy.max_queue_size) {
+      // Waiting would never help: this request alone is larger than the queue.
+      return Promise.reject(
+        new WardenError(
+          "WARDEN_ERR_BAD_REQUEST",
+          `the request has ${rows.length} rows; this model's queue holds at most ${this.#policy.max_queue_size}`,
+          {
+            details: [
+              {
+                field: "instances",
+                expected: `at most ${this.#policy.max_queue_size} rows (batching.max_queue_size)`,
+                found: `${rows.length}`,
+                fix: "split the request",
+              },
+            ],
+          },
+        ),
+      );
+    }
     if (this.#queuedRows + rows.length > this.#policy.max_queue_size) {
       return Promise.reject(
         new WardenError(
@@ -117,6 +138,7 @@ export class DynamicBatcher {
         rows,
         results: new Array<RowResult>(rows.length),
         remaining: rows.length,
+        queued: rows.length,
         settled: false,
         resolve,
         reject,
@@ -151,9 +173,9 @@ export class DynamicBatcher {
     if (request.settled) return;
     request.settled = true;
     clearTimeout(request.timer);
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      if (this.#queue[i]!.request === request) this.#queuedRows--;
-    }
+    // Its rows still queued are skipped when reached; they leave the live depth now.
+    this.#queuedRows -= request.queued;
+    request.queued = 0;
     this.#observer.onQueueDepth?.(this.#queuedRows);
     request.reject(error);
   }
@@ -205,7 +227,10 @@ export class DynamicBatcher {
     const taken: QueuedRow[] = [];
     while (taken.length < size && this.#head < this.#queue.length) {
       const row = this.#queue[this.#head++]!;
-      if (!row.request.settled) taken.push(row);
+      if (!row.request.settled) {
+        row.request.queued--;
+        taken.push(row);
+      }
     }
     this.#queuedRows -= taken.length;
     this.#observer.onQueueDepth?.(this.#queuedRows);

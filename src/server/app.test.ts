@@ -238,6 +238,69 @@ describe("Open Inference Protocol v2", () => {
   });
 });
 
+describe("errors before any route runs keep Warden's format", () => {
+  test("an undecodable URL and an over-long path parameter are 400s with a code", async () => {
+    const bad = await server.app.inject({ url: "/v1/decisions/%E0%A4%A" });
+    assert.equal(bad.statusCode, 400);
+    assert.equal(bad.json().code, "WARDEN_ERR_BAD_REQUEST");
+    const long = await server.app.inject({ url: `/v1/decisions/${"x".repeat(600)}` });
+    assert.equal(long.statusCode, 400);
+    assert.equal(long.json().code, "WARDEN_ERR_BAD_REQUEST");
+  });
+
+  test("a request Node's HTTP parser refuses gets a JSON 400 on the socket", async () => {
+    const { connect } = await import("node:net");
+    const port = Number(new URL(server.url).port);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.write(
+          "POST /v1/models/credit-demo/decisions HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        );
+      });
+      let text = "";
+      socket.on("data", (chunk) => {
+        text += chunk;
+      });
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    const body = JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4));
+    assert.equal(body.code, "WARDEN_ERR_BAD_REQUEST");
+  });
+
+  test("tensors nested deeper than their shape are a 400, and the refusal is recorded", async () => {
+    // Written by hand: JSON.stringify itself would overflow the stack on this nesting.
+    const nested = `${"[".repeat(20_000)}1${"]".repeat(20_000)}`;
+    const deep = await post(
+      "/v2/models/credit-demo/infer",
+      `{"inputs":[{"name":"Seniority","shape":[1],"datatype":"FP32","data":${nested}}]}`,
+      { "content-type": "application/json" },
+    );
+    assert.equal(deep.statusCode, 400, deep.body.slice(0, 200));
+    const unknown = await post("/v2/models/credit-demo/infer", {
+      id: "unknown-output",
+      inputs: [{ name: "input", shape: [1, 11], datatype: "FP32", data: Array(11).fill(1) }],
+      outputs: [{ name: "nope" }],
+    });
+    assert.equal(unknown.statusCode, 400);
+    const requestId = unknown.headers["x-request-id"];
+    const recorded = [...server.ledger.scan({})].find((r) => r.body.request_id === requestId);
+    assert.equal(recorded?.kind, "rejection");
+    assert.equal(recorded?.body.route, "oip");
+  });
+
+  test("a validation error lists at most 100 problems and counts the rest", async () => {
+    const features: Record<string, number> = {};
+    for (let i = 0; i < 500; i++) features[`unknown_${i}`] = i;
+    const response = await post("/v1/models/credit-demo/decisions", { features });
+    assert.equal(response.statusCode, 400);
+    const body = response.json();
+    assert.equal(body.details.length, 101);
+    assert.match(body.details[100].found, /more problems not listed/);
+  });
+});
+
 describe("operations", () => {
   test("the OpenAPI document lists exactly the served routes", async () => {
     const doc = (await server.app.inject({ url: "/openapi.json" })).json();

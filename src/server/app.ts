@@ -1,6 +1,11 @@
 import { randomUUID } from "node:crypto";
 import swagger from "@fastify/swagger";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  LogController,
+} from "fastify";
 import type { ServerConfig } from "../config/index.js";
 import type { LedgerSink } from "../decision/index.js";
 import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
@@ -55,7 +60,44 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       const header = req.headers["x-request-id"];
       return typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
     },
-    return503OnClosing: true,
+    // While draining, Warden answers 503 itself (in its error format, with Retry-After): see onRequest.
+    return503OnClosing: false,
+    // Errors Fastify raises before any route runs (undecodable URL, over-long path parameter) in Warden's format.
+    frameworkErrors: (error, request, reply) => {
+      const warden =
+        error.code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? new WardenError("WARDEN_ERR_BAD_REQUEST", "a path parameter is longer than 500 characters", {
+              details: [
+                { field: "url", expected: "path parameters of at most 500 characters", found: "longer" },
+              ],
+            })
+          : new WardenError("WARDEN_ERR_BAD_REQUEST", `the URL cannot be decoded: ${error.message}`, {
+              details: [
+                { field: "url", expected: "a valid percent-encoded URL", found: request.url.slice(0, 200) },
+              ],
+            });
+      request.wardenOutcome = warden.code;
+      void (reply as FastifyReply).status(warden.status).send(warden.toJSON());
+    },
+    maxParamLength: 500,
+    // Requests Node's HTTP parser refuses (a bad content-length, oversized headers) never reach a route; they
+    // still get a JSON body in Warden's format.
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === "ECONNRESET" || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const tooLarge = (error as NodeJS.ErrnoException).code === "HPE_HEADER_OVERFLOW";
+      const body = JSON.stringify(
+        new WardenError(
+          "WARDEN_ERR_BAD_REQUEST",
+          `the HTTP request cannot be parsed: ${error.message}`,
+        ).toJSON(),
+      );
+      socket.end(
+        `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
     ajv: {
       customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false, useDefaults: false },
     },
@@ -90,14 +132,27 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.decorate("wardenRoutes", routes);
   app.decorateRequest("wardenStart", 0);
   // Hooks in callback style: this runs for every request, and async hooks each cost a promise.
+  // Draining: new requests on open connections get 503 at once, and answers to requests still in flight ask
+  // the client to close its keep-alive connection, so the server stops as soon as they are answered.
+  let draining = false;
   app.addHook("onRequest", (request, reply, done) => {
     request.wardenStart = performance.now();
     reply.header("x-request-id", request.id);
-    done();
+    if (!draining) return done();
+    const error = new WardenError(
+      "WARDEN_ERR_SHUTTING_DOWN",
+      "the server is shutting down; retry on another replica",
+      {
+        retryAfterSeconds: 1,
+      },
+    );
+    request.wardenOutcome = error.code;
+    void reply
+      .status(error.status)
+      .header("retry-after", "1")
+      .header("connection", "close")
+      .send(error.toJSON());
   });
-  // Draining: answers to requests still in flight ask the client to close its keep-alive connection, so
-  // the server can stop as soon as they are answered (instead of waiting out keepAliveTimeout).
-  let draining = false;
   app.addHook("preClose", (done) => {
     draining = true;
     done();
@@ -147,7 +202,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   app.get(
     "/metrics",
-    { schema: { summary: "Prometheus metrics", tags: ["operations"], produces: ["text/plain"] } },
+    { schema: { summary: "Prometheus metrics (text exposition format)", tags: ["operations"] } },
     async (_request, reply) => {
       reply.header("content-type", deps.metrics.registry.contentType);
       return deps.metrics.registry.metrics();

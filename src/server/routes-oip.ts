@@ -115,8 +115,22 @@ function modelMetadata(model: LoadedModel, versions: readonly string[]) {
   };
 }
 
-function flatten(data: unknown[]): unknown[] {
-  return data.some(Array.isArray) ? (data.flat(Number.POSITIVE_INFINITY) as unknown[]) : data;
+/**
+ * Tensor data may come flat (the protocol's form) or nested row by row; nesting deeper than the tensor's
+ * rank is refused (undefined), which also keeps a hostile body from recursing without bound.
+ */
+function flatten(data: unknown[], rank: number): unknown[] | undefined {
+  let level = data;
+  for (let depth = 1; level.some(Array.isArray); depth++) {
+    if (depth >= Math.max(rank, 1)) return undefined;
+    const next: unknown[] = [];
+    for (const item of level) {
+      if (Array.isArray(item)) for (const inner of item) next.push(inner);
+      else next.push(item);
+    }
+    level = next;
+  }
+  return level;
 }
 
 function checkElement(datatype: Datatype, value: unknown): boolean {
@@ -136,7 +150,15 @@ export function decodeTensors(manifest: Manifest, inputs: readonly InferInput[])
   const single = inputs.length === 1 && !byName.has(inputs[0]!.name);
   inputs.forEach((tensor, t) => {
     const at = `inputs[${t}]`;
-    const data = flatten(tensor.data);
+    const data = flatten(tensor.data, tensor.shape.length);
+    if (data === undefined) {
+      problems.push({
+        field: `${at}.data`,
+        expected: `a flat list, or lists nested no deeper than the shape ${JSON.stringify(tensor.shape)}`,
+        found: "deeper nesting",
+      });
+      return;
+    }
     const expectedLength = tensor.shape.reduce((a, b) => a * b, 1);
     if (data.length !== expectedLength) {
       problems.push({
@@ -316,17 +338,37 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
         request.wardenModel = { name: manifest.name, version: manifest.version };
         const available = outputNames(manifest);
         const requested = request.body.outputs?.map((o) => o.name) ?? available;
-        const unknown = requested.filter((n) => !available.includes(n));
-        if (unknown.length > 0) {
-          throw new WardenError("WARDEN_ERR_VALIDATION", `unknown output ${unknown.join(", ")}`, {
-            details: unknown.map((n) => ({
-              field: "outputs",
-              expected: `one of ${available.join(", ")}`,
-              found: JSON.stringify(n),
-            })),
-          });
+        let instances: InstanceInput[];
+        try {
+          const unknown = requested.filter((n) => !available.includes(n));
+          if (unknown.length > 0) {
+            throw new WardenError(
+              "WARDEN_ERR_VALIDATION",
+              `unknown output ${unknown.join(", ").slice(0, 200)}`,
+              {
+                details: unknown.slice(0, 10).map((n) => ({
+                  field: "outputs",
+                  expected: `one of ${available.join(", ")}`,
+                  found: describeValue(n),
+                })),
+              },
+            );
+          }
+          instances = decodeTensors(manifest, request.body.inputs);
+        } catch (error) {
+          // The request reached the model and was refused: recorded like any other invalid request.
+          if (!(error instanceof WardenError)) throw error;
+          const rows = request.body.inputs[0]?.shape[0];
+          return ctx.pipeline.reject(
+            model,
+            {
+              route: "oip",
+              requestId: request.id,
+              instances: Number.isSafeInteger(rows) ? (rows as number) : 0,
+            },
+            error,
+          );
         }
-        const instances = decodeTensors(manifest, request.body.inputs);
         if (instances.length > ctx.config.max_instances_per_request) {
           throw new WardenError("WARDEN_ERR_BAD_REQUEST", "too many rows in one request", {
             details: [
@@ -349,7 +391,7 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
           fieldPrefix: (i) => `row ${i}: `,
         });
         const n = results.length;
-        const labels = manifest.output.labels ?? ["0", "1"];
+        const labels = manifest.output.labels ?? [];
         const tensors: Record<string, { name: string; datatype: string; shape: number[]; data: unknown[] }> =
           {
             probabilities: {

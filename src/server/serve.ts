@@ -70,7 +70,8 @@ export async function startServer(
       ledger: { write: (entry) => writer.write(entry), get: (id) => ledger.get(id) },
       metrics,
       logger,
-      isReady: () => ready,
+      // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
+      isReady: () => ready && writer.healthy(),
     });
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
