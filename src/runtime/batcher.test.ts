@@ -17,6 +17,8 @@ function controlledExecutor(instances: number, autoMs?: number) {
   const executor: ModelExecutor = {
     description: { format: "onnx", featureCount: 2, inputs: [], outputs: [], details: {} },
     idleCount: () => instances - busy,
+    liveCount: () => instances,
+    isReady: () => instances > 0,
     onIdle: (l) => {
       listeners.push(l);
     },
@@ -206,6 +208,35 @@ test("a request not answered within timeout_ms fails with WARDEN_ERR_TIMEOUT and
   batches[0]!.finish();
   await new Promise((r) => setImmediate(r));
   assert.equal(batches.length, 1, "the timed-out row was never sent to the model");
+});
+
+test("with no live instance, queued requests fail at once with 503 instead of waiting out their timeout", async () => {
+  const { executor } = controlledExecutor(1, 0);
+  let live = 1;
+  const listeners: (() => void)[] = [];
+  const flaky: ModelExecutor = {
+    ...executor,
+    idleCount: () => (live > 0 ? executor.idleCount() : 0),
+    liveCount: () => live,
+    isReady: () => live > 0,
+    onIdle: (listener) => {
+      listeners.push(listener);
+      executor.onIdle(listener);
+    },
+  };
+  const batcher = new DynamicBatcher(policy({ max_queue_delay_us: 5_000_000, timeout_ms: 60_000 }), flaky, 2);
+  const waiting = batcher.submit([rowOf(1, 1)]);
+  live = 0; // every instance lost: the pool tells its listeners
+  for (const listener of listeners) listener();
+  await assert.rejects(
+    waiting,
+    (e: WardenError) => e.code === "WARDEN_ERR_MODEL_NOT_READY" && e.status === 503,
+  );
+  await assert.rejects(
+    batcher.submit([rowOf(2, 2)]),
+    (e: WardenError) => e.code === "WARDEN_ERR_MODEL_NOT_READY",
+  );
+  assert.equal(batcher.queueDepth, 0);
 });
 
 test("a failing batch rejects its requests and the batcher carries on", async () => {

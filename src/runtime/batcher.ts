@@ -168,6 +168,12 @@ export class DynamicBatcher {
     );
   }
 
+  /** Fail every request with rows still queued (nothing can run them now). */
+  #failQueued(error: WardenError): void {
+    for (let i = this.#head; i < this.#queue.length; i++) this.#fail(this.#queue[i]!.request, error);
+    this.#dropSettledHead();
+  }
+
   /** Settle a request with an error; its rows still queued are skipped when reached. */
   #fail(request: PendingRequest, error: Error): void {
     if (request.settled) return;
@@ -189,6 +195,16 @@ export class DynamicBatcher {
   }
 
   #schedule(): void {
+    if (this.#queuedRows > 0 && this.#executor.liveCount() === 0) {
+      this.#failQueued(
+        new WardenError(
+          "WARDEN_ERR_MODEL_NOT_READY",
+          "the model has no running instance (its workers stopped and are being restarted; the server log says why)",
+          { retryAfterSeconds: 1 },
+        ),
+      );
+      return;
+    }
     for (;;) {
       this.#dropSettledHead();
       if (this.#queuedRows === 0 || this.#executor.idleCount() === 0) return;

@@ -3,7 +3,7 @@
  * (onnxruntime-node's `run` is synchronous on its thread) never blocks the HTTP event loop.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { parseManifest } from "../config/index.js";
+import { parseManifest, verifyArtifact } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import { loadEngine } from "./engines.js";
 import type { EngineOutput, ModelEngine } from "./types.js";
@@ -30,6 +30,10 @@ function serialiseError(error: unknown): WorkerReply & { type: "error" } {
 try {
   // Validated in the main thread already; parsing the source again restores the derived, frozen fields.
   const manifest = parseManifest(start.manifest, start.manifestPath, start.manifestSha256);
+  // The main thread checked the artifact when the model was loaded, but a worker started later (a
+  // replacement after a crash) reads the file as it is now: refuse one whose sha256 no longer matches the
+  // manifest, since the ledger records the manifest's hash for every decision this worker would make.
+  verifyArtifact(manifest);
   engine = await loadEngine(manifest);
   post({ type: "ready", id: 0, description: engine.describe() });
 } catch (error) {

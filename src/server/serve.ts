@@ -71,7 +71,7 @@ export async function startServer(
       metrics,
       logger,
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
-      isReady: () => ready && writer.healthy(),
+      isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
     });
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
