@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import Database from "better-sqlite3";
@@ -141,6 +143,67 @@ test("predict fails clearly on a missing input file or an invalid manifest", asy
   assert.equal(invalid.code, 1);
   assert.match(invalid.stderr, /invalid manifest/);
   assert.match(invalid.stderr, /\/version: expected a string \(required\), found missing — add it/);
+});
+
+test("predict names the file and line of input that cannot be read, and exits 1", async () => {
+  const header = readFileSync(HOLDOUT_CSV, "utf8").split("\n", 2);
+  const input = join(dir.path, "unclosed.csv");
+  writeFileSync(input, `${header[0]}\n${header[1]}\n"good,9,rent,60\n`);
+  const unclosed = await run("predict", DEMO_XGB, input);
+  assert.equal(unclosed.code, 1);
+  assert.match(unclosed.stderr, /^warden: cannot read .*unclosed\.csv, line 3: Quote Not Closed/m);
+  assert.doesNotMatch(unclosed.stderr, /\n\s+at /, "no stack trace");
+  const folder = join(dir.path, "folder.ndjson");
+  mkdirSync(folder);
+  const unreadable = await run("predict", DEMO_XGB, folder);
+  assert.equal(unreadable.code, 1);
+  assert.match(unreadable.stderr, /^warden: cannot read .*folder\.ndjson: EISDIR/m);
+});
+
+test("predict fails in one line, before scoring, when --out cannot be written", async () => {
+  const out = join(dir.path, "missing", "scores.csv");
+  const result = await run("predict", DEMO_XGB, HOLDOUT_CSV, "--out", out);
+  assert.equal(result.code, 1);
+  assert.equal(result.stderr, `warden: cannot write results to ${out}: ENOENT: no such file or directory\n`);
+  assert.equal(result.stdout, "");
+});
+
+test("predict reports a write that fails while scoring as an output failure, not an input one", {
+  skip: !existsSync("/dev/full") && "no /dev/full here",
+}, async () => {
+  // /dev/full opens fine and fails every write with ENOSPC, like a disk that fills up mid-run.
+  const result = await run("predict", DEMO_XGB, HOLDOUT_CSV, "--out", "/dev/full");
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^warden: cannot write results to \/dev\/full: ENOSPC/m);
+  assert.doesNotMatch(result.stderr, /cannot read|scored/);
+});
+
+test("predict to standard output leaves process.stdout's listeners as it found them", async () => {
+  const before = process.stdout.listenerCount("error");
+  const input = join(dir.path, "one.ndjson");
+  writeFileSync(input, `${JSON.stringify({ ...DEMO_FEATURES, Age: 30 })}\n`);
+  const result = await run("predict", DEMO_XGB, input);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(process.stdout.listenerCount("error"), before);
+});
+
+test("predict stops quietly, exit 0, when the reader of its standard output closes it", async () => {
+  // Far more output than a pipe holds, so the CLI is still writing when the reader goes away (EPIPE).
+  const [header, ...rows] = readFileSync(HOLDOUT_CSV, "utf8").trimEnd().split("\n");
+  const input = join(dir.path, "long.csv");
+  writeFileSync(input, `${[header, ...Array.from({ length: 30 }, () => rows).flat()].join("\n")}\n`);
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/warden.js"), "predict", DEMO_XGB, input], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = once(child, "exit");
+  await once(child.stdout, "data");
+  child.stdout.destroy();
+  const [code, signal] = await exited;
+  assert.equal(signal, null);
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /Error|\n\s+at |scored/);
 });
 
 test("ledger verify: ok N records, then the first tampered record after an edit", async () => {

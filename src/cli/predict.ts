@@ -1,10 +1,11 @@
 import { once } from "node:events";
-import { createReadStream, createWriteStream, existsSync } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
-import type { Writable } from "node:stream";
+import { pipeline } from "node:stream";
 import type { Command } from "commander";
-import { parse as parseCsv } from "csv-parse";
+import { CsvError, parse as parseCsv } from "csv-parse";
 import { stringify as stringifyCsv } from "csv-stringify/sync";
 import { DEVICES, type Device, type FeatureSpec, loadManifest, type Manifest } from "../config/index.js";
 import { applyPolicy, validateInstance } from "../decision/index.js";
@@ -62,10 +63,40 @@ interface InputRow {
   readonly readProblem?: FieldProblem;
 }
 
+/** A system error's message without its ", open '<path>'" tail, for messages that already name the file. */
+function reasonOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { syscall, path } = error as NodeJS.ErrnoException;
+  return syscall && path ? error.message.replace(`, ${syscall} '${path}'`, "") : error.message;
+}
+
+/** The input file cannot be read or parsed; CSV errors carry the line csv-parse stopped at. */
+function inputFileError(path: string, error: unknown): WardenError {
+  const line = error instanceof CsvError && typeof error.lines === "number" ? `, line ${error.lines}` : "";
+  return new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}${line}: ${reasonOf(error)}`, {
+    cause: error,
+  });
+}
+
+/**
+ * Rows from a reader, whose errors become input-file errors. Only the reader's own errors land in the catch:
+ * a consumer that fails (the model, the output) or stops early closes this generator with return(), which
+ * yield* passes on to the reader and which runs no catch.
+ */
+async function* labelReadErrors(path: string, rows: AsyncGenerator<InputRow>): AsyncGenerator<InputRow> {
+  try {
+    yield* rows;
+  } catch (error) {
+    throw inputFileError(path, error);
+  }
+}
+
 async function* readCsv(path: string, manifest: Manifest, io: CliIo): AsyncGenerator<InputRow> {
-  const parser = createReadStream(path).pipe(
-    parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: false }),
-  );
+  const parser = parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: false });
+  // pipeline, not pipe: an unreadable file (a directory, no permission) destroys the parser with its error,
+  // which the loop below then throws, and stopping early closes the file. The loop sees every error, so the
+  // callback has nothing left to do.
+  pipeline(createReadStream(path), parser, () => {});
   const byName = new Map(manifest.features.map((f) => [f.name, f]));
   let row = 0;
   for await (const record of parser as AsyncIterable<Record<string, string>>) {
@@ -175,9 +206,105 @@ export function predictCommand(
         const format: Format =
           options.format ?? (options.out ? (formatOf(options.out) ?? "ndjson") : "ndjson");
         const manifest = loadManifest(manifestPath, { device: options.device });
-        return score(manifest, inputPath, inputFormat, format, options.out, io);
+        try {
+          return await score(manifest, inputPath, inputFormat, format, options.out, io);
+        } catch (error) {
+          // main() prints a stack for errors outside the registry, which has no code for output failures.
+          if (!(error instanceof OutputError)) throw error;
+          io.stderr(`warden: ${error.message}\n`);
+          return EXIT.failure;
+        }
       }),
     );
+}
+
+/** The results could not be written (to --out's file or standard output); reported in one line, exit code 1. */
+class OutputError extends Error {
+  constructor(target: string, cause: unknown) {
+    super(`cannot write results to ${target}: ${reasonOf(cause)}`, { cause });
+  }
+}
+
+/** Where the results go. */
+interface Output {
+  write(text: string): Promise<void>;
+  /** The reader closed standard output (EPIPE): nothing written now can arrive, so scoring should stop. */
+  readonly closed: boolean;
+  /** Flush and let go; throws OutputError when a write failed. */
+  close(): Promise<void>;
+}
+
+/** --out's file. Opened at once, so a path that cannot be written fails before the model loads. */
+async function fileOutput(path: string): Promise<Output> {
+  const handle = await open(path, "w").catch((error: unknown) => {
+    throw new OutputError(path, error);
+  });
+  const sink = handle.createWriteStream();
+  let failure: unknown;
+  // A write can fail after write() returned (disk full), when nothing awaits the stream; unheard, that 'error'
+  // event would crash the process. Keep it for the next write or close to report.
+  sink.on("error", (error) => {
+    failure ??= error;
+  });
+  return {
+    closed: false,
+    async write(text) {
+      if (failure !== undefined) throw new OutputError(path, failure);
+      if (sink.write(text)) return;
+      await once(sink, "drain").catch((error: unknown) => {
+        throw new OutputError(path, error);
+      });
+    },
+    async close() {
+      // end's callback runs on finish or on failure; a failure has reached the listener above by then.
+      await new Promise<void>((resolve) => sink.end(() => resolve()));
+      if (failure !== undefined) throw new OutputError(path, failure);
+    },
+  };
+}
+
+/**
+ * Standard output, through io.stdout. In the real CLI that writes to process.stdout, whose failures arrive as
+ * 'error' events there rather than as exceptions from io.stdout, so listen there while scoring. A test's io
+ * never writes to process.stdout, which then stays healthy and the listener silent.
+ */
+function standardOutput(io: CliIo): Output {
+  let closed = false;
+  let failure: unknown;
+  const onError = (error: NodeJS.ErrnoException) => {
+    // EPIPE: the reader stopped reading (`warden predict ... | head`). Its choice, not a failure.
+    if (error.code === "EPIPE") closed = true;
+    else failure ??= error;
+  };
+  process.stdout.on("error", onError);
+  return {
+    get closed() {
+      return closed;
+    },
+    async write(text) {
+      if (failure !== undefined) throw new OutputError("standard output", failure);
+      if (!closed) io.stdout(text);
+    },
+    async close() {
+      // An empty write completes after every earlier one; `errored` then says whether any of them failed.
+      await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+      const error = process.stdout.errored;
+      if (error === null) {
+        process.stdout.off("error", onError);
+        return;
+      }
+      // Broken for good. Its 'error' event may not have been emitted yet: the listener stays to absorb it,
+      // and the error is classified here rather than waiting for it.
+      onError(error);
+      if (failure !== undefined) throw new OutputError("standard output", failure);
+    },
+  };
+}
+
+interface Tally {
+  readonly total: number;
+  readonly invalid: number;
+  readonly seconds: number;
 }
 
 async function score(
@@ -188,6 +315,33 @@ async function score(
   outPath: string | undefined,
   io: CliIo,
 ): Promise<number> {
+  const output = outPath === undefined ? standardOutput(io) : await fileOutput(outPath);
+  let tally: Tally;
+  try {
+    tally = await scoreRows(manifest, inputPath, inputFormat, format, output, io);
+  } finally {
+    await output.close();
+  }
+  const { total, invalid, seconds } = tally;
+  // A reader that closed standard output has what it wanted: stop without a summary (it would count only the
+  // rows scored so far). The exit code is as if the input had ended there, not 1 for the closed pipe: nothing
+  // failed, and `set -o pipefail` scripts that pipe into head must not break.
+  if (!output.closed) {
+    io.stderr(
+      `scored ${total - invalid} of ${total} rows with ${manifest.name}@${manifest.version} in ${seconds.toFixed(2)} s${invalid > 0 ? `; ${invalid} invalid` : ""}\n`,
+    );
+  }
+  return invalid > 0 ? EXIT.failure : EXIT.ok;
+}
+
+async function scoreRows(
+  manifest: Manifest,
+  inputPath: string,
+  inputFormat: Format,
+  format: Format,
+  output: Output,
+  io: CliIo,
+): Promise<Tally> {
   const executor = await createWorkerPool(manifest);
   const batcher = new DynamicBatcher(
     // Offline: no queue limit or timeout pressure, batches as large as the manifest allows.
@@ -195,15 +349,7 @@ async function score(
     executor,
     manifest.modelFeatures.length,
   );
-  const sink: Writable | undefined = outPath ? createWriteStream(outPath) : undefined;
-  const write = async (text: string) => {
-    if (sink === undefined) io.stdout(text);
-    else if (!sink.write(text)) await once(sink, "drain");
-  };
   const labels = manifest.task === "regression" ? [] : [...(manifest.output.labels ?? ["0", "1"])];
-  if (format === "csv") {
-    await write(stringifyCsv([["row", "decision", "score", ...labels.map((l) => `p_${l}`), "error"]]));
-  }
   let total = 0;
   let invalid = 0;
   const started = performance.now();
@@ -244,35 +390,31 @@ async function score(
           : `${JSON.stringify({ row: r.row, decision: outcome.decision, score: outcome.score, ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}) })}\n`,
       );
     });
-    await write(out.join(""));
+    await output.write(out.join(""));
   };
   try {
-    let chunk: InputRow[] = [];
-    const rows = inputFormat === "csv" ? readCsv(inputPath, manifest, io) : readNdjson(inputPath, manifest);
-    try {
-      for await (const row of rows) {
-        chunk.push(row);
-        if (chunk.length === CHUNK_ROWS) {
-          await flush(chunk);
-          chunk = [];
-        }
-      }
-    } catch (error) {
-      if (error instanceof WardenError) throw error;
-      throw new WardenError("WARDEN_ERR_INPUT_FILE", `${inputPath}: ${(error as Error).message}`);
+    if (format === "csv") {
+      await output.write(
+        stringifyCsv([["row", "decision", "score", ...labels.map((l) => `p_${l}`), "error"]]),
+      );
     }
-    if (chunk.length > 0) await flush(chunk);
+    let chunk: InputRow[] = [];
+    const rows = labelReadErrors(
+      inputPath,
+      inputFormat === "csv" ? readCsv(inputPath, manifest, io) : readNdjson(inputPath, manifest),
+    );
+    for await (const row of rows) {
+      chunk.push(row);
+      if (chunk.length === CHUNK_ROWS) {
+        await flush(chunk);
+        chunk = [];
+        if (output.closed) break;
+      }
+    }
+    if (chunk.length > 0 && !output.closed) await flush(chunk);
   } finally {
     batcher.close();
     await executor.close();
-    if (sink)
-      await new Promise<void>((resolve, reject) =>
-        sink.end((e?: Error | null) => (e ? reject(e) : resolve())),
-      );
   }
-  const seconds = (performance.now() - started) / 1000;
-  io.stderr(
-    `scored ${total - invalid} of ${total} rows with ${manifest.name}@${manifest.version} in ${seconds.toFixed(2)} s${invalid > 0 ? `; ${invalid} invalid` : ""}\n`,
-  );
-  return invalid > 0 ? EXIT.failure : EXIT.ok;
+  return { total, invalid, seconds: (performance.now() - started) / 1000 };
 }
