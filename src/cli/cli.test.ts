@@ -281,3 +281,31 @@ test("ledger verify: ok N records, then the first tampered record after an edit"
     await server.stop();
   }
 });
+
+test("serve on a port already in use fails with one clear line and exit 1", async () => {
+  const { createServer } = await import("node:net");
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+  const port = (blocker.address() as { port: number }).port;
+  const data = tempDir("busy-port");
+  try {
+    const result = await run(
+      "serve",
+      "--port",
+      String(port),
+      "--data-dir",
+      data.path,
+      "--log-level",
+      "silent",
+    );
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}: the address is already in use`),
+    );
+    assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+  } finally {
+    blocker.close();
+    data.remove();
+  }
+});

@@ -94,7 +94,13 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     }
     if (error instanceof WardenError) {
       io.stderr(`warden: ${error.message}\n`);
-      if (error.details.length > 0 && !error.message.includes(error.details[0]!.expected)) {
+      // Details add what the message does not already say (loaders put the list in the message itself).
+      const first = error.details[0];
+      if (
+        first !== undefined &&
+        !error.message.includes(first.expected) &&
+        !error.message.includes(first.found)
+      ) {
         for (const d of error.details)
           io.stderr(`  ${d.field}: expected ${d.expected}, found ${d.found}${d.fix ? ` — ${d.fix}` : ""}\n`);
       }

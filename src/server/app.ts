@@ -79,7 +79,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       request.wardenOutcome = warden.code;
       void (reply as FastifyReply).status(warden.status).send(warden.toJSON());
     },
-    maxParamLength: 500,
+    routerOptions: { maxParamLength: 500 },
     // Requests Node's HTTP parser refuses (a bad content-length, oversized headers) never reach a route; they
     // still get a JSON body in Warden's format.
     clientErrorHandler: (error, socket) => {

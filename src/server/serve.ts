@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
+import { WardenError } from "../errors/index.js";
 import {
   type LedgerReader,
   type LedgerWriter,
@@ -73,7 +74,23 @@ export async function startServer(
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
       isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
     });
-    await app.listen({ host: config.host, port: config.port });
+    await app.listen({ host: config.host, port: config.port }).catch((error: NodeJS.ErrnoException) => {
+      const reason =
+        error.code === "EADDRINUSE"
+          ? "the address is already in use: stop the other server or choose another --port"
+          : error.code === "EACCES"
+            ? "permission denied: ports below 1024 need privileges; choose another --port"
+            : error.code === "EADDRNOTAVAIL"
+              ? "no such address on this machine: check --host"
+              : error.message;
+      throw new WardenError(
+        "WARDEN_ERR_CONFIG_INVALID",
+        `cannot listen on ${config.host}:${config.port}: ${reason}`,
+        {
+          cause: error,
+        },
+      );
+    });
   } catch (error) {
     await app?.close();
     await registry.close();
