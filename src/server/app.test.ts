@@ -55,6 +55,25 @@ describe("decision API", () => {
     });
   });
 
+  test("concurrent requests are batched on the real worker pool, and each gets its own answer", async () => {
+    const before = await server.metrics.batchSize.get();
+    const count = (m: typeof before, suffix: string) =>
+      m.values.filter((v) => v.metricName === `warden_batch_size${suffix}`).reduce((n, v) => n + v.value, 0);
+    const rows = holdout.slice(300, 364);
+    const answers = await Promise.all(
+      rows.map(({ features, subject }) => post("/v1/models/credit-demo/decisions", { features, subject })),
+    );
+    answers.forEach((response, i) => {
+      assert.equal(response.statusCode, 200);
+      assert.ok(Math.abs(response.json().score - reference[300 + i]!) < 1e-6, `row ${300 + i}`);
+    });
+    const after = await server.metrics.batchSize.get();
+    const batches = count(after, "_count") - count(before, "_count");
+    const rowsRun = count(after, "_sum") - count(before, "_sum");
+    assert.equal(rowsRun, 64);
+    assert.ok(batches < 64, `64 concurrent rows ran in ${batches} batches`);
+  });
+
   test("the recorded decision can be read back with its inputs, subject and chain hash", async () => {
     const { features, subject } = holdout[5]!;
     const made = (await post("/v1/models/credit-demo/decisions", { features, subject })).json();
