@@ -70,6 +70,15 @@ const ErrorSchema = {
   required: ["error"],
 } as const;
 
+/** The schema of string path parameters, all required (`pathParams("model", "version")`). */
+export function pathParams(...names: readonly string[]) {
+  return {
+    type: "object",
+    properties: Object.fromEntries(names.map((name) => [name, { type: "string" }])),
+    required: [...names],
+  } as const;
+}
+
 /** The shared error response schema (documentation). */
 export const errorResponses = {
   400: { description: "Invalid request: every bad field is listed", ...ErrorSchema },
@@ -174,11 +183,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
   const decisionSchema = (withVersion: boolean) => ({
     summary: withVersion ? "Decide with a given model version" : "Decide with a model's default version",
     tags: ["decisions"],
-    params: {
-      type: "object",
-      properties: { model: { type: "string" }, ...(withVersion ? { version: { type: "string" } } : {}) },
-      required: withVersion ? ["model", "version"] : ["model"],
-    },
+    params: withVersion ? pathParams("model", "version") : pathParams("model"),
     body: DecisionBody,
     response: {
       200: {
@@ -202,7 +207,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       schema: {
         summary: "A recorded decision (or rejection) from the ledger, with its place in the hash chain",
         tags: ["decisions"],
-        params: { type: "object", properties: { id: { type: "string" } }, required: ["id"] },
+        params: pathParams("id"),
         response: { 404: errorResponses[404] },
       },
     },
@@ -247,7 +252,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       schema: {
         summary: "A model's manifest, engine and versions",
         tags: ["models"],
-        params: { type: "object", properties: { model: { type: "string" } }, required: ["model"] },
+        params: pathParams("model"),
         response: { 404: errorResponses[404] },
       },
     },

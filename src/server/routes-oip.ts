@@ -4,7 +4,7 @@ import type { InstanceInput } from "../decision/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import { type RouteContext, SERVER_NAME, SERVER_VERSION } from "./app.js";
-import { errorResponses } from "./routes-decisions.js";
+import { errorResponses, pathParams } from "./routes-decisions.js";
 
 /** Open Inference Protocol v2 tensor datatypes. */
 export const OIP_DATATYPES = [
@@ -280,11 +280,8 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
     },
   );
 
-  const params = (withVersion: boolean) => ({
-    type: "object",
-    properties: { model: { type: "string" }, ...(withVersion ? { version: { type: "string" } } : {}) },
-    required: withVersion ? ["model", "version"] : ["model"],
-  });
+  const params = (withVersion: boolean) =>
+    withVersion ? pathParams("model", "version") : pathParams("model");
 
   for (const withVersion of [false, true]) {
     const base = withVersion ? "/v2/models/:model/versions/:version" : "/v2/models/:model";
