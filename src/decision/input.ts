@@ -99,6 +99,32 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+/** What validation needs from a manifest, worked out once per manifest rather than per request. */
+interface FeatureLookup {
+  readonly byName: ReadonlyMap<string, FeatureSpec>;
+  /** Model features as [column in the row, spec], sorted by name (UTF-16 order, as canonical JSON sorts keys). */
+  readonly modelSorted: readonly (readonly [number, FeatureSpec])[];
+  /** Sensitive attributes sorted by name. */
+  readonly sensitiveSorted: readonly FeatureSpec[];
+}
+
+const lookups = new WeakMap<Manifest, FeatureLookup>();
+
+function lookupOf(manifest: Manifest): FeatureLookup {
+  let lookup = lookups.get(manifest);
+  if (lookup === undefined) {
+    const byName = (a: { name: string }, b: { name: string }) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+    lookup = {
+      byName: new Map(manifest.features.map((f) => [f.name, f])),
+      modelSorted: manifest.modelFeatures.map((f, i) => [i, f] as const).sort((a, b) => byName(a[1], b[1])),
+      sensitiveSorted: [...manifest.sensitiveFeatures].sort(byName),
+    };
+    lookups.set(manifest, lookup);
+  }
+  return lookup;
+}
+
 /**
  * Validate one instance's `features` and `subject` against the manifest and encode it. Every problem is
  * reported (unknown, missing, mistyped, out of range, NaN/Infinity, wrong category, sensitive attribute
@@ -127,7 +153,7 @@ export function validateInstance(
     });
     return { problems };
   }
-  const byName = new Map(manifest.features.map((f) => [f.name, f]));
+  const { byName, modelSorted, sensitiveSorted } = lookupOf(manifest);
   for (const key of Object.keys(features)) {
     const spec = byName.get(key);
     if (spec === undefined) {
@@ -162,8 +188,9 @@ export function validateInstance(
     }
   }
   const row = new Float32Array(manifest.modelFeatures.length);
+  // Records are built in key order, so the ledger's canonical JSON finds them sorted.
   const inputs: Record<string, FeatureValue> = {};
-  manifest.modelFeatures.forEach((f, i) => {
+  for (const [i, f] of modelSorted) {
     // Own properties only: a feature named like an Object.prototype member must not read the prototype.
     const value = Object.hasOwn(features, f.name) ? features[f.name] : undefined;
     const problem = checkValue(f, value, `${prefix}features.${f.name}`);
@@ -173,9 +200,9 @@ export function validateInstance(
       inputs[f.name] = clean;
       row[i] = encodeValue(f, clean);
     }
-  });
+  }
   const subjectOut: Record<string, FeatureValue> = {};
-  for (const f of manifest.sensitiveFeatures) {
+  for (const f of sensitiveSorted) {
     const value = Object.hasOwn(subjectRecord, f.name) ? subjectRecord[f.name] : undefined;
     if (value === undefined) continue;
     const problem = checkValue(f, value, `${prefix}subject.${f.name}`);

@@ -1,6 +1,6 @@
 import { v7 as uuidv7 } from "uuid";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
-import type { LedgerEntry, LedgerRecord } from "../ledger/index.js";
+import type { LedgerEntry } from "../ledger/index.js";
 import type { LoadedModel, ModelRegistry } from "../registry/index.js";
 import { type ValidInstance, validateInstance } from "./input.js";
 import { applyPolicy } from "./policy.js";
@@ -41,9 +41,9 @@ export interface DecisionResult {
   readonly latency_ms: number;
 }
 
-/** What the pipeline needs from the ledger: durable append (group commit). */
+/** What the pipeline needs from the ledger: an append that resolves once the entry cannot be lost. */
 export interface LedgerSink {
-  write(entry: LedgerEntry): Promise<LedgerRecord>;
+  write(entry: LedgerEntry): Promise<unknown>;
 }
 
 /** Per-request observations for metrics. */
@@ -178,7 +178,7 @@ export function createDecisionPipeline(
       const time = new Date().toISOString();
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
-      const writes: Promise<LedgerRecord>[] = [];
+      const writes: Promise<unknown>[] = [];
       valid.forEach((instance, i) => {
         const outcome = outcomes[i]!;
         const decisionId = uuidv7();

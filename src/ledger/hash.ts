@@ -36,16 +36,39 @@ const NOT_PLAIN = Symbol("not plain JSON");
 /** Deeper than this is treated as a possible cycle and left to the careful walk (which tracks ancestors). */
 const MAX_FAST_DEPTH = 64;
 
+/** Characters JSON.stringify escapes in a string (and lone surrogates, which it writes as \u escapes). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what must be escaped.
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string as JSON: short plain strings (nearly all of them) are quoted directly, the rest by JSON.stringify. */
+function quote(text: string): string {
+  return text.length < 64 && !NEEDS_ESCAPE.test(text) ? `"${text}"` : JSON.stringify(text);
+}
+
+/** Quoted keys followed by `:`; keys come from code and manifests, so the cache stays small (and is capped). */
+const quotedKeys = new Map<string, string>();
+const MAX_QUOTED_KEYS = 10_000;
+
+function quoteKey(key: string): string {
+  let quoted = quotedKeys.get(key);
+  if (quoted === undefined) {
+    quoted = `${JSON.stringify(key)}:`;
+    if (quotedKeys.size < MAX_QUOTED_KEYS) quotedKeys.set(key, quoted);
+  }
+  return quoted;
+}
+
 // The fast path: no path bookkeeping and no ancestor set, since nearly every value is fine.
 function fast(value: unknown, depth: number): string {
   switch (typeof value) {
     case "string":
-      return JSON.stringify(value);
+      return quote(value);
     case "boolean":
       return value ? "true" : "false";
     case "number":
       if (!Number.isFinite(value)) throw NOT_PLAIN;
-      return JSON.stringify(value);
+      // For finite numbers, ECMAScript's Number-to-String is exactly JSON.stringify's (and RFC 8785's) form.
+      return `${value}`;
     case "object":
       break;
     default:
@@ -70,10 +93,13 @@ function fast(value: unknown, depth: number): string {
     }
   }
   let text = "{";
-  for (const key of keys) {
+  let first = true;
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     const child = record[key];
     if (child === undefined) continue;
-    text += `${text.length === 1 ? "" : ","}${JSON.stringify(key)}:${fast(child, depth + 1)}`;
+    text += (first ? "" : ",") + quoteKey(key) + fast(child, depth + 1);
+    first = false;
   }
   return `${text}}`;
 }

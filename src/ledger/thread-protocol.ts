@@ -1,5 +1,4 @@
 import type { ErrorCode } from "../errors/index.js";
-import type { PreparedEntry } from "./sqlite-store.js";
 
 /** What the ledger thread is started with. */
 export interface LedgerThreadStart {
@@ -9,17 +8,37 @@ export interface LedgerThreadStart {
 
 /** Main thread → ledger thread. */
 export type LedgerThreadRequest =
-  | { readonly type: "append"; readonly batch: number; readonly entries: readonly PreparedEntry[] }
-  | { readonly type: "close" };
+  /** Journal lines (see journal.ts), already written to the journal, to commit in one transaction. */
+  { readonly type: "append"; readonly batch: number; readonly text: string } | { readonly type: "close" };
 
-/** The outcome of one entry, in the order sent. */
-export type AppendResult =
-  | { readonly ok: true; readonly seq: number; readonly prev_hash: string; readonly hash: string }
-  | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+/** An entry of a batch that could not be stored (by its index in the batch). */
+export interface AppendFailure {
+  readonly index: number;
+  readonly code: ErrorCode;
+  readonly message: string;
+  /**
+   * True when storing it can never succeed (its id is already in the ledger); false for a failure of the
+   * store (disk full, I/O error), after which the journal must be kept for the next start to replay.
+   */
+  readonly permanent: boolean;
+}
 
 /** Ledger thread → main thread. */
 export type LedgerThreadReply =
-  | { readonly type: "ready"; readonly count: number }
-  | { readonly type: "appended"; readonly batch: number; readonly results: readonly AppendResult[] }
+  | {
+      readonly type: "ready";
+      readonly count: number;
+      /** Journal entries from an earlier run that were not in the ledger and have now been appended. */
+      readonly replayed: number;
+      /** Damaged journal lines skipped during the replay. */
+      readonly damaged: number;
+    }
+  | {
+      readonly type: "appended";
+      readonly batch: number;
+      /** Entries committed. */
+      readonly committed: number;
+      readonly failures: readonly AppendFailure[];
+    }
   | { readonly type: "closed"; readonly count: number }
   | { readonly type: "failed"; readonly code: ErrorCode; readonly message: string };

@@ -1,13 +1,14 @@
 import { Worker } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
-import { ledgerPath, type PreparedEntry, prepareEntry } from "./sqlite-store.js";
+import { JournalWriter, journalDir, journalLine } from "./journal.js";
+import { ledgerPath, prepareEntry } from "./sqlite-store.js";
 import type {
-  AppendResult,
+  AppendFailure,
   LedgerThreadReply,
   LedgerThreadRequest,
   LedgerThreadStart,
 } from "./thread-protocol.js";
-import type { LedgerEntry, LedgerRecord } from "./types.js";
+import type { LedgerEntry, RecordKind } from "./types.js";
 
 const THREAD_URL = new URL("./writer-thread.js", import.meta.url);
 const CHECKPOINT_URL = new URL("./checkpoint-thread.js", import.meta.url);
@@ -16,48 +17,73 @@ const CHECKPOINT_INTERVAL_MS = 200;
 
 /** Options of a ledger writer. */
 export interface LedgerWriterOptions {
-  /** Commit at once when this many entries are queued, without waiting for the next tick (default 512). */
+  /**
+   * Most entries in one transaction (default 512): once this many are journaled and not yet sent, they go to
+   * the ledger thread at once.
+   */
   readonly maxBatch?: number;
   /**
-   * Called after each committed transaction with its records (in sequence order), for metrics. It runs after
-   * the commit and cannot affect the ledger: an exception it throws is ignored.
+   * How long journaled entries may wait to be sent to the ledger thread, so that several turns share one
+   * message and one transaction (default 2 ms; 0 sends every turn). Answers never wait for this: they wait
+   * only for the journal. It bounds how far the committed ledger trails the journal.
    */
-  readonly onCommit?: (records: readonly LedgerRecord[]) => void;
+  readonly commitDelayMs?: number;
+  /**
+   * Called after each committed transaction with the kinds of its records (in sequence order), for metrics. It
+   * runs after the commit and cannot affect the ledger: an exception it throws is ignored.
+   */
+  readonly onCommit?: (kinds: readonly RecordKind[]) => void;
+  /**
+   * Called when an acknowledged entry cannot be stored: its id is already in the ledger (ids must be unique;
+   * Warden's are UUIDv7), or the store failed (the writer is then unhealthy and keeps the journal, which the
+   * next start replays). For the log; an exception it throws is ignored.
+   */
+  readonly onError?: (error: WardenError) => void;
 }
 
 /** Counters for metrics; all start at 0 when the writer is created. */
 export interface LedgerWriterStats {
   /** Entries committed to the ledger. */
   readonly entriesWritten: number;
-  /** Entries whose write was rejected. */
+  /** Entries refused: invalid, not journaled, or not storable. */
   readonly entriesFailed: number;
   /** Transactions committed. */
   readonly batches: number;
   /** Entries in the last committed transaction. */
   readonly lastBatchSize: number;
-  /** Entries waiting for the next commit. */
+  /** Entries accepted and not yet committed (queued for the journal, or journaled and on their way). */
   readonly queued: number;
+  /** Entries an earlier run had journaled but not committed, appended when this writer started. */
+  readonly replayed: number;
+  /** Damaged journal lines skipped when this writer started. */
+  readonly damaged: number;
 }
 
-/** Group-committing front of a ledger store. The only writer of its store. */
+/** Journaling, group-committing front of a ledger store. The only writer of its store. */
 export interface LedgerWriter {
   /**
-   * Queue an entry. It is committed with the other entries queued in the same event-loop turn, in one
-   * transaction; the promise resolves with the stored record only after that transaction has committed, so a
-   * caller that waits for it before answering never acknowledges a decision that is not in the ledger
-   * (durable as far as the store's `synchronous` option promises: across a process crash by default).
+   * Accept an entry. Entries accepted in one event-loop turn are appended to the write-ahead journal together
+   * (one write), and the promise resolves once they are there: from then on the entry survives a crash of the
+   * process (and, with `synchronous: "full"`, a power loss), because the next start replays the journal. The
+   * ledger thread commits the same entries, in order, in one transaction, shortly after; {@link drain} waits
+   * for that. So a caller that waits for this promise before answering never acknowledges a decision that can
+   * be lost, and does not wait for the hash chain and SQLite on its response path.
    *
-   * @throws (rejects) WardenError WARDEN_ERR_LEDGER when this entry cannot be stored (invalid, duplicate id,
-   *   disk error); WARDEN_ERR_SHUTTING_DOWN once {@link LedgerWriter.close} has been called.
+   * @throws (rejects) WardenError WARDEN_ERR_LEDGER when this entry cannot be recorded (not plain JSON, a field
+   *   missing, the journal cannot be written, the writer has failed); WARDEN_ERR_SHUTTING_DOWN once
+   *   {@link LedgerWriter.close} has been called.
    */
-  write(entry: LedgerEntry): Promise<LedgerRecord>;
-  /** Commit everything queued so far; resolves once it is committed (or rejected). */
+  write(entry: LedgerEntry): Promise<void>;
+  /** Resolves once everything accepted before the call is committed to the ledger (or has failed). */
   drain(): Promise<void>;
-  /** Refuse new writes, commit everything queued, then close the store. Idempotent. */
+  /**
+   * Refuse new writes, commit everything accepted, then close the store and delete the journal (kept instead
+   * when the writer has failed, for the next start to replay). Idempotent.
+   */
   close(): Promise<void>;
   /** A snapshot of the counters. */
   stats(): LedgerWriterStats;
-  /** False once the writer can no longer record anything (its thread died): the server is then not ready. */
+  /** False once the writer can no longer record anything (its thread died, the disk failed): not ready. */
   healthy(): boolean;
 }
 
@@ -68,33 +94,35 @@ export interface LedgerThreadOptions extends LedgerWriterOptions {
 }
 
 interface Pending {
-  readonly entry: LedgerEntry;
-  readonly prepared: PreparedEntry;
-  readonly resolve: (record: LedgerRecord) => void;
+  readonly line: string;
+  readonly kind: RecordKind;
+  readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
 
 /**
- * Start the ledger writer in its own thread and return a {@link LedgerWriter} for the calling thread.
- * Entries written in one event-loop turn travel as one message and are committed in one transaction there
- * (group commit); each `write` resolves only after its commit. The caller's thread makes each entry's
- * canonical JSON (flat strings are cheap to pass between threads); hashing, SQLite work and WAL checkpoints
- * run in the ledger's own threads.
+ * Start the ledger writer in its own thread and return a {@link LedgerWriter} for the calling thread. Before
+ * it is ready, the thread replays the journal of an earlier run that stopped without committing everything.
+ * Entries written in one event-loop turn are journaled with one write, travel as one message, and are
+ * committed in one transaction there (group commit). The caller's thread makes each entry's canonical JSON
+ * and journal line; hashing, SQLite work and WAL checkpoints run in the ledger's own threads.
  * Resolves once the ledger is open (creating `<dataDir>/ledger.sqlite` if needed).
  *
- * If the thread dies, every pending and later write fails with WARDEN_ERR_LEDGER: a server must not answer
- * decisions it cannot record.
+ * If the thread dies, every later write fails with WARDEN_ERR_LEDGER: a server must not answer decisions it
+ * cannot record. What was journaled stays in the journal for the next start.
  *
- * @throws WardenError WARDEN_ERR_LEDGER when the ledger cannot be opened.
+ * @throws WardenError WARDEN_ERR_LEDGER when the ledger cannot be opened or the journal not replayed.
  */
 export async function startLedgerThread(
   dataDir: string,
   options: LedgerThreadOptions = {},
 ): Promise<LedgerWriter> {
-  const start: LedgerThreadStart = { dataDir, synchronous: options.synchronous ?? "normal" };
+  const synchronous = options.synchronous ?? "normal";
+  const start: LedgerThreadStart = { dataDir, synchronous };
   const maxBatch = options.maxBatch ?? 512;
+  const commitDelayMs = options.commitDelayMs ?? 2;
   const worker = new Worker(THREAD_URL, { workerData: start, name: "ledger-writer" });
-  await new Promise<void>((resolve, reject) => {
+  const ready = await new Promise<Extract<LedgerThreadReply, { type: "ready" }>>((resolve, reject) => {
     const onExit = (code: number) =>
       reject(
         new WardenError("WARDEN_ERR_LEDGER", `the ledger thread exited (${code}) while opening ${dataDir}`),
@@ -104,7 +132,7 @@ export async function startLedgerThread(
     worker.once("message", (message: LedgerThreadReply) => {
       worker.off("error", reject);
       worker.off("exit", onExit);
-      if (message.type === "ready") resolve();
+      if (message.type === "ready") resolve(message);
       else {
         void worker.terminate();
         reject(
@@ -116,25 +144,51 @@ export async function startLedgerThread(
       }
     });
   });
+  let journal: JournalWriter;
+  try {
+    journal = new JournalWriter(journalDir(dataDir), synchronous === "full");
+  } catch (error) {
+    await worker.terminate();
+    throw new WardenError(
+      "WARDEN_ERR_LEDGER",
+      `cannot open the ledger journal in ${dataDir}: ${String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
   const checkpointer = new Worker(CHECKPOINT_URL, {
     workerData: { file: ledgerPath(dataDir), intervalMs: CHECKPOINT_INTERVAL_MS },
     name: "ledger-checkpointer",
   });
-  return new ThreadedLedgerWriter(worker, checkpointer, maxBatch, options.onCommit);
+  return new ThreadedLedgerWriter(worker, checkpointer, journal, { maxBatch, commitDelayMs }, options, ready);
 }
+
+/** A batch sent to the thread: the kinds of its entries, in order. */
+type InFlight = readonly RecordKind[];
 
 class ThreadedLedgerWriter implements LedgerWriter {
   readonly #worker: Worker;
   readonly #checkpointer: Worker;
+  readonly #journal: JournalWriter;
   readonly #maxBatch: number;
-  readonly #onCommit: ((records: readonly LedgerRecord[]) => void) | undefined;
+  readonly #commitDelayMs: number;
+  readonly #onCommit: ((kinds: readonly RecordKind[]) => void) | undefined;
+  readonly #onError: ((error: WardenError) => void) | undefined;
   #queue: Pending[] = [];
   #tick: NodeJS.Immediate | undefined;
-  readonly #inFlight = new Map<number, Pending[]>();
+  /** Journaled and acknowledged, not yet sent to the thread: their lines, and their kinds. */
+  #unsent = "";
+  #unsentKinds: RecordKind[] = [];
+  #handOff: NodeJS.Timeout | undefined;
+  readonly #inFlight = new Map<number, InFlight>();
+  #inFlightEntries = 0;
   #nextBatch = 1;
+  /** Batches settle in order: every batch up to this one is committed (or failed). */
+  #settledThrough = 0;
   #failure: WardenError | undefined;
   #closing: Promise<void> | undefined;
-  #drained: (() => void)[] = [];
+  #drained: { readonly through: number; readonly resolve: () => void }[] = [];
   /** Resolve when each thread has exited (whatever the reason), so close() never waits on a dead thread. */
   readonly #writerExited: Promise<void>;
   readonly #checkpointerExited: Promise<void>;
@@ -142,29 +196,38 @@ class ThreadedLedgerWriter implements LedgerWriter {
   #entriesFailed = 0;
   #batches = 0;
   #lastBatchSize = 0;
+  readonly #replayed: number;
+  readonly #damaged: number;
 
   constructor(
     worker: Worker,
     checkpointer: Worker,
-    maxBatch: number,
-    onCommit: ((records: readonly LedgerRecord[]) => void) | undefined,
+    journal: JournalWriter,
+    limits: { maxBatch: number; commitDelayMs: number },
+    options: LedgerWriterOptions,
+    ready: { replayed: number; damaged: number },
   ) {
     this.#worker = worker;
     this.#checkpointer = checkpointer;
-    this.#maxBatch = maxBatch;
-    this.#onCommit = onCommit;
+    this.#journal = journal;
+    this.#maxBatch = limits.maxBatch;
+    this.#commitDelayMs = limits.commitDelayMs;
+    this.#onCommit = options.onCommit;
+    this.#onError = options.onError;
+    this.#replayed = ready.replayed;
+    this.#damaged = ready.damaged;
     this.#writerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
     this.#checkpointerExited = new Promise((resolve) => checkpointer.once("exit", () => resolve()));
     worker.on("message", (message: LedgerThreadReply) => {
-      if (message.type === "appended") this.#settle(message.batch, message.results);
+      if (message.type === "appended") this.#settle(message.batch, message.committed, message.failures);
     });
     const die = (reason: string) => {
-      this.#failure ??= new WardenError("WARDEN_ERR_LEDGER", `the ledger thread stopped: ${reason}`);
+      this.#fail(new WardenError("WARDEN_ERR_LEDGER", `the ledger thread stopped: ${reason}`));
       void checkpointer.terminate();
-      for (const batch of this.#inFlight.values()) for (const p of batch) this.#fail(p, this.#failure);
+      // What was sent and not committed stays in the journal, for the next start to replay.
       this.#inFlight.clear();
-      for (const p of this.#queue) this.#fail(p, this.#failure);
-      this.#queue = [];
+      this.#inFlightEntries = 0;
+      this.#settledThrough = this.#nextBatch - 1;
       this.#notifyDrained();
     };
     worker.on("error", (error) => die(error.message));
@@ -175,7 +238,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
     });
   }
 
-  write(entry: LedgerEntry): Promise<LedgerRecord> {
+  write(entry: LedgerEntry): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closing !== undefined) {
       return Promise.reject(
@@ -185,26 +248,28 @@ class ThreadedLedgerWriter implements LedgerWriter {
         ),
       );
     }
-    let prepared: PreparedEntry;
+    let line: string;
     try {
-      // Canonicalised here, so the thread receives flat strings (cheap to pass) and the caller learns at once
-      // about data that cannot be recorded.
-      prepared = prepareEntry(entry);
+      // Canonicalised here, so the caller learns at once about data that cannot be recorded, and the thread
+      // receives one flat string per turn (cheap to pass).
+      line = journalLine(prepareEntry(entry));
     } catch (error) {
       this.#entriesFailed += 1;
       return Promise.reject(error);
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ entry, prepared, resolve, reject });
-      if (this.#queue.length >= this.#maxBatch) this.#send();
-      else this.#tick ??= setImmediate(() => this.#send());
+      this.#queue.push({ line, kind: entry.kind, resolve, reject });
+      if (this.#queue.length >= this.#maxBatch) this.#flushJournal();
+      else this.#tick ??= setImmediate(() => this.#flushJournal());
     });
   }
 
   drain(): Promise<void> {
-    this.#send();
-    if (this.#inFlight.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#drained.push(resolve));
+    this.#flushJournal();
+    this.#handOffNow();
+    const through = this.#nextBatch - 1;
+    if (this.#settledThrough >= through) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push({ through, resolve }));
   }
 
   close(): Promise<void> {
@@ -217,11 +282,13 @@ class ThreadedLedgerWriter implements LedgerWriter {
       await this.#checkpointerExited;
       if (this.#failure !== undefined) {
         await this.#worker.terminate();
+        this.#journal.close(false);
         return;
       }
       // The thread closes its store, answers "closed" and exits.
       this.#worker.postMessage({ type: "close" } satisfies LedgerThreadRequest);
       await this.#writerExited;
+      this.#journal.close(this.#failure === undefined);
     })();
     return this.#closing;
   }
@@ -236,55 +303,89 @@ class ThreadedLedgerWriter implements LedgerWriter {
       entriesFailed: this.#entriesFailed,
       batches: this.#batches,
       lastBatchSize: this.#lastBatchSize,
-      queued: this.#queue.length + [...this.#inFlight.values()].reduce((n, b) => n + b.length, 0),
+      queued: this.#queue.length + this.#unsentKinds.length + this.#inFlightEntries,
+      replayed: this.#replayed,
+      damaged: this.#damaged,
     };
   }
 
-  #send(): void {
+  /** Journal this turn's entries with one write, acknowledge them, and schedule their hand-off to the thread. */
+  #flushJournal(): void {
     if (this.#tick !== undefined) clearImmediate(this.#tick);
     this.#tick = undefined;
     if (this.#queue.length === 0) return;
     const batch = this.#queue;
     this.#queue = [];
-    const id = this.#nextBatch++;
-    this.#inFlight.set(id, batch);
-    const message: LedgerThreadRequest = { type: "append", batch: id, entries: batch.map((p) => p.prepared) };
-    this.#worker.postMessage(message);
+    if (this.#failure !== undefined) {
+      for (const p of batch) this.#refuse(p, this.#failure);
+      return;
+    }
+    let text = "";
+    for (const p of batch) text += p.line;
+    try {
+      // The batch number these lines will travel in: segments are retired by it.
+      this.#journal.append(text, this.#nextBatch);
+    } catch (error) {
+      // Nothing of this turn is acknowledged. A journal that cannot be written (disk full, I/O error) is not a
+      // passing problem: stop accepting decisions until an operator has looked.
+      const failure = new WardenError(
+        "WARDEN_ERR_LEDGER",
+        `cannot write the ledger journal: ${String(error)}`,
+        {
+          cause: error,
+        },
+      );
+      this.#fail(failure);
+      for (const p of batch) this.#refuse(p, failure);
+      return;
+    }
+    this.#unsent += text;
+    for (const p of batch) this.#unsentKinds.push(p.kind);
+    for (const p of batch) p.resolve();
+    if (this.#unsentKinds.length >= this.#maxBatch || this.#commitDelayMs === 0) this.#handOffNow();
+    else this.#handOff ??= setTimeout(() => this.#handOffNow(), this.#commitDelayMs);
   }
 
-  #settle(id: number, results: readonly AppendResult[]): void {
-    const batch = this.#inFlight.get(id);
-    if (batch === undefined) return;
+  /** Send what is journaled to the ledger thread, as one transaction. */
+  #handOffNow(): void {
+    if (this.#handOff !== undefined) clearTimeout(this.#handOff);
+    this.#handOff = undefined;
+    if (this.#unsentKinds.length === 0 || this.#failure !== undefined) return;
+    const id = this.#nextBatch++;
+    const kinds = this.#unsentKinds;
+    const text = this.#unsent;
+    this.#unsent = "";
+    this.#unsentKinds = [];
+    this.#inFlight.set(id, kinds);
+    this.#inFlightEntries += kinds.length;
+    this.#worker.postMessage({ type: "append", batch: id, text } satisfies LedgerThreadRequest);
+  }
+
+  #settle(id: number, committed: number, failures: readonly AppendFailure[]): void {
+    const kinds = this.#inFlight.get(id);
+    if (kinds === undefined) return;
     this.#inFlight.delete(id);
-    const committed: LedgerRecord[] = [];
-    batch.forEach((pending, i) => {
-      const result = results[i]!;
-      if (result.ok) {
-        const { id, kind, time, model, version, artifact_sha256, body } = pending.entry;
-        const record: LedgerRecord = {
-          id,
-          kind,
-          time,
-          model,
-          version,
-          artifact_sha256,
-          body,
-          seq: result.seq,
-          prev_hash: result.prev_hash,
-          hash: result.hash,
-        };
-        committed.push(record);
-        pending.resolve(record);
-      } else {
-        this.#fail(pending, new WardenError(result.code, result.message));
-      }
-    });
-    if (committed.length > 0) {
+    this.#inFlightEntries -= kinds.length;
+    this.#settledThrough = id;
+    let storeFailed = false;
+    for (const f of failures) {
+      this.#entriesFailed += 1;
+      if (!f.permanent) storeFailed = true;
+      this.#report(new WardenError(f.code, `an acknowledged ledger entry was not stored: ${f.message}`));
+    }
+    if (storeFailed) {
+      // Keep the journal (the next start replays it) and stop accepting decisions.
+      this.#fail(new WardenError("WARDEN_ERR_LEDGER", "the ledger store failed; see the previous error"));
+    } else {
+      this.#journal.committed(id);
+    }
+    if (committed > 0) {
       this.#batches += 1;
-      this.#lastBatchSize = committed.length;
-      this.#entriesWritten += committed.length;
+      this.#lastBatchSize = committed;
+      this.#entriesWritten += committed;
+      const failed = new Set(failures.map((f) => f.index));
       try {
-        this.#onCommit?.(committed);
+        this.#onCommit?.(failed.size === 0 ? kinds : kinds.filter((_, i) => !failed.has(i)));
       } catch {
         // A metrics callback must not turn a committed write into a reported failure.
       }
@@ -292,15 +393,32 @@ class ThreadedLedgerWriter implements LedgerWriter {
     this.#notifyDrained();
   }
 
-  #fail(pending: Pending, error: WardenError): void {
+  #fail(error: WardenError): void {
+    if (this.#failure !== undefined) return;
+    this.#failure = error;
+    this.#report(error);
+  }
+
+  #report(error: WardenError): void {
+    try {
+      this.#onError?.(error);
+    } catch {
+      // Reporting must not change what happened.
+    }
+  }
+
+  #refuse(pending: Pending, error: WardenError): void {
     this.#entriesFailed += 1;
     pending.reject(error);
   }
 
   #notifyDrained(): void {
-    if (this.#inFlight.size > 0 || this.#queue.length > 0) return;
+    if (this.#drained.length === 0) return;
     const waiting = this.#drained;
     this.#drained = [];
-    for (const resolve of waiting) resolve();
+    for (const w of waiting) {
+      if (this.#settledThrough >= w.through) w.resolve();
+      else this.#drained.push(w);
+    }
   }
 }

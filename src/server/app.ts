@@ -21,7 +21,11 @@ import { registerOipRoutes } from "./routes-oip.js";
 export interface AppDependencies {
   readonly config: ServerConfig;
   readonly registry: ModelRegistry;
-  readonly ledger: LedgerSink & { get(id: string): LedgerRecord | undefined };
+  readonly ledger: LedgerSink & {
+    get(id: string): LedgerRecord | undefined;
+    /** Resolves once every entry written so far is committed (readable with `get`). */
+    committed(): Promise<void>;
+  };
   readonly metrics: WardenMetrics;
   /** A pino logger; requests log through children carrying the request id. Silent when absent. */
   readonly logger?: FastifyBaseLogger;

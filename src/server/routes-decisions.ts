@@ -212,7 +212,12 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       },
     },
     async (request) => {
-      const record = ctx.ledger.get(request.params.id);
+      let record = ctx.ledger.get(request.params.id);
+      if (record === undefined) {
+        // It may have been answered a moment ago and not be committed yet.
+        await ctx.ledger.committed();
+        record = ctx.ledger.get(request.params.id);
+      }
       if (record === undefined) {
         throw new WardenError(
           "WARDEN_ERR_DECISION_NOT_FOUND",

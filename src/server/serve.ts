@@ -42,9 +42,10 @@ export async function startServer(
   const writer = await startLedgerThread(config.data_dir, {
     synchronous: config.ledger.synchronous,
     maxBatch: config.ledger.max_batch,
-    onCommit: (records) => {
-      for (const r of records) metrics.ledgerWrites.inc({ kind: r.kind });
+    onCommit: (kinds) => {
+      for (const kind of kinds) metrics.ledgerWrites.inc({ kind });
     },
+    onError: (error) => logger.error({ err: error }, "ledger"),
   });
   const ledger = openLedgerReader(config.data_dir);
   const registry = createModelRegistry({
@@ -68,7 +69,12 @@ export async function startServer(
     app = await buildApp({
       config,
       registry,
-      ledger: { write: (entry) => writer.write(entry), get: (id) => ledger.get(id) },
+      ledger: {
+        write: (entry) => writer.write(entry),
+        get: (id) => ledger.get(id),
+        // A decision is answered once journaled; its commit follows within a turn or two.
+        committed: () => writer.drain(),
+      },
       metrics,
       logger,
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
