@@ -36,6 +36,35 @@ export function benchSeconds(fallback: number): number {
   return seconds;
 }
 
+/** Most rounds a benchmark may be asked to repeat. */
+const MAX_ROUNDS = 20;
+
+/**
+ * Rounds per measurement: `WARDEN_BENCH_ROUNDS`, else `fallback`. Repeating short runs and taking medians
+ * keeps one disturbed run (another tenant, a CPU frequency change) from deciding a comparison.
+ *
+ * @throws BenchUsageError when the variable is set but is not an integer in [1, 20].
+ */
+export function benchRounds(fallback: number): number {
+  const raw = process.env.WARDEN_BENCH_ROUNDS;
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const rounds = Number(raw);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > MAX_ROUNDS) {
+    throw new BenchUsageError(
+      `WARDEN_BENCH_ROUNDS must be an integer from 1 to ${MAX_ROUNDS}, not ${JSON.stringify(raw)}`,
+    );
+  }
+  return rounds;
+}
+
+/** The median of a non-empty list (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new RangeError("median of an empty list");
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 /** One line naming the machine, since every number in a report depends on it. */
 export function describeMachine(): string {
   const all = cpus();

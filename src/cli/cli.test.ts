@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import Database from "better-sqlite3";
@@ -224,6 +224,21 @@ test("ledger verify: ok N records, then the first tampered record after an edit"
     const ok = await run("ledger", "verify", "--data-dir", copy.path);
     assert.equal(ok.code, 0);
     assert.equal(ok.stdout, "ok 5 records\n");
+    // Journaled entries a killed server did not commit are reported (one already in the ledger is not).
+    const stored = new Database(join(copy.path, "ledger.sqlite"), { readonly: true });
+    const line = stored
+      .prepare("SELECT id, kind, time, model, version, entry FROM records WHERE seq = 5")
+      .get() as Record<string, string>;
+    stored.close();
+    const journal = join(copy.path, "ledger-journal");
+    mkdirSync(journal);
+    const storedLine = `${line.id}\t${line.kind}\t${line.time}\t${line.model}\t${line.version}\t${line.entry}\n`;
+    const pending = storedLine.replaceAll(line.id!, "0190c9a2-7b3e-7def-8abc-000000000001");
+    writeFileSync(join(journal, "0000000001.log"), storedLine + pending);
+    const waiting = await run("ledger", "verify", "--data-dir", copy.path);
+    assert.equal(waiting.code, 0);
+    assert.match(waiting.stdout, /^ok 5 records\n1 acknowledged record waits in the journal/);
+    rmSync(journal, { recursive: true });
     // A head kept elsewhere catches a cut-off tail, which a chain alone cannot.
     const verified = new Database(join(copy.path, "ledger.sqlite"), { readonly: true });
     const head = verified.prepare("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").get() as {

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { verifyLedger } from "../ledger/index.js";
+import { openLedgerReader, uncommittedJournalEntries, verifyLedger } from "../ledger/index.js";
 import { type CliIo, EXIT, intOption, UsageError } from "./index.js";
 
 /** `warden ledger verify [--data-dir]`: recompute the hash chain; print "ok N records" or the first bad one. */
@@ -39,6 +39,19 @@ export function ledgerVerifyCommand(
         );
         if (report.ok) {
           io.stdout(`ok ${report.count} records\n`);
+          const reader = openLedgerReader(dataDir);
+          let waiting: number;
+          try {
+            waiting = uncommittedJournalEntries(dataDir, (id) => reader.get(id) !== undefined);
+          } finally {
+            reader.close();
+          }
+          if (waiting > 0) {
+            io.stdout(
+              `${waiting} acknowledged record${waiting === 1 ? " waits" : "s wait"} in the journal ` +
+                "(the server stopped before committing them); the next `warden serve` on this folder commits them\n",
+            );
+          }
           return EXIT.ok;
         }
         const bad = report.firstBad;

@@ -4,6 +4,7 @@
  * verifyLedger.
  */
 export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
+export { uncommittedJournalEntries } from "./journal.js";
 export {
   type LedgerReader,
   type LedgerStore,

@@ -235,3 +235,11 @@ export class JournalWriter {
 export function removeSegments(segments: readonly string[]): void {
   for (const path of segments) unlinkSync(path);
 }
+
+/**
+ * How many journaled entries of `dataDir` are not in its ledger yet (left by a run that stopped without
+ * committing them; the next start commits them). Reads the journal and looks each id up with `has`.
+ */
+export function uncommittedJournalEntries(dataDir: string, has: (id: string) => boolean): number {
+  return readJournal(journalDir(dataDir)).entries.filter((e) => !has(e.id)).length;
+}

@@ -13,7 +13,7 @@ import type { LedgerEntry, RecordKind } from "./types.js";
 const THREAD_URL = new URL("./writer-thread.js", import.meta.url);
 const CHECKPOINT_URL = new URL("./checkpoint-thread.js", import.meta.url);
 /** How often the checkpoint thread copies the WAL into the database file. */
-const CHECKPOINT_INTERVAL_MS = 200;
+const CHECKPOINT_INTERVAL_MS = 1000;
 
 /** Options of a ledger writer. */
 export interface LedgerWriterOptions {

@@ -260,3 +260,26 @@ test("a failing batch rejects its requests and the batcher carries on", async ()
     (e: WardenError) => e.code === "WARDEN_ERR_SHUTTING_DOWN",
   );
 });
+
+test("with no queue delay, rows submitted in the same event-loop turn share one batch", async () => {
+  const { executor, batches } = controlledExecutor(1, 0);
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 8, max_queue_delay_us: 0 }), executor, 2);
+  const answers = [1, 2, 3, 4, 5].map((i) => batcher.submit([rowOf(i, 0)]));
+  // Nothing has gone yet: the turn is still running.
+  assert.equal(batches.length, 0);
+  const results = await Promise.all(answers);
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [5],
+  );
+  assert.deepEqual(
+    results.map((r) => r[0]!.values[0]),
+    [1, 2, 3, 4, 5],
+  );
+  // A lone request in a later turn goes on its own, without waiting for company.
+  await batcher.submit([rowOf(9, 0)]);
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [5, 1],
+  );
+});

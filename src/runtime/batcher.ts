@@ -75,6 +75,7 @@ export class DynamicBatcher {
   #queuedRows = 0;
   #timer: NodeJS.Timeout | undefined;
   #immediate: NodeJS.Immediate | undefined;
+  #turn: NodeJS.Immediate | undefined;
   #closed = false;
 
   constructor(
@@ -148,7 +149,9 @@ export class DynamicBatcher {
       for (let i = 0; i < rows.length; i++) this.#queue.push({ request, index: i, enqueuedAt });
       this.#queuedRows += rows.length;
       this.#observer.onQueueDepth?.(this.#queuedRows);
-      this.#schedule();
+      // With no queue delay, rows that arrive in the same event-loop turn still travel together (see below).
+      if (this.#delayMs === 0) this.#scheduleThisTurn();
+      else this.#schedule();
     });
   }
 
@@ -192,6 +195,18 @@ export class DynamicBatcher {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
     }
+  }
+
+  /**
+   * Schedule once the current event-loop turn has run. Requests that arrive together (one poll of the sockets
+   * often reads several) then share one batch and one hand-off to a worker instead of the first going alone:
+   * waking a worker thread costs far more than the rest of the turn, and the turn runs anyway.
+   */
+  #scheduleThisTurn(): void {
+    this.#turn ??= setImmediate(() => {
+      this.#turn = undefined;
+      this.#schedule();
+    });
   }
 
   #schedule(): void {

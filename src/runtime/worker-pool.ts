@@ -20,7 +20,7 @@ export interface ModelExecutor {
   /** Whether at least one instance is live (the model can serve). */
   isReady(): boolean;
   /**
-   * Run one batch (`rows × featureCount` float32, row-major). The input buffer is transferred.
+   * Run one batch (`rows × featureCount` float32, row-major). The input is copied to the worker.
    * Rejects at once with WARDEN_ERR_MODEL_NOT_READY when no instance is free (or none is live).
    */
   run(input: Float32Array, rows: number): Promise<EngineOutput>;
@@ -289,7 +289,8 @@ export async function createWorkerPool(
         // handler, always attached, then rejects the task.
         instance.busy = { id, resolve, reject };
         const request: WorkerRequest = { type: "predict", id, input, rows };
-        instance.worker.postMessage(request, [input.buffer as ArrayBuffer]);
+        // Copied, not transferred: for batches this small, a copy costs less than detaching the buffer.
+        instance.worker.postMessage(request);
       });
     },
     close: shutdown,

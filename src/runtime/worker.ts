@@ -15,8 +15,8 @@ if (port === null) throw new Error("runtime/worker.js must run as a worker threa
 const start = workerData as WorkerStart;
 let engine: ModelEngine | undefined;
 
-function post(reply: WorkerReply, transfer: ArrayBuffer[] = []): void {
-  port!.postMessage(reply, transfer);
+function post(reply: WorkerReply): void {
+  port!.postMessage(reply);
 }
 
 function serialiseError(error: unknown): WorkerReply & { type: "error" } {
@@ -47,11 +47,8 @@ port.on("message", async (request: WorkerRequest) => {
   }
   try {
     const output: EngineOutput = await engine!.predict(request.input, request.rows);
-    const transfer = [output.values.buffer as ArrayBuffer];
-    if (output.margins !== undefined && output.margins.buffer !== output.values.buffer) {
-      transfer.push(output.margins.buffer as ArrayBuffer);
-    }
-    post({ type: "result", id: request.id, output }, transfer);
+    // Copied, not transferred (cheaper for small outputs, and an engine may return views of its own buffers).
+    post({ type: "result", id: request.id, output });
   } catch (error) {
     post({ ...serialiseError(error), id: request.id });
   }

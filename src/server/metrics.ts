@@ -61,11 +61,16 @@ export function createMetrics(): WardenMetrics {
     buckets: BATCH_BUCKETS,
     registers: [registry],
   });
+  // Queue depth changes on every request; it is kept in a plain number and copied into the gauge at scrape time.
+  const depths = new Map<string, { labels: { model: string; version: string }; rows: number }>();
   const queueDepth = new Gauge({
     name: "warden_queue_depth",
     help: "Rows waiting in a model's batching queue",
     labelNames: ["model", "version"] as const,
     registers: [registry],
+    collect() {
+      for (const depth of depths.values()) this.set(depth.labels, depth.rows);
+    },
   });
   const failures = new Counter({
     name: "warden_failures_total",
@@ -106,14 +111,15 @@ export function createMetrics(): WardenMetrics {
       const labels = { model, version };
       const inference = inferenceDuration.labels(labels);
       const batches = batchSize.labels(labels);
-      const depth = queueDepth.labels(labels);
+      const depth = { labels, rows: 0 };
+      depths.set(`${model}\u0000${version}`, depth);
       return {
         onBatch(size, ms) {
           batches.observe(size);
           inference.observe(ms / 1000);
         },
         onQueueDepth(rows) {
-          depth.set(rows);
+          depth.rows = rows;
         },
       };
     },
