@@ -119,6 +119,8 @@ describe("decision API", () => {
       before.values.filter((v) => v.metricName?.endsWith("_count")),
       "nothing reached the model",
     );
+    // Answers wait for the journal; the SQLite commit follows within milliseconds.
+    await server.writer.drain();
     const rejections = [...server.ledger.scan({})].filter((r) => r.kind === "rejection");
     assert.ok(rejections.some((r) => (r.body.error as { code: string }).code === "WARDEN_ERR_VALIDATION"));
   });
@@ -304,6 +306,7 @@ describe("errors before any route runs keep Warden's format", () => {
     });
     assert.equal(unknown.statusCode, 400);
     const requestId = unknown.headers["x-request-id"];
+    await server.writer.drain();
     const recorded = [...server.ledger.scan({})].find((r) => r.body.request_id === requestId);
     assert.equal(recorded?.kind, "rejection");
     assert.equal(recorded?.body.route, "oip");
