@@ -1,5 +1,12 @@
-/** Kinds of ledger record (closed list). */
-export const RECORD_KINDS = ["decision", "rejection"] as const;
+/**
+ * Kinds of ledger record (closed list):
+ * - `decision`: a model's answer to one instance;
+ * - `rejection`: a request that reached a model and was refused (invalid input, queue full, timeout);
+ * - `outcome`: the ground truth for an earlier decision, once known (points to it; nothing is mutated);
+ * - `appeal`: a subject contests an earlier decision (GDPR Art. 22; points to it);
+ * - `deployment`: a change of which version serves a model (register, promote, roll back, traffic policy).
+ */
+export const RECORD_KINDS = ["decision", "rejection", "outcome", "appeal", "deployment"] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /**

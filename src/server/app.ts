@@ -21,11 +21,7 @@ import { registerOipRoutes } from "./routes-oip.js";
 export interface AppDependencies {
   readonly config: ServerConfig;
   readonly registry: ModelRegistry;
-  readonly ledger: LedgerSink & {
-    get(id: string): LedgerRecord | undefined;
-    /** Resolves once every entry written so far is committed (readable with `get`). */
-    committed(): Promise<void>;
-  };
+  readonly ledger: AppLedger;
   readonly metrics: WardenMetrics;
   /** A pino logger; requests log through children carrying the request id. Silent when absent. */
   readonly logger?: FastifyBaseLogger;
@@ -54,6 +50,14 @@ export const SERVER_NAME = "warden";
 export const SERVER_VERSION = "0.1.0";
 
 /** Build the Fastify application (routes, error mapping, metrics, OpenAPI). Does not listen. */
+/** The ledger as the HTTP routes use it (asynchronous, so any store can stand behind it). */
+export interface AppLedger extends LedgerSink {
+  /** The record with this id (a decision, rejection, outcome, ...), or undefined. */
+  get(id: string): Promise<LedgerRecord | undefined>;
+  /** Resolves once every entry written so far is committed (readable with `get`). */
+  committed(): Promise<void>;
+}
+
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),

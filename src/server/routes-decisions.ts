@@ -212,11 +212,11 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       },
     },
     async (request) => {
-      let record = ctx.ledger.get(request.params.id);
+      let record = await ctx.ledger.get(request.params.id);
       if (record === undefined) {
         // It may have been answered a moment ago and not be committed yet.
         await ctx.ledger.committed();
-        record = ctx.ledger.get(request.params.id);
+        record = await ctx.ledger.get(request.params.id);
       }
       if (record === undefined) {
         throw new WardenError(

@@ -71,7 +71,7 @@ export async function startServer(
       registry,
       ledger: {
         write: (entry) => writer.write(entry),
-        get: (id) => ledger.get(id),
+        get: async (id) => ledger.get(id),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
       },
