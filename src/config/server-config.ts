@@ -38,6 +38,22 @@ export const ServerConfigSchema = T.Object(
           }),
         ),
         max_batch: T.Integer({ minimum: 1, maximum: 100_000, default: 512 }),
+        postgres: T.Optional(
+          T.Object(
+            {
+              url: T.String({
+                pattern: "^postgres(ql)?://",
+                description: "a libpq URL, e.g. postgres://user@host:5432/db",
+              }),
+              schema: T.String({
+                pattern: "^[a-z_][a-z0-9_]{0,62}$",
+                default: "warden",
+                description: "lower-case letters, digits and _",
+              }),
+            },
+            { additionalProperties: false },
+          ),
+        ),
       },
       { additionalProperties: false, default: {} },
     ),

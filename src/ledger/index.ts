@@ -3,6 +3,13 @@
  * embedded SQLite file (`<dataDir>/ledger.sqlite`), written through a group-committing writer, and checked by
  * verifyLedger.
  */
+export {
+  type LedgerBackend,
+  type LedgerLocation,
+  openLedgerBackend,
+  sqliteBackend,
+  verifyLedgerAt,
+} from "./backend.js";
 export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 export { uncommittedJournalEntries } from "./journal.js";
 export {

@@ -357,10 +357,12 @@ class SqliteLedgerStore implements LedgerStore {
   }
 
   count(): number {
+    this.#assertOpen();
     return this.#lastSeq;
   }
 
   lastHash(): string {
+    this.#assertOpen();
     return this.#lastHash;
   }
 

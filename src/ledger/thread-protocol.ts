@@ -1,8 +1,11 @@
 import type { ErrorCode } from "../errors/index.js";
+import type { LedgerLocation } from "./backend.js";
 
 /** What the ledger thread is started with. */
 export interface LedgerThreadStart {
+  /** The data folder: the journal lives here, and the SQLite ledger unless `location` says otherwise. */
   readonly dataDir: string;
+  readonly location: LedgerLocation;
   readonly synchronous: "normal" | "full";
 }
 

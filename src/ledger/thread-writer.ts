@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
+import type { LedgerLocation } from "./backend.js";
 import { JournalWriter, journalDir, journalLine } from "./journal.js";
 import { ledgerPath, prepareEntry } from "./sqlite-store.js";
 import type {
@@ -89,6 +90,8 @@ export interface LedgerWriter {
 
 /** Options of {@link startLedgerThread}. */
 export interface LedgerThreadOptions extends LedgerWriterOptions {
+  /** Where the ledger lives (default: SQLite in the data folder). The journal always stays in the data folder. */
+  readonly location?: LedgerLocation;
   /** See SqliteLedgerOptions.synchronous (default "normal"). */
   readonly synchronous?: "normal" | "full";
 }
@@ -118,7 +121,8 @@ export async function startLedgerThread(
   options: LedgerThreadOptions = {},
 ): Promise<LedgerWriter> {
   const synchronous = options.synchronous ?? "normal";
-  const start: LedgerThreadStart = { dataDir, synchronous };
+  const location: LedgerLocation = options.location ?? { kind: "sqlite", dataDir };
+  const start: LedgerThreadStart = { dataDir, location, synchronous };
   const maxBatch = options.maxBatch ?? 512;
   const commitDelayMs = options.commitDelayMs ?? 2;
   const worker = new Worker(THREAD_URL, { workerData: start, name: "ledger-writer" });
@@ -157,10 +161,14 @@ export async function startLedgerThread(
       },
     );
   }
-  const checkpointer = new Worker(CHECKPOINT_URL, {
-    workerData: { file: ledgerPath(dataDir), intervalMs: CHECKPOINT_INTERVAL_MS },
-    name: "ledger-checkpointer",
-  });
+  // Only an SQLite ledger needs its WAL folded into the database file.
+  const checkpointer =
+    location.kind === "sqlite"
+      ? new Worker(CHECKPOINT_URL, {
+          workerData: { file: ledgerPath(location.dataDir), intervalMs: CHECKPOINT_INTERVAL_MS },
+          name: "ledger-checkpointer",
+        })
+      : undefined;
   return new ThreadedLedgerWriter(worker, checkpointer, journal, { maxBatch, commitDelayMs }, options, ready);
 }
 
@@ -169,7 +177,7 @@ type InFlight = readonly RecordKind[];
 
 class ThreadedLedgerWriter implements LedgerWriter {
   readonly #worker: Worker;
-  readonly #checkpointer: Worker;
+  readonly #checkpointer: Worker | undefined;
   readonly #journal: JournalWriter;
   readonly #maxBatch: number;
   readonly #commitDelayMs: number;
@@ -201,7 +209,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
 
   constructor(
     worker: Worker,
-    checkpointer: Worker,
+    checkpointer: Worker | undefined,
     journal: JournalWriter,
     limits: { maxBatch: number; commitDelayMs: number },
     options: LedgerWriterOptions,
@@ -217,13 +225,16 @@ class ThreadedLedgerWriter implements LedgerWriter {
     this.#replayed = ready.replayed;
     this.#damaged = ready.damaged;
     this.#writerExited = new Promise((resolve) => worker.once("exit", () => resolve()));
-    this.#checkpointerExited = new Promise((resolve) => checkpointer.once("exit", () => resolve()));
+    this.#checkpointerExited =
+      checkpointer === undefined
+        ? Promise.resolve()
+        : new Promise((resolve) => checkpointer.once("exit", () => resolve()));
     worker.on("message", (message: LedgerThreadReply) => {
       if (message.type === "appended") this.#settle(message.batch, message.committed, message.failures);
     });
     const die = (reason: string) => {
       this.#fail(new WardenError("WARDEN_ERR_LEDGER", `the ledger thread stopped: ${reason}`));
-      void checkpointer.terminate();
+      void checkpointer?.terminate();
       // What was sent and not committed stays in the journal, for the next start to replay.
       this.#inFlight.clear();
       this.#inFlightEntries = 0;
@@ -232,7 +243,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
     };
     worker.on("error", (error) => die(error.message));
     // A failed checkpointer costs disk (the WAL grows until the writer's close folds it in), not decisions.
-    checkpointer.on("error", () => {});
+    checkpointer?.on("error", () => {});
     worker.on("exit", (code) => {
       if (this.#closing === undefined || this.#inFlight.size > 0) die(`exit ${code}`);
     });
@@ -278,7 +289,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
       // The checkpointer's connection goes first, so the writer's is the last one and its close folds the WAL
       // into ledger.sqlite. (Messages to a thread that has already exited are dropped; its exit promise is
       // settled, so nothing here waits on a dead thread.)
-      this.#checkpointer.postMessage("stop");
+      this.#checkpointer?.postMessage("stop");
       await this.#checkpointerExited;
       if (this.#failure !== undefined) {
         await this.#worker.terminate();

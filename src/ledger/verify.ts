@@ -40,7 +40,8 @@ export type VerifyResult =
 
 const COLUMNS = ["id", "kind", "time", "model", "version"] as const;
 
-type RawRow = [
+/** seq, id, kind, time, model, version, entry, prev_hash, hash: a record as stored. */
+export type RawRow = readonly [
   seq: number,
   id: string,
   kind: string,
@@ -88,10 +89,49 @@ export function verifyLedger(
 }
 
 function verifyRows(rows: Iterator<RawRow>, anchor: LedgerAnchor | undefined): VerifyResult {
-  let count = 0;
-  let prevHash = GENESIS_HASH;
+  const verifier = new ChainVerifier(anchor);
   for (let next = rows.next(); !next.done; next = rows.next()) {
-    const [seq, id, kind, time, model, version, entry, storedPrev, hash] = next.value;
+    const result = verifier.push(next.value);
+    if (result !== undefined) return result;
+  }
+  return verifier.finish();
+}
+
+/**
+ * Verify raw rows from any store (PostgreSQL pages them in), in sequence order; the same checks as
+ * {@link verifyLedger}.
+ */
+export async function verifyRowStream(
+  rows: AsyncIterable<RawRow>,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
+  const verifier = new ChainVerifier(options.anchor);
+  for await (const row of rows) {
+    const result = verifier.push(row);
+    if (result !== undefined) return result;
+  }
+  return verifier.finish();
+}
+
+/**
+ * The chain checks, one row at a time. A hash mismatch is only reported with the next row in hand (or at the
+ * end), since that row tells which of the entry and the stored hash was altered.
+ */
+class ChainVerifier {
+  readonly #anchor: LedgerAnchor | undefined;
+  #count = 0;
+  #prevHash = GENESIS_HASH;
+  #mismatch: { seq: number; id: string; computed: string; stored: string } | undefined;
+
+  constructor(anchor: LedgerAnchor | undefined) {
+    this.#anchor = anchor;
+  }
+
+  /** Check the next row; returns the failure, or undefined to go on. */
+  push(row: RawRow): VerifyResult | undefined {
+    if (this.#mismatch !== undefined) return this.#reportMismatch(row);
+    const [seq, id, kind, time, model, version, entry, storedPrev, hash] = row;
+    const count = this.#count;
     const expected = count + 1;
     if (seq > expected) {
       const missing =
@@ -101,14 +141,18 @@ function verifyRows(rows: Iterator<RawRow>, anchor: LedgerAnchor | undefined): V
     if (seq < expected) {
       return failure(count, seq, id, `unexpected sequence number ${seq}: sequence numbers start at 1`);
     }
-    if (storedPrev !== prevHash) {
+    if (storedPrev !== this.#prevHash) {
       const previous = seq === 1 ? "the genesis hash" : `the hash of record ${seq - 1}`;
       return failure(count, seq, id, `broken link: prev_hash does not equal ${previous}`);
     }
-    const computed = chainHash(prevHash, entry);
-    if (computed !== hash) return failure(count, seq, id, hashMismatch(computed, hash, rows.next()));
+    const computed = chainHash(this.#prevHash, entry);
+    if (computed !== hash) {
+      this.#mismatch = { seq, id, computed, stored: hash };
+      return undefined;
+    }
     const problem = entryProblem(entry, { id, kind, time, model, version });
     if (problem !== undefined) return failure(count, seq, id, problem);
+    const anchor = this.#anchor;
     if (anchor !== undefined && seq === anchor.seq && hash !== anchor.hash) {
       return failure(
         count,
@@ -117,14 +161,27 @@ function verifyRows(rows: Iterator<RawRow>, anchor: LedgerAnchor | undefined): V
         "anchor mismatch: the hash differs from the anchored one, so the ledger was rewritten",
       );
     }
-    prevHash = hash;
-    count = seq;
+    this.#prevHash = hash;
+    this.#count = seq;
+    return undefined;
   }
-  if (anchor !== undefined && count < anchor.seq) {
-    const reason = `truncated: the ledger ends at record ${count}, but the anchor says record ${anchor.seq} exists`;
-    return failure(count, count + 1, undefined, reason);
+
+  /** After the last row. */
+  finish(): VerifyResult {
+    if (this.#mismatch !== undefined) return this.#reportMismatch(undefined);
+    const anchor = this.#anchor;
+    const count = this.#count;
+    if (anchor !== undefined && count < anchor.seq) {
+      const reason = `truncated: the ledger ends at record ${count}, but the anchor says record ${anchor.seq} exists`;
+      return failure(count, count + 1, undefined, reason);
+    }
+    return { ok: true, count };
   }
-  return { ok: true, count };
+
+  #reportMismatch(next: RawRow | undefined): VerifyResult {
+    const { seq, id, computed, stored } = this.#mismatch!;
+    return failure(this.#count, seq, id, hashMismatch(computed, stored, next));
+  }
 }
 
 function failure(count: number, seq: number, id: string | undefined, reason: string): VerifyResult {
@@ -135,8 +192,8 @@ function failure(count: number, seq: number, id: string | undefined, reason: str
  * Name the likelier alteration using the next record: if it still links to the stored hash, the entry text
  * changed; if it links to the recomputed hash, the hash column did.
  */
-function hashMismatch(computed: string, stored: string, next: IteratorResult<RawRow>): string {
-  const nextPrev = next.done ? undefined : next.value[7];
+function hashMismatch(computed: string, stored: string, next: RawRow | undefined): string {
+  const nextPrev = next?.[7];
   if (nextPrev === stored) return "hash mismatch: record content was altered";
   if (nextPrev === computed) return "hash mismatch: the stored hash was altered";
   return "hash mismatch: record content or its stored hash was altered";

@@ -6,8 +6,9 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
+import { type LedgerBackend, openLedgerBackend } from "./backend.js";
 import { journalDir, parseJournalText, readJournal, removeSegments } from "./journal.js";
-import { type LedgerStore, openSqliteLedger, type PreparedEntry } from "./sqlite-store.js";
+import type { PreparedEntry } from "./sqlite-store.js";
 import type {
   AppendFailure,
   LedgerThreadReply,
@@ -31,54 +32,77 @@ function failure(error: unknown, index: number): AppendFailure {
     index,
     code: error instanceof WardenError ? error.code : "WARDEN_ERR_LEDGER",
     message,
-    permanent: message.includes("UNIQUE constraint failed"),
+    // SQLite's and PostgreSQL's words for a duplicate id.
+    permanent: /UNIQUE constraint failed|duplicate key value violates unique constraint/.test(message),
   };
 }
 
 /** Append what an earlier run journaled and did not commit; returns how many entries that was. */
-function replay(store: LedgerStore, entries: readonly PreparedEntry[]): number {
-  const missing = entries.filter((e) => store.get(e.id) === undefined);
+async function replay(store: LedgerBackend, entries: readonly PreparedEntry[]): Promise<number> {
+  const missing: PreparedEntry[] = [];
+  for (const e of entries) if ((await store.get(e.id)) === undefined) missing.push(e);
   for (let i = 0; i < missing.length; i += REPLAY_CHUNK) {
-    store.appendPrepared(missing.slice(i, i + REPLAY_CHUNK));
+    await store.appendPrepared(missing.slice(i, i + REPLAY_CHUNK));
   }
   return missing.length;
 }
 
-try {
-  // Checkpoints run in their own thread (checkpoint-thread.ts), so no commit here waits for one.
-  const store = openSqliteLedger(start.dataDir, { synchronous: start.synchronous, autoCheckpoint: false });
-  const journal = readJournal(journalDir(start.dataDir));
-  const replayed = replay(store, journal.entries);
-  // Committed (and, with synchronous FULL, on disk): the segments are no longer needed.
-  removeSegments(journal.segments);
-  reply({ type: "ready", count: store.count(), replayed, damaged: journal.damaged });
-  port.on("message", (request: LedgerThreadRequest) => {
-    if (request.type === "close") {
-      const count = store.count();
-      store.close();
-      reply({ type: "closed", count });
-      port.close();
-      return;
+async function append(
+  store: LedgerBackend,
+  text: string,
+): Promise<{ committed: number; failures: AppendFailure[] }> {
+  const entries = parseJournalText(text);
+  const failures: AppendFailure[] = [];
+  try {
+    // One message is one hand-off from the server: one transaction (group commit).
+    await store.appendPrepared(entries);
+  } catch {
+    // One bad entry (a duplicate id) must not fail the unrelated decisions that shared its transaction:
+    // retry them one by one, so only the culprit is refused. The store still chains from its last commit.
+    for (const [index, entry] of entries.entries()) {
+      try {
+        await store.appendPrepared([entry]);
+      } catch (error) {
+        failures.push(failure(error, index));
+      }
     }
-    const entries = parseJournalText(request.text);
-    const failures: AppendFailure[] = [];
-    try {
-      // One message is one event-loop turn of the server: one transaction (group commit).
-      store.appendPrepared(entries);
-    } catch {
-      // One bad entry (a duplicate id) must not fail the unrelated decisions that shared its transaction:
-      // retry them one by one, so only the culprit is refused. The store still chains from its last commit.
-      entries.forEach((entry, index) => {
-        try {
-          store.appendPrepared([entry]);
-        } catch (error) {
-          failures.push(failure(error, index));
-        }
-      });
-    }
-    reply({ type: "appended", batch: request.batch, committed: entries.length - failures.length, failures });
-  });
-} catch (error) {
-  const { code, message } = failure(error, 0);
-  reply({ type: "failed", code, message });
+  }
+  return { committed: entries.length - failures.length, failures };
 }
+
+async function main(): Promise<void> {
+  let store: LedgerBackend;
+  try {
+    // SQLite checkpoints run in their own thread (checkpoint-thread.ts), so no commit here waits for one.
+    store = await openLedgerBackend(start.location, {
+      synchronous: start.synchronous,
+      autoCheckpoint: false,
+    });
+    const journal = readJournal(journalDir(start.dataDir));
+    const replayed = await replay(store, journal.entries);
+    // Committed (and, with synchronous FULL, on disk): the segments are no longer needed.
+    removeSegments(journal.segments);
+    reply({ type: "ready", count: await store.count(), replayed, damaged: journal.damaged });
+  } catch (error) {
+    const { code, message } = failure(error, 0);
+    reply({ type: "failed", code, message });
+    return;
+  }
+  // Messages are handled one after another, in the order sent: the ledger's order is the journal's.
+  let turn = Promise.resolve();
+  port!.on("message", (request: LedgerThreadRequest) => {
+    turn = turn.then(async () => {
+      if (request.type === "close") {
+        const count = await store.count().catch(() => -1);
+        await store.close();
+        reply({ type: "closed", count });
+        port!.close();
+        return;
+      }
+      const { committed, failures } = await append(store, request.text);
+      reply({ type: "appended", batch: request.batch, committed, failures });
+    });
+  });
+}
+
+await main();

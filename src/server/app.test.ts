@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import type { LedgerRecord } from "../ledger/index.js";
 import {
   DEMO_XGB,
   holdoutInstances,
@@ -121,7 +122,8 @@ describe("decision API", () => {
     );
     // Answers wait for the journal; the SQLite commit follows within milliseconds.
     await server.writer.drain();
-    const rejections = [...server.ledger.scan({})].filter((r) => r.kind === "rejection");
+    const rejections = [];
+    for await (const r of server.ledger.scan()) if (r.kind === "rejection") rejections.push(r);
     assert.ok(rejections.some((r) => (r.body.error as { code: string }).code === "WARDEN_ERR_VALIDATION"));
   });
 
@@ -307,7 +309,8 @@ describe("errors before any route runs keep Warden's format", () => {
     assert.equal(unknown.statusCode, 400);
     const requestId = unknown.headers["x-request-id"];
     await server.writer.drain();
-    const recorded = [...server.ledger.scan({})].find((r) => r.body.request_id === requestId);
+    let recorded: LedgerRecord | undefined;
+    for await (const r of server.ledger.scan()) if (r.body.request_id === requestId) recorded = r;
     assert.equal(recorded?.kind, "rejection");
     assert.equal(recorded?.body.route, "oip");
   });

@@ -3,9 +3,10 @@ import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import {
-  type LedgerReader,
+  type LedgerBackend,
+  type LedgerLocation,
   type LedgerWriter,
-  openLedgerReader,
+  openLedgerBackend,
   startLedgerThread,
 } from "../ledger/index.js";
 import { createModelRegistry, type ModelRegistry } from "../registry/index.js";
@@ -16,8 +17,10 @@ import { createMetrics, type WardenMetrics } from "./metrics.js";
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly registry: ModelRegistry;
+  /** Where the ledger lives: SQLite in the data folder, or PostgreSQL (`ledger.postgres`). */
+  readonly location: LedgerLocation;
   /** Read access to the ledger (the writer runs in its own thread). */
-  readonly ledger: LedgerReader;
+  readonly ledger: LedgerBackend;
   readonly writer: LedgerWriter;
   readonly metrics: WardenMetrics;
   /** `http://host:port` actually bound. */
@@ -39,7 +42,11 @@ export async function startServer(
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
   const metrics = createMetrics();
+  const location: LedgerLocation = config.ledger.postgres
+    ? { kind: "postgres", url: config.ledger.postgres.url, schema: config.ledger.postgres.schema }
+    : { kind: "sqlite", dataDir: config.data_dir };
   const writer = await startLedgerThread(config.data_dir, {
+    location,
     synchronous: config.ledger.synchronous,
     maxBatch: config.ledger.max_batch,
     onCommit: (kinds) => {
@@ -47,7 +54,13 @@ export async function startServer(
     },
     onError: (error) => logger.error({ err: error }, "ledger"),
   });
-  const ledger = openLedgerReader(config.data_dir);
+  let ledger: LedgerBackend;
+  try {
+    ledger = await openLedgerBackend(location);
+  } catch (error) {
+    await writer.close();
+    throw error;
+  }
   const registry = createModelRegistry({
     observe: (m) => metrics.batcherObserver(m.name, m.version),
     onWorkerError: (error) => logger.error({ err: error }, "model worker failed"),
@@ -71,7 +84,7 @@ export async function startServer(
       registry,
       ledger: {
         write: (entry) => writer.write(entry),
-        get: async (id) => ledger.get(id),
+        get: (id) => ledger.get(id),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
       },
@@ -101,7 +114,7 @@ export async function startServer(
     await app?.close();
     await registry.close();
     await writer.close();
-    ledger.close();
+    await ledger.close();
     throw error;
   }
   ready = true;
@@ -113,6 +126,7 @@ export async function startServer(
   return {
     app: runningApp,
     registry,
+    location,
     ledger,
     writer,
     metrics,
@@ -122,12 +136,12 @@ export async function startServer(
         ready = false;
         await runningApp.close();
         await registry.close();
-        const records = ledger.count();
         // The reader goes first so that the writer's connection is the last one: closing it checkpoints the
         // WAL into ledger.sqlite, leaving one self-contained file.
-        ledger.close();
+        await ledger.close();
         await writer.close();
-        logger.info({ records }, "stopped; ledger committed");
+        const records = writer.stats().entriesWritten;
+        logger.info({ records }, "stopped; ledger committed (records written by this run)");
       })();
       return closing;
     },

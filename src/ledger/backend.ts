@@ -1,0 +1,115 @@
+/**
+ * The ledger store as every backend offers it: asynchronous, so that an embedded SQLite file and a shared
+ * PostgreSQL database stand behind the same interface (and the same test suite, store-suite.ts).
+ */
+import {
+  type ChainPosition,
+  type LedgerStore,
+  openSqliteLedger,
+  type PreparedEntry,
+  type ScanOptions,
+} from "./sqlite-store.js";
+import type { LedgerRecord } from "./types.js";
+import { type VerifyOptions, type VerifyResult, verifyLedger, verifyRowStream } from "./verify.js";
+
+/** Where a ledger lives. */
+export type LedgerLocation =
+  | { readonly kind: "sqlite"; readonly dataDir: string }
+  | {
+      readonly kind: "postgres";
+      /** A libpq connection string, e.g. `postgres://postgres@127.0.0.1:5432/warden`. */
+      readonly url: string;
+      /** PostgreSQL schema holding the ledger's tables (default `warden`). */
+      readonly schema?: string;
+    };
+
+/** An append-only, hash-chained store of ledger records. */
+export interface LedgerBackend {
+  /** For messages: the file, or the database and schema. */
+  readonly description: string;
+  /**
+   * Append entries in one transaction, chaining each to the ledger's last record. All or none are stored.
+   * Safe to call from several processes at once on a shared backend: appends are serialised, so the ledger
+   * stays one verifiable chain.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER (duplicate id, storage failure, store closed)
+   */
+  appendPrepared(entries: readonly PreparedEntry[]): Promise<ChainPosition[]>;
+  /** The record with this id, or undefined. */
+  get(id: string): Promise<LedgerRecord | undefined>;
+  /** Records in sequence order, read a page at a time. */
+  scan(options?: ScanOptions): AsyncIterableIterator<LedgerRecord>;
+  /** Number of records (the last sequence number). */
+  count(): Promise<number>;
+  /** Hash of the last record, or the genesis hash when empty. */
+  lastHash(): Promise<string>;
+  /** Close; later calls fail. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** The embedded SQLite store behind the asynchronous interface. */
+export function sqliteBackend(store: LedgerStore): LedgerBackend {
+  return {
+    description: store.file,
+    appendPrepared: async (entries) => store.appendPrepared(entries),
+    get: async (id) => store.get(id),
+    async *scan(options) {
+      yield* store.scan(options);
+    },
+    count: async () => store.count(),
+    lastHash: async () => store.lastHash(),
+    close: async () => store.close(),
+  };
+}
+
+/**
+ * Open (creating or migrating it if needed) the ledger at `location`.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when it cannot be opened.
+ */
+export async function openLedgerBackend(
+  location: LedgerLocation,
+  options: {
+    /** SQLite: see SqliteLedgerOptions. */
+    synchronous?: "normal" | "full";
+    /** SQLite: see SqliteLedgerOptions (default true). */
+    autoCheckpoint?: boolean;
+    /** PostgreSQL: the name recorded with each record this process appends (default host:pid). */
+    writer?: string;
+  } = {},
+): Promise<LedgerBackend> {
+  if (location.kind === "sqlite") {
+    return sqliteBackend(
+      openSqliteLedger(location.dataDir, {
+        ...(options.synchronous ? { synchronous: options.synchronous } : {}),
+        ...(options.autoCheckpoint === false ? { autoCheckpoint: false } : {}),
+      }),
+    );
+  }
+  const { openPostgresLedger } = await import("./postgres-store.js");
+  return openPostgresLedger(location.url, {
+    ...(location.schema ? { schema: location.schema } : {}),
+    ...(options.writer ? { writer: options.writer } : {}),
+  });
+}
+
+/**
+ * Verify the ledger at `location` (see verifyLedger for the checks): SQLite in one read transaction,
+ * PostgreSQL a page at a time.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when the ledger cannot be opened.
+ */
+export async function verifyLedgerAt(
+  location: LedgerLocation,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
+  if (location.kind === "sqlite") return verifyLedger(location.dataDir, options);
+  const { openPostgresLedger, isPostgresLedger } = await import("./postgres-store.js");
+  const store = await openPostgresLedger(location.url, location.schema ? { schema: location.schema } : {});
+  try {
+    if (!isPostgresLedger(store)) throw new Error("unreachable");
+    return await verifyRowStream(store.rows(), options);
+  } finally {
+    await store.close();
+  }
+}

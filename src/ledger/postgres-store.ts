@@ -1,0 +1,320 @@
+/**
+ * The ledger in PostgreSQL, for several Warden processes writing one ledger.
+ *
+ * One chain for everyone: an append locks the single `head` row (`SELECT ... FOR UPDATE`), chains its
+ * entries from the head it finds, inserts them, moves the head and commits. Appends from different processes
+ * are therefore serialised (each process still groups many entries per transaction), and the ledger keeps
+ * one total order that `verifyPostgresLedger` checks exactly as it checks SQLite: contiguous sequence
+ * numbers, each record's prev_hash the previous record's hash, each hash sha256(prev_hash ‖ entry). Every
+ * record also names the writer (process) that appended it.
+ *
+ * The schema is created and migrated on open, under an advisory lock so that processes starting together
+ * do not race; applied migrations are listed in `<schema>.schema_migrations`.
+ */
+import { hostname } from "node:os";
+import pg from "pg";
+import { WardenError } from "../errors/index.js";
+import type { LedgerBackend } from "./backend.js";
+import { chainHash, GENESIS_HASH } from "./hash.js";
+import type { ChainPosition, PreparedEntry, ScanOptions } from "./sqlite-store.js";
+import type { LedgerEntry, LedgerRecord } from "./types.js";
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+/** Records fetched per round trip while scanning. */
+const PAGE = 2000;
+
+/** Migrations in order; each runs once per schema, in a transaction. `$S` is the quoted schema name. */
+const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE $S.records (
+        seq BIGINT PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        time TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        writer TEXT NOT NULL,
+        appended_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      );
+      CREATE INDEX records_model_time ON $S.records (model, time);
+      CREATE TABLE $S.head (
+        one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+        seq BIGINT NOT NULL,
+        hash TEXT NOT NULL
+      );
+      INSERT INTO $S.head (one, seq, hash) VALUES (TRUE, 0, '${GENESIS_HASH}');
+    `,
+  },
+];
+
+/** Options of {@link openPostgresLedger}. */
+export interface PostgresLedgerOptions {
+  /** Schema holding the tables (default `warden`): lower-case letters, digits and `_`. */
+  readonly schema?: string;
+  /** Recorded with each record this store appends (default `<host>:<pid>`). */
+  readonly writer?: string;
+  /** Connections in the pool (default 4). */
+  readonly poolSize?: number;
+}
+
+interface Row {
+  readonly seq: string;
+  readonly entry: string;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
+/**
+ * Connect to PostgreSQL at `url`, create or migrate the ledger schema, and return the store.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when the server cannot be reached or the schema is invalid or newer
+ *   than this Warden.
+ */
+export async function openPostgresLedger(
+  url: string,
+  options: PostgresLedgerOptions = {},
+): Promise<LedgerBackend> {
+  const schema = options.schema ?? "warden";
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new WardenError("WARDEN_ERR_LEDGER", `invalid PostgreSQL schema name ${JSON.stringify(schema)}`, {
+      details: [
+        {
+          field: "ledger.postgres.schema",
+          expected: "lower-case letters, digits and _, starting with a letter or _, at most 63 characters",
+          found: JSON.stringify(schema),
+        },
+      ],
+    });
+  }
+  const pool = new pg.Pool({ connectionString: url, max: options.poolSize ?? 4 });
+  // An idle client that loses its connection must not crash the process: the next query reports it.
+  pool.on("error", () => {});
+  try {
+    await migrate(pool, schema);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw asLedgerError(error, `cannot open the PostgreSQL ledger ${describe(url, schema)}`);
+  }
+  return new PostgresLedger(
+    pool,
+    schema,
+    options.writer ?? `${hostname()}:${process.pid}`,
+    describe(url, schema),
+  );
+}
+
+/** The URL without its password, and the schema. */
+function describe(url: string, schema: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.password = "";
+    return `${parsed.toString()} (schema ${schema})`;
+  } catch {
+    return `(schema ${schema})`;
+  }
+}
+
+async function migrate(pool: pg.Pool, schema: string): Promise<void> {
+  const client = await pool.connect();
+  try {
+    // One migrator at a time across processes; the lock ends with the session's transaction.
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`warden-ledger-migrate:${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS "${schema}".schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+    );
+    const applied = new Set(
+      (await client.query<{ version: number }>(`SELECT version FROM "${schema}".schema_migrations`)).rows.map(
+        (r) => r.version,
+      ),
+    );
+    const known = Math.max(...MIGRATIONS.map((m) => m.version));
+    const newest = Math.max(0, ...applied);
+    if (newest > known) {
+      throw new WardenError(
+        "WARDEN_ERR_LEDGER",
+        `the ledger schema "${schema}" is at migration ${newest}; this Warden knows migrations up to ${known}: upgrade Warden`,
+      );
+    }
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql.replaceAll("$S", `"${schema}"`));
+      await client.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES ($1)`, [
+        migration.version,
+      ]);
+    }
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+class PostgresLedger implements LedgerBackend {
+  readonly description: string;
+  readonly #pool: pg.Pool;
+  readonly #s: string;
+  readonly #writer: string;
+  #closed = false;
+
+  constructor(pool: pg.Pool, schema: string, writer: string, description: string) {
+    this.#pool = pool;
+    this.#s = `"${schema}"`;
+    this.#writer = writer;
+    this.description = description;
+  }
+
+  async appendPrepared(entries: readonly PreparedEntry[]): Promise<ChainPosition[]> {
+    this.#assertOpen();
+    if (entries.length === 0) return [];
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN");
+      // The head row is the chain's lock: writers in other processes wait here until this commits.
+      const head = (
+        await client.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#s}.head FOR UPDATE`)
+      ).rows[0];
+      if (head === undefined) throw new WardenError("WARDEN_ERR_LEDGER", "the ledger's head row is missing");
+      let seq = Number(head.seq);
+      let prevHash = head.hash;
+      const positions: ChainPosition[] = [];
+      const columns: string[][] = [[], [], [], [], [], [], [], [], []];
+      for (const entry of entries) {
+        const hash = chainHash(prevHash, entry.canonical);
+        seq += 1;
+        positions.push({ seq, prev_hash: prevHash, hash });
+        const values = [
+          String(seq),
+          entry.id,
+          entry.kind,
+          entry.time,
+          entry.model,
+          entry.version,
+          entry.canonical,
+          prevHash,
+          hash,
+        ];
+        for (let i = 0; i < values.length; i++) columns[i]!.push(values[i]!);
+        prevHash = hash;
+      }
+      await client.query(
+        `INSERT INTO ${this.#s}.records (seq, id, kind, time, model, version, entry, prev_hash, hash, writer)
+         SELECT s, i, k, t, m, v, e, p, h, $10
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+           AS u(s, i, k, t, m, v, e, p, h)`,
+        [...columns, this.#writer],
+      );
+      await client.query(`UPDATE ${this.#s}.head SET seq = $1, hash = $2`, [seq, prevHash]);
+      await client.query("COMMIT");
+      return positions;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw asLedgerError(error, `cannot append ${entries.length} entries to the ledger ${this.description}`);
+    } finally {
+      client.release();
+    }
+  }
+
+  async get(id: string): Promise<LedgerRecord | undefined> {
+    this.#assertOpen();
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT seq, entry, prev_hash, hash FROM ${this.#s}.records WHERE id = $1`,
+      [id],
+    );
+    return rows[0] === undefined ? undefined : toRecord(rows[0]);
+  }
+
+  async *scan(options: ScanOptions = {}): AsyncIterableIterator<LedgerRecord> {
+    const afterSeq = options.afterSeq ?? 0;
+    const limit = options.limit;
+    if (!Number.isSafeInteger(afterSeq) || afterSeq < 0)
+      throw new RangeError("afterSeq must be an integer ≥ 0");
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new RangeError("limit must be an integer ≥ 0");
+    }
+    // Keyset pages: each page is a short query, so a slow consumer holds no snapshot or connection open.
+    let after = afterSeq;
+    let left = limit ?? Number.POSITIVE_INFINITY;
+    while (left > 0) {
+      this.#assertOpen();
+      const { rows } = await this.#pool.query<Row>(
+        `SELECT seq, entry, prev_hash, hash FROM ${this.#s}.records WHERE seq > $1 ORDER BY seq LIMIT $2`,
+        [after, Math.min(PAGE, left)],
+      );
+      for (const row of rows) yield toRecord(row);
+      if (rows.length < Math.min(PAGE, left)) return;
+      left -= rows.length;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
+  }
+
+  /** Raw rows for verification, a page at a time. */
+  async *rows(
+    afterSeq = 0,
+  ): AsyncIterableIterator<
+    readonly [number, string, string, string, string, string, string, string, string]
+  > {
+    let after = afterSeq;
+    for (;;) {
+      this.#assertOpen();
+      const { rows } = await this.#pool.query({
+        text: `SELECT seq, id, kind, time, model, version, entry, prev_hash, hash FROM ${this.#s}.records WHERE seq > $1 ORDER BY seq LIMIT $2`,
+        values: [after, PAGE],
+        rowMode: "array",
+      });
+      for (const row of rows as [string, string, string, string, string, string, string, string, string][]) {
+        yield [Number(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]];
+      }
+      if (rows.length < PAGE) return;
+      after = Number((rows[rows.length - 1] as string[])[0]);
+    }
+  }
+
+  async count(): Promise<number> {
+    this.#assertOpen();
+    const { rows } = await this.#pool.query<{ seq: string }>(`SELECT seq FROM ${this.#s}.head`);
+    return Number(rows[0]?.seq ?? 0);
+  }
+
+  async lastHash(): Promise<string> {
+    this.#assertOpen();
+    const { rows } = await this.#pool.query<{ hash: string }>(`SELECT hash FROM ${this.#s}.head`);
+    return rows[0]?.hash ?? GENESIS_HASH;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new WardenError("WARDEN_ERR_LEDGER", `the ledger ${this.description} is closed`);
+  }
+}
+
+function toRecord(row: Row): LedgerRecord {
+  const entry = JSON.parse(row.entry) as LedgerEntry;
+  return { ...entry, seq: Number(row.seq), prev_hash: row.prev_hash, hash: row.hash };
+}
+
+function asLedgerError(error: unknown, context: string): WardenError {
+  if (error instanceof WardenError) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new WardenError("WARDEN_ERR_LEDGER", `${context}: ${reason}`, { cause: error });
+}
+
+/** Whether a store is the PostgreSQL one (it offers raw rows for verification). */
+export function isPostgresLedger(
+  store: LedgerBackend,
+): store is LedgerBackend & Pick<PostgresLedger, "rows"> {
+  return store instanceof PostgresLedger;
+}

@@ -1,0 +1,116 @@
+/**
+ * One behavioural test suite for every ledger backend (store-sqlite.test.ts, postgres-store.test.ts): what
+ * the rest of Warden relies on, checked the same way against each store.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { LedgerBackend } from "./backend.js";
+import { GENESIS_HASH } from "./hash.js";
+import { prepareEntry } from "./sqlite-store.js";
+import { sampleEntry } from "./testkit.js";
+import type { VerifyResult } from "./verify.js";
+
+/** A fresh, empty ledger of one backend, and how to reopen, verify and remove it. */
+export interface StoreFixture {
+  readonly store: LedgerBackend;
+  /** Open the same ledger again (as a restarted process would). */
+  reopen(): Promise<LedgerBackend>;
+  verify(): Promise<VerifyResult>;
+  dispose(): Promise<void>;
+}
+
+const prepared = (from: number, count: number) =>
+  Array.from({ length: count }, (_, i) => prepareEntry(sampleEntry(from + i)));
+
+/** Register the suite's tests under `name`, each on a fresh ledger from `open`. */
+export function storeSuite(name: string, open: () => Promise<StoreFixture>): void {
+  const withStore = (title: string, body: (f: StoreFixture) => Promise<void>) =>
+    test(`${name}: ${title}`, async () => {
+      const fixture = await open();
+      try {
+        await body(fixture);
+      } finally {
+        await fixture.dispose();
+      }
+    });
+
+  withStore("an empty ledger has no records and the genesis head", async ({ store, verify }) => {
+    assert.equal(await store.count(), 0);
+    assert.equal(await store.lastHash(), GENESIS_HASH);
+    assert.equal(await store.get(sampleEntry(1).id), undefined);
+    const seen = [];
+    for await (const r of store.scan()) seen.push(r);
+    assert.deepEqual(seen, []);
+    assert.deepEqual(await verify(), { ok: true, count: 0 });
+  });
+
+  withStore("appends chain in order, read back exactly, and verify", async ({ store, verify }) => {
+    const first = await store.appendPrepared(prepared(1, 3));
+    const second = await store.appendPrepared(prepared(4, 2));
+    assert.deepEqual(
+      [...first, ...second].map((p) => p.seq),
+      [1, 2, 3, 4, 5],
+    );
+    assert.equal(first[0]!.prev_hash, GENESIS_HASH);
+    assert.equal(second[0]!.prev_hash, first[2]!.hash);
+    assert.equal(await store.count(), 5);
+    assert.equal(await store.lastHash(), second[1]!.hash);
+    const entry = sampleEntry(4);
+    const record = await store.get(entry.id);
+    assert.deepEqual(record, { ...entry, seq: 4, prev_hash: first[2]!.hash, hash: second[0]!.hash });
+    const scanned = [];
+    for await (const r of store.scan({ afterSeq: 1, limit: 3 })) scanned.push(r.seq);
+    assert.deepEqual(scanned, [2, 3, 4]);
+    assert.deepEqual(await verify(), { ok: true, count: 5 });
+  });
+
+  withStore(
+    "a transaction is all or nothing: a duplicate id stores none of its batch",
+    async ({ store, verify }) => {
+      await store.appendPrepared(prepared(1, 2));
+      const batch = [...prepared(3, 2), prepareEntry(sampleEntry(1))];
+      await assert.rejects(
+        store.appendPrepared(batch),
+        (e: Error & { code?: string }) => e.code === "WARDEN_ERR_LEDGER",
+      );
+      assert.equal(await store.count(), 2);
+      assert.equal(await store.get(sampleEntry(3).id), undefined);
+      const next = await store.appendPrepared(prepared(3, 1));
+      assert.equal(next[0]!.seq, 3);
+      assert.deepEqual(await verify(), { ok: true, count: 3 });
+    },
+  );
+
+  withStore("a reopened ledger continues the same chain", async ({ store, reopen, verify }) => {
+    const before = await store.appendPrepared(prepared(1, 4));
+    await store.close();
+    const again = await reopen();
+    try {
+      assert.equal(await again.count(), 4);
+      assert.equal(await again.lastHash(), before[3]!.hash);
+      const after = await again.appendPrepared(prepared(5, 1));
+      assert.deepEqual(after[0], { seq: 5, prev_hash: before[3]!.hash, hash: after[0]!.hash });
+    } finally {
+      await again.close();
+    }
+    assert.deepEqual(await verify(), { ok: true, count: 5 });
+  });
+
+  withStore("a scan pages through more records than one page, lazily", async ({ store }) => {
+    for (let i = 0; i < 5; i++) await store.appendPrepared(prepared(1 + i * 1000, 1000));
+    let n = 0;
+    let last = 0;
+    for await (const r of store.scan()) {
+      assert.equal(r.seq, last + 1);
+      last = r.seq;
+      n++;
+    }
+    assert.equal(n, 5000);
+  });
+
+  withStore("a closed store refuses work", async ({ store }) => {
+    await store.close();
+    await assert.rejects(store.count(), (e: Error & { code?: string }) => e.code === "WARDEN_ERR_LEDGER");
+    await store.close(); // idempotent
+  });
+}
