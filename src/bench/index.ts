@@ -16,6 +16,10 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
     description: "decision throughput and latency: bare Fastify + XGBoost vs Warden (XGBoost, ONNX)",
     load: async () => (await import("./serving.js")).servingSuite,
   },
+  ledger: {
+    description: "ledger appends/s and verification on SQLite and PostgreSQL (1, 2, 4 writer processes)",
+    load: async () => (await import("./ledger.js")).ledgerSuite,
+  },
 };
 
 const DEFAULT_SUITE = "serving";

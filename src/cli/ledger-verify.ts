@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { openLedgerReader, uncommittedJournalEntries, verifyLedger } from "../ledger/index.js";
+import { openLedgerReader, uncommittedJournalEntries, verifyLedgerParallel } from "../ledger/index.js";
 import { type CliIo, EXIT, intOption, UsageError } from "./index.js";
 
 /** `warden ledger verify [--data-dir]`: recompute the hash chain; print "ok N records" or the first bad one. */
@@ -31,7 +31,7 @@ export function ledgerVerifyCommand(
             `--anchor-hash must be 64 lower-case hex digits; got ${JSON.stringify(options.anchorHash)}`,
           );
         }
-        const report = verifyLedger(
+        const report = await verifyLedgerParallel(
           dataDir,
           options.anchorSeq !== undefined
             ? { anchor: { seq: options.anchorSeq, hash: options.anchorHash! } }

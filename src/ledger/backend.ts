@@ -10,7 +10,7 @@ import {
   type ScanOptions,
 } from "./sqlite-store.js";
 import type { LedgerRecord } from "./types.js";
-import { type VerifyOptions, type VerifyResult, verifyLedger, verifyRowStream } from "./verify.js";
+import { type VerifyOptions, type VerifyResult, verifyLedgerParallel, verifyRowStream } from "./verify.js";
 
 /** Where a ledger lives. */
 export type LedgerLocation =
@@ -103,7 +103,7 @@ export async function verifyLedgerAt(
   location: LedgerLocation,
   options: VerifyOptions = {},
 ): Promise<VerifyResult> {
-  if (location.kind === "sqlite") return verifyLedger(location.dataDir, options);
+  if (location.kind === "sqlite") return verifyLedgerParallel(location.dataDir, options);
   const { openPostgresLedger, isPostgresLedger } = await import("./postgres-store.js");
   const store = await openPostgresLedger(location.url, location.schema ? { schema: location.schema } : {});
   try {

@@ -34,4 +34,5 @@ export {
   type VerifyProblem,
   type VerifyResult,
   verifyLedger,
+  verifyLedgerParallel,
 } from "./verify.js";
