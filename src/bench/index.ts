@@ -16,6 +16,10 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
     description: "decision throughput and latency: bare Fastify + XGBoost vs Warden (XGBoost, ONNX)",
     load: async () => (await import("./serving.js")).servingSuite,
   },
+  merkle: {
+    description: "Merkle checkpoints: root, inclusion and consistency proofs over 1,000,000 leaves",
+    load: async () => (await import("./merkle.js")).merkleSuite,
+  },
 };
 
 const DEFAULT_SUITE = "serving";

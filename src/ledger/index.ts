@@ -6,6 +6,26 @@
 export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 export { uncommittedJournalEntries } from "./journal.js";
 export {
+  consistencyProof,
+  EMPTY_ROOT_HEX,
+  emptyRoot,
+  fromHex,
+  HASH_BYTES,
+  inclusionProof,
+  leafHash,
+  MerkleFrontier,
+  MerkleTree,
+  nodeHash,
+  type ProofCheck,
+  type ProofFailure,
+  proofFromHex,
+  proofToHex,
+  rootOf,
+  toHex,
+  verifyConsistency,
+  verifyInclusion,
+} from "./merkle.js";
+export {
   type LedgerReader,
   type LedgerStore,
   openLedgerReader,
