@@ -556,10 +556,11 @@ export function verifyConsistency(
     const badElement = checkProofHashes(proof);
     if (badElement !== undefined) return refuse("malformed", badElement);
 
-    if (oldSize === 0) {
-      return equal(oldRoot, Buffer.from(EMPTY_ROOT_HEX, "hex"))
-        ? OK
-        : refuse("root-mismatch", `the root of the empty tree is ${EMPTY_ROOT_HEX}, not ${toHex(oldRoot)}`);
+    if (oldSize === 0 && !equal(oldRoot, Buffer.from(EMPTY_ROOT_HEX, "hex"))) {
+      return refuse(
+        "root-mismatch",
+        `the root of the empty tree is ${EMPTY_ROOT_HEX}, not ${toHex(oldRoot)}`,
+      );
     }
     if (oldSize === newSize) {
       return equal(oldRoot, newRoot)
@@ -569,6 +570,7 @@ export function verifyConsistency(
             `two trees of size ${oldSize} have different roots: ${toHex(oldRoot)} and ${toHex(newRoot)}`,
           );
     }
+    if (oldSize === 0) return OK;
 
     // RFC 9162 §2.1.4.2. When the old tree is a perfect subtree of the new one, its root starts the path.
     const path = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : proof;
