@@ -26,6 +26,20 @@ export {
   verifyInclusion,
 } from "./merkle.js";
 export {
+  keyIdOf,
+  loadOrCreateSigningKey,
+  loadPublicKey,
+  makeTreeHead,
+  type SignedTreeHead,
+  type SigningKey,
+  signTreeHead,
+  type TreeHead,
+  type TreeHeadCheck,
+  type TreeHeadFailure,
+  treeHeadSigningInput,
+  verifyTreeHead,
+} from "./signing.js";
+export {
   type LedgerReader,
   type LedgerStore,
   openLedgerReader,
