@@ -1,7 +1,8 @@
 /**
  * The decision ledger: an append-only, hash-chained record of every decision and rejection, stored in an
  * embedded SQLite file (`<dataDir>/ledger.sqlite`), written through a group-committing writer, and checked by
- * verifyLedger.
+ * verifyLedger. Merkle checkpoints (merkle.ts, signing.ts): RFC 9162 roots, inclusion and consistency proofs
+ * over the records, and Ed25519-signed tree heads.
  */
 export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 export { uncommittedJournalEntries } from "./journal.js";
