@@ -79,6 +79,12 @@ function hashPair(left: Uint8Array, right: Uint8Array): Buffer {
   return sha256(nodeInput);
 }
 
+/** The node over the two adjacent hashes at `offset` in `bytes` (one copy instead of two). */
+function hashSiblings(bytes: Buffer, offset: number): Buffer {
+  nodeInput.set(bytes.subarray(offset, offset + 2 * HASH_BYTES), 1);
+  return sha256(nodeInput);
+}
+
 /** A hash as 64 lower-case hex digits. */
 export function toHex(hash: Uint8Array): string {
   return Buffer.from(hash.buffer, hash.byteOffset, hash.byteLength).toString("hex");
@@ -385,7 +391,7 @@ export class MerkleTree {
     for (let level = 0; levels[level]!.length % 2 === 0; level++) {
       const below = levels[level]!;
       if (levels[level + 1] === undefined) levels.push(new HashArray());
-      levels[level + 1]!.push(hashPair(below.at(below.length - 2), below.at(below.length - 1)));
+      levels[level + 1]!.push(hashSiblings(below.bytes, (below.length - 2) * HASH_BYTES));
     }
   }
 
