@@ -129,7 +129,7 @@ function arraySubtrees(leafHashes: readonly Uint8Array[]): Subtrees {
   return {
     range(start, end) {
       const frontier = new MerkleFrontier();
-      for (let i = start; i < end; i++) frontier.appendTrusted(leafHashes[i]!);
+      for (let i = start; i < end; i++) frontier.append(leafHashes[i]!);
       return frontier.root();
     },
   };
@@ -273,11 +273,6 @@ export class MerkleFrontier {
   /** Append one leaf hash (32 bytes; see {@link leafHash}). */
   append(leafHash: Uint8Array): void {
     requireHash(leafHash, "leafHash");
-    this.appendTrusted(leafHash);
-  }
-
-  /** @internal append without checking the hash (callers have). */
-  appendTrusted(leafHash: Uint8Array): void {
     let hash: Buffer | undefined;
     let size = this.#size;
     while (size % 2 === 1) {
