@@ -20,6 +20,10 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
     description: "ledger appends/s and verification on SQLite and PostgreSQL (1, 2, 4 writer processes)",
     load: async () => (await import("./ledger.js")).ledgerSuite,
   },
+  merkle: {
+    description: "Merkle checkpoints: root, inclusion and consistency proofs over 1,000,000 leaves",
+    load: async () => (await import("./merkle.js")).merkleSuite,
+  },
 };
 
 const DEFAULT_SUITE = "serving";

@@ -52,6 +52,7 @@ export const ERRORS = {
   WARDEN_ERR_INPUT_FILE: { status: 400, message: "The input file cannot be read" },
   WARDEN_ERR_LEDGER: { status: 500, message: "The decision ledger failed" },
   WARDEN_ERR_LEDGER_TAMPERED: { status: 500, message: "The decision ledger failed verification" },
+  WARDEN_ERR_SIGNING_KEY: { status: 500, message: "The tree-head signing key cannot be used" },
   WARDEN_ERR_USAGE: { status: 400, message: "Invalid command-line usage" },
 } as const satisfies Record<string, ErrorSpec>;
 

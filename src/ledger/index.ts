@@ -1,7 +1,8 @@
 /**
  * The decision ledger: an append-only, hash-chained record of every decision and rejection, stored in an
  * embedded SQLite file (`<dataDir>/ledger.sqlite`), written through a group-committing writer, and checked by
- * verifyLedger.
+ * verifyLedger. Merkle checkpoints (merkle.ts, signing.ts): RFC 9162 roots, inclusion and consistency proofs
+ * over the records, and Ed25519-signed tree heads.
  */
 export {
   type LedgerBackend,
@@ -12,6 +13,40 @@ export {
 } from "./backend.js";
 export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 export { uncommittedJournalEntries } from "./journal.js";
+export {
+  consistencyProof,
+  EMPTY_ROOT_HEX,
+  emptyRoot,
+  fromHex,
+  HASH_BYTES,
+  inclusionProof,
+  leafHash,
+  MerkleFrontier,
+  MerkleTree,
+  nodeHash,
+  type ProofCheck,
+  type ProofFailure,
+  proofFromHex,
+  proofToHex,
+  rootOf,
+  toHex,
+  verifyConsistency,
+  verifyInclusion,
+} from "./merkle.js";
+export {
+  keyIdOf,
+  loadOrCreateSigningKey,
+  loadPublicKey,
+  makeTreeHead,
+  type SignedTreeHead,
+  type SigningKey,
+  signTreeHead,
+  type TreeHead,
+  type TreeHeadCheck,
+  type TreeHeadFailure,
+  treeHeadSigningInput,
+  verifyTreeHead,
+} from "./signing.js";
 export {
   type LedgerReader,
   type LedgerStore,
