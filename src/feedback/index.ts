@@ -1,0 +1,7 @@
+/**
+ * Feedback from the world back into Warden: outcomes (ground truth) and appeals that point to earlier
+ * decisions, how they are found again, and the exports built on the ledger (every record; training rows
+ * that join a model's decision inputs with their final labels).
+ */
+export { findLinkedRecords, LINKED_KINDS, type LinkedKind, linkedDecisionId } from "./linked.js";
+export { ISO_TIME_EXPECTED, parseIsoTime } from "./time.js";
