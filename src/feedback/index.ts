@@ -25,3 +25,16 @@ export {
 } from "./export.js";
 export { findLinkedRecords, LINKED_KINDS, type LinkedKind, linkedDecisionId } from "./linked.js";
 export { ISO_TIME_EXPECTED, parseIsoTime } from "./time.js";
+export {
+  exportTraining,
+  featureColumn,
+  labelFromOutcome,
+  labelFromReview,
+  labelledDecisionId,
+  preferLabel,
+  TRAINING_HEAD,
+  TRAINING_TAIL,
+  type TrainingExportOptions,
+  type TrainingExportSummary,
+  type TrainingLabel,
+} from "./training.js";
