@@ -1,6 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { WardenError } from "../errors/index.js";
 import { SERVER_VERSION } from "../server/index.js";
+import { exportTrainingCommand } from "./export-training.js";
+import { ledgerExportCommand } from "./ledger-export.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
 import { predictCommand } from "./predict.js";
 import { serveCommand } from "./serve.js";
@@ -65,6 +67,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   serveCommand(program, io, run);
   predictCommand(program, io, run);
   ledgerVerifyCommand(program, io, run);
+  ledgerExportCommand(program, io, run);
+  exportTrainingCommand(program, io, run);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     for (const sub of command.commands)

@@ -32,6 +32,7 @@ export const ERRORS = {
   WARDEN_ERR_DECISION_NOT_FOUND: { status: 404, message: "No such decision" },
   WARDEN_ERR_ROUTE_NOT_FOUND: { status: 404, message: "No such route" },
   WARDEN_ERR_METHOD_NOT_ALLOWED: { status: 405, message: "Method not allowed on this route" },
+  WARDEN_ERR_NOT_A_DECISION: { status: 409, message: "The ledger record is not a decision" },
   WARDEN_ERR_BODY_TOO_LARGE: { status: 413, message: "The request body is larger than the limit" },
   WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
   WARDEN_ERR_QUEUE_FULL: { status: 429, message: "The model's request queue is full" },

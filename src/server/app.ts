@@ -15,6 +15,7 @@ import type { ModelRegistry } from "../registry/index.js";
 import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
+import { registerFeedbackRoutes } from "./routes-feedback.js";
 import { registerOipRoutes } from "./routes-oip.js";
 
 /** What the HTTP layer needs. */
@@ -207,6 +208,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const context = { ...deps, pipeline, isReady: deps.isReady ?? (() => true) };
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
+  registerFeedbackRoutes(app, context);
 
   app.get(
     "/metrics",

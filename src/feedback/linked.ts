@@ -1,0 +1,43 @@
+import { type LedgerRecord, openLedgerReader } from "../ledger/index.js";
+
+/** Kinds of record that point to an earlier decision through `body.decision_id`. */
+export const LINKED_KINDS = ["outcome", "appeal"] as const;
+export type LinkedKind = (typeof LINKED_KINDS)[number];
+
+/** The decision an outcome or appeal points to; undefined for any other record. */
+export function linkedDecisionId(record: LedgerRecord): string | undefined {
+  if (record.kind !== "outcome" && record.kind !== "appeal") return undefined;
+  const id = record.body.decision_id;
+  return typeof id === "string" ? id : undefined;
+}
+
+/** Records read between two turns of the event loop while scanning for a request. */
+const SCAN_SLICE = 2048;
+
+/**
+ * Every outcome and appeal that points to `decision`, in ledger order.
+ *
+ * This SCANS the ledger: every record after the decision is read (what points to a decision is always
+ * recorded after it), so the cost grows with the records written since the decision. It is the only place
+ * that looks records up by the decision they point to, so an index (decision_id → seq) can replace the scan
+ * here without changing any caller. The scan runs on its own read-only connection and lets the event loop
+ * turn every SCAN_SLICE records, so other requests are served meanwhile. It sees the ledger as committed
+ * when it starts (callers that just wrote should wait for the commit first).
+ */
+export async function findLinkedRecords(
+  dataDir: string,
+  decision: { readonly id: string; readonly seq: number },
+): Promise<LedgerRecord[]> {
+  const reader = openLedgerReader(dataDir);
+  const found: LedgerRecord[] = [];
+  try {
+    let read = 0;
+    for (const record of reader.scan({ afterSeq: decision.seq })) {
+      if (linkedDecisionId(record) === decision.id) found.push(record);
+      if (++read % SCAN_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    reader.close();
+  }
+  return found;
+}
