@@ -11,16 +11,19 @@ import type { LedgerSink } from "../decision/index.js";
 import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
-import type { ModelRegistry } from "../registry/index.js";
+import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
 import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
+import { registerDeploymentRoutes } from "./routes-deployments.js";
 import { registerOipRoutes } from "./routes-oip.js";
 
 /** What the HTTP layer needs. */
 export interface AppDependencies {
   readonly config: ServerConfig;
   readonly registry: ModelRegistry;
+  /** Deployments (aliases, traffic policies); without it, the admin and repository routes are absent. */
+  readonly deployments?: DeploymentManager;
   readonly ledger: AppLedger;
   readonly metrics: WardenMetrics;
   /** A pino logger; requests log through children carrying the request id. Silent when absent. */
@@ -112,10 +115,20 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   // Only JSON bodies are accepted; anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser("text/plain");
-  const pipeline: DecisionPipeline = createDecisionPipeline(deps.registry, deps.ledger, {
-    onRejected: (model, reason) =>
-      deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
-  });
+  const pipeline: DecisionPipeline = createDecisionPipeline(
+    deps.registry,
+    deps.ledger,
+    {
+      onRejected: (model, reason) =>
+        deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
+      onShadowError: (model, error) =>
+        app.log.warn(
+          { err: error, model: model.manifest.name, version: model.manifest.version },
+          "shadow scoring failed",
+        ),
+    },
+    deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
+  );
 
   await app.register(swagger, {
     openapi: {
@@ -207,6 +220,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const context = { ...deps, pipeline, isReady: deps.isReady ?? (() => true) };
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
+  if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(
     "/metrics",

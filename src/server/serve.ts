@@ -1,3 +1,4 @@
+import { userInfo } from "node:os";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
@@ -8,7 +9,13 @@ import {
   openLedgerReader,
   startLedgerThread,
 } from "../ledger/index.js";
-import { createModelRegistry, type ModelRegistry } from "../registry/index.js";
+import {
+  createDeploymentManager,
+  createDeploymentStore,
+  createModelRegistry,
+  type DeploymentManager,
+  type ModelRegistry,
+} from "../registry/index.js";
 import { buildApp } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
 
@@ -16,6 +23,8 @@ import { createMetrics, type WardenMetrics } from "./metrics.js";
 export interface RunningServer {
   readonly app: FastifyInstance;
   readonly registry: ModelRegistry;
+  /** Versions, aliases and traffic policies (persisted in `<data_dir>/registry.sqlite`). */
+  readonly deployments: DeploymentManager;
   /** Read access to the ledger (the writer runs in its own thread). */
   readonly ledger: LedgerReader;
   readonly writer: LedgerWriter;
@@ -54,21 +63,31 @@ export async function startServer(
   });
   let ready = false;
   let app: FastifyInstance | undefined;
+  let store: ReturnType<typeof createDeploymentStore> | undefined;
+  let deployments: DeploymentManager | undefined;
   try {
-    for (const path of config.models) {
-      const model = await registry.load(path, { device: config.device });
-      logger.info(
-        {
-          model: model.manifest.name,
-          version: model.manifest.version,
-          format: model.manifest.artifact.format,
-        },
-        "model loaded",
-      );
-    }
+    store = createDeploymentStore(config.data_dir);
+    deployments = createDeploymentManager({
+      registry,
+      store,
+      ledger: writer,
+      device: config.device,
+      startActor: osUser(),
+      onLoaded: (model) =>
+        logger.info(
+          {
+            model: model.manifest.name,
+            version: model.manifest.version,
+            format: model.manifest.artifact.format,
+          },
+          "model loaded",
+        ),
+    });
+    await deployments.start(config.models);
     app = await buildApp({
       config,
       registry,
+      deployments,
       ledger: {
         write: (entry) => writer.write(entry),
         get: async (id) => ledger.get(id),
@@ -100,6 +119,7 @@ export async function startServer(
   } catch (error) {
     await app?.close();
     await registry.close();
+    store?.close();
     await writer.close();
     ledger.close();
     throw error;
@@ -110,9 +130,11 @@ export async function startServer(
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   let closing: Promise<void> | undefined;
   const runningApp = app;
+  const runningStore = store;
   return {
     app: runningApp,
     registry,
+    deployments,
     ledger,
     writer,
     metrics,
@@ -122,6 +144,7 @@ export async function startServer(
         ready = false;
         await runningApp.close();
         await registry.close();
+        runningStore.close();
         const records = ledger.count();
         // The reader goes first so that the writer's connection is the last one: closing it checkpoints the
         // WAL into ledger.sqlite, leaving one self-contained file.
@@ -132,4 +155,13 @@ export async function startServer(
       return closing;
     },
   };
+}
+
+/** The operating-system user, for changes made by the server itself (its configuration at start-up). */
+export function osUser(): string {
+  try {
+    return userInfo().username || "unknown";
+  } catch {
+    return process.env.USER ?? process.env.USERNAME ?? "unknown";
+  }
 }

@@ -2,7 +2,7 @@
  * Helpers shared by tests and benchmarks: temporary folders, the bundled demo models and their reference
  * numbers. The product itself never imports this folder.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -66,6 +66,20 @@ export async function startTestServer(
       dir.remove();
     },
   });
+}
+
+/**
+ * A copy of the XGBoost demo model as another version, in `dir/<version>/`: same artifact, `version:`
+ * changed (and so another manifest sha256). Returns the manifest path.
+ */
+export function demoVersion(dir: string, version: string): string {
+  const folder = join(dir, version);
+  mkdirSync(folder, { recursive: true });
+  copyFileSync(join(REPO_ROOT, "models/credit-demo/model.json"), join(folder, "model.json"));
+  const manifest = readFileSync(DEMO_XGB, "utf8").replace(/^version: .*$/m, `version: "${version}"`);
+  const path = join(folder, "manifest.yaml");
+  writeFileSync(path, manifest);
+  return path;
 }
 
 export { loadManifest };
