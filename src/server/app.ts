@@ -36,6 +36,8 @@ declare module "fastify" {
   interface FastifyInstance {
     /** Registered routes as "METHOD /path/{param}" (HEAD omitted). */
     wardenRoutes: readonly string[];
+    /** Resolves once every shadow score started so far is recorded (or has failed). */
+    wardenShadowsSettled: () => Promise<void>;
   }
   interface FastifyRequest {
     /** Model name and version for metrics labels, set once the model is known to exist. */
@@ -151,6 +153,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     }
   });
   app.decorate("wardenRoutes", routes);
+  app.decorate("wardenShadowsSettled", () => pipeline.shadowsSettled());
   app.decorateRequest("wardenStart", 0);
   // Hooks in callback style: this runs for every request, and async hooks each cost a promise.
   // Draining: new requests on open connections get 503 at once, and answers to requests still in flight ask

@@ -43,6 +43,11 @@ export function xgboostHoldoutReference(): number[] {
   return (JSON.parse(readFileSync(file, "utf8")) as { predictions: number[] }).predictions;
 }
 
+/** A server configuration for tests: a free port, silent logs. */
+export function parseConfigForTest(config: Record<string, unknown>) {
+  return parseServerConfig({ port: 0, log_level: "silent", ...config }, "test");
+}
+
 /** Start a real server on a free loopback port with a temporary ledger; `stop` closes and cleans up. */
 export async function startTestServer(
   options: { models?: string[]; config?: Record<string, unknown>; logger?: Logger } = {},
