@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { WardenError } from "../errors/index.js";
 import { SERVER_VERSION } from "../server/index.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
+import { modelsCommand } from "./models.js";
 import { predictCommand } from "./predict.js";
 import { serveCommand } from "./serve.js";
 
@@ -65,6 +66,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   serveCommand(program, io, run);
   predictCommand(program, io, run);
   ledgerVerifyCommand(program, io, run);
+  modelsCommand(program, io, run);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     for (const sub of command.commands)
