@@ -86,15 +86,15 @@ async function postgresWriters(schema: string, writers: number, n: number, offse
     fork(CHILD, [], { execArgv: [], stdio: ["ignore", "inherit", "inherit", "ipc"] }),
   );
   const ready = children.map((c) => new Promise<void>((resolve) => c.once("message", () => resolve())));
-  children.forEach((c, w) =>
+  children.forEach((c, w) => {
     c.send({
       url: POSTGRES_URL,
       schema,
       from: offset + w * per + 1,
       count: Math.min(per, n - w * per),
       writer: `bench-${w + 1}`,
-    }),
-  );
+    });
+  });
   await Promise.all(ready);
   const started = process.hrtime.bigint();
   const done = children.map(

@@ -209,7 +209,8 @@ test("predict stops quietly, exit 0, when the reader of its standard output clos
 test("ledger verify: ok N records, then the first tampered record after an edit", async () => {
   const server = await startTestServer();
   const body = { features: DEMO_FEATURES, subject: { Age: 30 } };
-  for (let i = 0; i < 5; i++) {
+  // Record 1 is the demo model's start-up registration (a `deployment` record); 2–5 are decisions.
+  for (let i = 0; i < 4; i++) {
     const response = await server.app.inject({
       method: "POST",
       url: "/v1/models/credit-demo/decisions",

@@ -133,7 +133,7 @@ test("CSV: one row per labelled decision, features in manifest order, the latest
   assert.equal(rows[0]!.label_record_id, correctionId);
   assert.equal(rows[0]!.label_observed_at, "2025-03-01T00:00:00.000Z");
   for (const row of rows) {
-    const record = server.ledger.get(row.decision_id!)!;
+    const record = (await server.ledger.get(row.decision_id!))!;
     assert.equal(row.time, record.time);
     assert.equal(row.version, "1.0.0");
     const instance = holdout[ids.indexOf(row.decision_id!)]!;
@@ -193,7 +193,7 @@ test("NDJSON without a manifest: features sorted by name; a regression model's l
 });
 
 test("--since and --until select decisions by the time they were made", async () => {
-  const time = server.ledger.get(ids[0]!)!.time;
+  const time = (await server.ledger.get(ids[0]!))!.time;
   const later = new Date(Date.parse(time) + 3600_000).toISOString();
   const none = await run(
     "export",

@@ -4,6 +4,7 @@ import { SERVER_VERSION } from "../server/index.js";
 import { exportTrainingCommand } from "./export-training.js";
 import { ledgerExportCommand } from "./ledger-export.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
+import { modelsCommand } from "./models.js";
 import { predictCommand } from "./predict.js";
 import { serveCommand } from "./serve.js";
 
@@ -69,6 +70,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   ledgerVerifyCommand(program, io, run);
   ledgerExportCommand(program, io, run);
   exportTrainingCommand(program, io, run);
+  modelsCommand(program, io, run);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     for (const sub of command.commands)

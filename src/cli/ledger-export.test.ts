@@ -8,7 +8,14 @@ import { parse } from "csv-parse/sync";
 import { csvCell, flattenBody } from "../feedback/index.js";
 import { type LedgerRecord, openSqliteLedger } from "../ledger/index.js";
 import { sampleEntry } from "../ledger/testkit.js";
-import { DEMO_XGB, holdoutInstances, loadManifest, startTestServer, tempDir } from "../testing/index.js";
+import {
+  collect,
+  DEMO_XGB,
+  holdoutInstances,
+  loadManifest,
+  startTestServer,
+  tempDir,
+} from "../testing/index.js";
 import { main } from "./index.js";
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
@@ -49,8 +56,10 @@ before(async () => {
   await post(`/v1/decisions/${decisions[0].decision_id}/outcomes`, { outcome: "bad", source: "collections" });
   await post(`/v1/decisions/${decisions[2].decision_id}/appeals`, { reason: "wrong", contact: "ref-1" });
   await server.writer.drain();
-  records = [...server.ledger.scan()];
-  assert.equal(records.length, 6 + 1 + 3 + 1);
+  records = await collect(server.ledger.scan());
+  // The server's start records one deployment (the demo model going into production), then the above.
+  assert.equal(records.length, 1 + 6 + 1 + 3 + 1);
+  assert.equal(records[0]!.kind, "deployment");
 });
 after(async () => {
   await server.stop();
@@ -182,7 +191,7 @@ test("bad flags are usage errors (exit 2) with a clear message; a missing ledger
     [["--format", "xml"], /--format must be one of ndjson, csv; got "xml"/],
     [
       ["--kind", "verdict"],
-      /--kind must be one of decision, rejection, outcome, appeal, deployment; got "verdict"/,
+      /--kind must be one of decision, rejection, outcome, appeal, deployment, shadow; got "verdict"/,
     ],
     [["--since", "yesterday"], /--since must be an ISO-8601 date .*; got "yesterday"/],
     [["--until", "2025-01-01T10:00:00"], /--until must be an ISO-8601/],

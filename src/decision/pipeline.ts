@@ -1,7 +1,9 @@
 import { v7 as uuidv7 } from "uuid";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LedgerEntry } from "../ledger/index.js";
-import type { LoadedModel, ModelRegistry } from "../registry/index.js";
+import type { LoadedModel, ModelRegistry, Route, RoutingKey } from "../registry/index.js";
+import { hashKey } from "../registry/index.js";
+import type { RowResult } from "../runtime/batcher.js";
 import { type ValidInstance, validateInstance } from "./input.js";
 import { applyPolicy } from "./policy.js";
 
@@ -15,7 +17,12 @@ export interface InstanceInput {
   readonly subject?: unknown;
   /** The client's own reference for this instance (optional, ≤ 128 characters). */
   readonly id?: unknown;
+  /** A stable key for the subject (optional, ≤ 128 characters): canary arms stick to it. Recorded. */
+  readonly subject_id?: unknown;
 }
+
+/** Picks the version that answers one instance (the deployment manager's `route`). */
+export type Router = (model: string, version: string | undefined, key: RoutingKey) => Route;
 
 export interface DecisionRequest {
   readonly model: string;
@@ -49,6 +56,8 @@ export interface LedgerSink {
 /** Per-request observations for metrics. */
 export interface PipelineObserver {
   onRejected?(model: LoadedModel, reason: string): void;
+  /** A shadow score or its record failed (the served answer is not affected). */
+  onShadowError?(model: LoadedModel, error: Error): void;
 }
 
 /** The decision pipeline: validate → infer (batched, worker threads) → decide → record. */
@@ -59,6 +68,8 @@ export interface DecisionPipeline {
    * example tensors of the wrong shape), then throw `error`.
    */
   reject(model: LoadedModel, context: RejectionContext, error: WardenError): Promise<never>;
+  /** Resolves once every shadow score started so far is recorded (or has failed). */
+  shadowsSettled(): Promise<void>;
 }
 
 /** Where a refused request came from. */
@@ -95,11 +106,119 @@ function roundMs(ms: number): number {
  * commit), so an acknowledged decision is never lost. Requests that reach a model and are refused
  * (invalid input, queue full, timeout) are recorded as `rejection` entries.
  */
+/** Routing without deployments: the registry's default version, or the pinned one. */
+export function registryRouter(registry: ModelRegistry): Router {
+  return (model, version, key) => ({
+    model: registry.get(model, version),
+    shadow: undefined,
+    deployment: {
+      alias: null,
+      arm: version === undefined ? "production" : "pinned",
+      key_source: key.source,
+      policy: "single",
+      subject_key_hash: key.key === undefined ? null : hashKey(key.key),
+    },
+  });
+}
+
+function validKey(value: unknown): value is string {
+  return typeof value === "string" && value.length > 0 && codePoints(value) <= 128;
+}
+
+/** The key an instance is routed by: subject_id, else the client's id, else none (a random arm). */
+function routingKey(instance: InstanceInput): RoutingKey {
+  if (validKey(instance.subject_id)) return { key: instance.subject_id, source: "subject_id" };
+  if (validKey(instance.id)) return { key: instance.id, source: "id" };
+  return { key: undefined, source: "random" };
+}
+
 export function createDecisionPipeline(
   registry: ModelRegistry,
   ledger: LedgerSink,
   observer: PipelineObserver = {},
+  router: Router = registryRouter(registry),
 ): DecisionPipeline {
+  const shadows = new Set<Promise<void>>();
+  /**
+   * Score the served instances with the shadow candidate and record each answer as a `shadow` record that
+   * points to the served decision. Never awaited by the request: its failures are recorded and reported.
+   */
+  const runShadow = (
+    shadow: LoadedModel,
+    request: DecisionRequest,
+    served: { instance: InstanceInput; decisionId: string; version: string }[],
+  ): void => {
+    const m = shadow.manifest;
+    const started = performance.now();
+    const record = (decisionId: string, servedVersion: string, rest: Record<string, unknown>) =>
+      ledger.write({
+        id: uuidv7(),
+        kind: "shadow",
+        time: new Date().toISOString(),
+        model: m.name,
+        version: m.version,
+        artifact_sha256: m.artifact.sha256,
+        // Keys in sorted order.
+        body: {
+          ...(rest.batch_size !== undefined ? { batch_size: rest.batch_size } : {}),
+          ...(rest.decision !== undefined ? { decision: rest.decision } : {}),
+          decision_id: decisionId,
+          ...(rest.error !== undefined ? { error: rest.error } : {}),
+          latency_ms: roundMs(performance.now() - started),
+          manifest_sha256: m.manifestSha256,
+          ...(rest.outputs !== undefined ? { outputs: rest.outputs } : {}),
+          request_id: request.requestId,
+          served_version: servedVersion,
+        },
+      });
+    const failAll = (error: Error) => {
+      observer.onShadowError?.(shadow, error);
+      const code = error instanceof WardenError ? error.code : "WARDEN_ERR_INTERNAL";
+      return Promise.all(
+        served.map((s) =>
+          record(s.decisionId, s.version, { error: { code, message: error.message.slice(0, 500) } }),
+        ),
+      );
+    };
+    const checked = served.map((s, i) =>
+      validateInstance(m, s.instance.features, s.instance.subject, request.fieldPrefix(i)),
+    );
+    const problems = checked.flatMap((c) => c.problems);
+    const work: Promise<unknown> =
+      problems.length > 0
+        ? failAll(
+            new WardenError(
+              "WARDEN_ERR_VALIDATION",
+              `the candidate ${m.version} refuses the input: ${problems
+                .slice(0, 3)
+                .map((p) => p.field)
+                .join(", ")}`,
+            ),
+          )
+        : shadow.batcher.submit(checked.map((c) => c.instance!.row)).then(
+            (rows) =>
+              Promise.all(
+                served.map((s, i) => {
+                  const outcome = applyPolicy(m, rows[i]!);
+                  return record(s.decisionId, s.version, {
+                    batch_size: rows[i]!.batchSize,
+                    decision: outcome.decision,
+                    outputs: outcome.probabilities
+                      ? { probabilities: outcome.probabilities, score: outcome.score }
+                      : { score: outcome.score },
+                  });
+                }),
+              ),
+            (error: unknown) => failAll(error as Error),
+          );
+    const tracked: Promise<void> = work
+      .catch((error: unknown) => observer.onShadowError?.(shadow, error as Error))
+      .then(() => {
+        shadows.delete(tracked);
+      });
+    shadows.add(tracked);
+  };
+
   const reject = async (
     model: LoadedModel,
     context: RejectionContext,
@@ -127,44 +246,83 @@ export function createDecisionPipeline(
 
   return {
     reject,
+    async shadowsSettled() {
+      while (shadows.size > 0) await Promise.all([...shadows]);
+    },
     async decide(request) {
-      const model = registry.get(request.model, request.version);
-      const { manifest } = model;
+      // Route every instance first; validation, batching and the decision follow the version that answers.
+      // Everything up to the batchers' submit runs in this turn, so a version being unloaded either takes
+      // these rows (and drains them) or is no longer routed to.
+      const routes = request.instances.map((instance) =>
+        router(request.model, request.version, routingKey(instance)),
+      );
       const problems: FieldProblem[] = [];
       const valid: ValidInstance[] = [];
       const clientIds: (string | undefined)[] = [];
       request.instances.forEach((instance, i) => {
         const prefix = request.fieldPrefix(i);
         const id = instance.id;
-        if (id !== undefined && (typeof id !== "string" || id.length === 0 || codePoints(id) > 128)) {
+        if (id !== undefined && !validKey(id)) {
           problems.push({
             field: `${prefix}id`,
             expected: "a string of 1 to 128 characters (your reference for this instance)",
             found: describeValue(id),
           });
         }
+        if (instance.subject_id !== undefined && !validKey(instance.subject_id)) {
+          problems.push({
+            field: `${prefix}subject_id`,
+            expected: "a string of 1 to 128 characters (a stable key for the subject)",
+            found: describeValue(instance.subject_id),
+          });
+        }
         clientIds.push(typeof id === "string" ? id : undefined);
-        const checked = validateInstance(manifest, instance.features, instance.subject, prefix);
+        const checked = validateInstance(
+          routes[i]!.model.manifest,
+          instance.features,
+          instance.subject,
+          prefix,
+        );
         // A loop, not push(...spread): a hostile body can carry more problems than a call has arguments.
         for (const problem of checked.problems) problems.push(problem);
         if (checked.instance) valid.push(checked.instance);
       });
+      const first = routes[0]!.model;
       if (problems.length > 0) {
+        const m = first.manifest;
         const error = new WardenError(
           "WARDEN_ERR_VALIDATION",
-          `${problems.length} invalid field${problems.length === 1 ? "" : "s"} for model ${manifest.name} ${manifest.version}: ${problems
+          `${problems.length} invalid field${problems.length === 1 ? "" : "s"} for model ${m.name} ${m.version}: ${problems
             .slice(0, 3)
             .map((p) => p.field)
             .join(", ")}${problems.length > 3 ? ", ..." : ""}`,
           { details: problems },
         );
-        return reject(model, rejection(request, clientIds), error);
+        return reject(first, rejection(request, clientIds), error);
       }
 
-      let rows: Awaited<ReturnType<typeof model.batcher.submit>>;
+      // One submit per version that answers (a canary splits a request's instances between two).
+      const groups = new Map<LoadedModel, number[]>();
+      routes.forEach((route, i) => {
+        const group = groups.get(route.model);
+        if (group === undefined) groups.set(route.model, [i]);
+        else group.push(i);
+      });
+      const rows: RowResult[] = new Array<RowResult>(valid.length);
+      const submitted = [...groups].map(([model, indices]) =>
+        model.batcher.submit(indices.map((i) => valid[i]!.row)).then(
+          (results) => {
+            indices.forEach((i, j) => {
+              rows[i] = results[j]!;
+            });
+          },
+          (error: unknown) => Promise.reject({ model, error }),
+        ),
+      );
       try {
-        rows = await model.batcher.submit(valid.map((v) => v.row));
-      } catch (error) {
+        await Promise.all(submitted);
+      } catch (failure) {
+        const { model, error } = failure as { model: LoadedModel; error: unknown };
         // Refusals (queue full, timeout) are recorded; a model failure is an error, not a decision.
         if (error instanceof WardenError && (error.status < 500 || error.code === "WARDEN_ERR_TIMEOUT")) {
           return reject(model, rejection(request, clientIds), error);
@@ -174,20 +332,28 @@ export function createDecisionPipeline(
 
       // Decide every row before recording any: a row the policy refuses (a non-finite output) fails the whole
       // request, and then none of its decisions may be in the ledger unanswered.
-      const outcomes = valid.map((_, i) => applyPolicy(manifest, rows[i]!));
+      const outcomes = valid.map((_, i) => applyPolicy(routes[i]!.model.manifest, rows[i]!));
       const time = new Date().toISOString();
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
       const writes: Promise<unknown>[] = [];
+      const shadowed = new Map<
+        LoadedModel,
+        { instance: InstanceInput; decisionId: string; version: string }[]
+      >();
       valid.forEach((instance, i) => {
         const outcome = outcomes[i]!;
+        const route = routes[i]!;
+        const manifest = route.model.manifest;
         const decisionId = uuidv7();
         const clientId = clientIds[i];
+        const subjectId = request.instances[i]!.subject_id as string | undefined;
         // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
           batch_size: rows[i]!.batchSize,
           ...(clientId !== undefined ? { client_id: clientId } : {}),
           decision: outcome.decision,
+          deployment: route.deployment,
           inputs: instance.inputs,
           latency_ms: latency,
           manifest_sha256: manifest.manifestSha256,
@@ -197,6 +363,7 @@ export function createDecisionPipeline(
           request_id: request.requestId,
           route: request.route,
           subject: instance.subject,
+          ...(subjectId !== undefined ? { subject_id: subjectId } : {}),
           threshold: manifest.task === "binary" ? manifest.output.threshold : null,
         };
         writes.push(
@@ -210,6 +377,11 @@ export function createDecisionPipeline(
             body,
           }),
         );
+        if (route.shadow !== undefined) {
+          const list = shadowed.get(route.shadow) ?? [];
+          list.push({ instance: request.instances[i]!, decisionId, version: manifest.version });
+          shadowed.set(route.shadow, list);
+        }
         results.push({
           decision_id: decisionId,
           ...(clientId !== undefined ? { id: clientId } : {}),
@@ -221,6 +393,14 @@ export function createDecisionPipeline(
           latency_ms: latency,
         });
       });
+      for (const [shadow, served] of shadowed) {
+        try {
+          runShadow(shadow, request, served);
+        } catch (error) {
+          // Never the served answer's problem.
+          observer.onShadowError?.(shadow, error as Error);
+        }
+      }
       await Promise.all(writes);
       return results;
     },

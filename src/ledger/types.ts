@@ -4,9 +4,11 @@
  * - `rejection`: a request that reached a model and was refused (invalid input, queue full, timeout);
  * - `outcome`: the ground truth for an earlier decision, once known (points to it; nothing is mutated);
  * - `appeal`: a subject contests an earlier decision (GDPR Art. 22; points to it);
- * - `deployment`: a change of which version serves a model (register, promote, roll back, traffic policy).
+ * - `deployment`: a change of which version serves a model (register, promote, roll back, traffic policy);
+ * - `shadow`: a candidate version's answer to a served decision under a shadow policy (points to it; never
+ *   returned to the client).
  */
-export const RECORD_KINDS = ["decision", "rejection", "outcome", "appeal", "deployment"] as const;
+export const RECORD_KINDS = ["decision", "rejection", "outcome", "appeal", "deployment", "shadow"] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /**

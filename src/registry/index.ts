@@ -14,7 +14,10 @@ export interface LoadedModel {
   readonly loadedAt: string;
 }
 
-/** Models by name and version. The most recently loaded version of a name is its default. */
+/**
+ * Models by name and version. A name's default version is the one set with `setDefault` (the deployment's
+ * production alias) while it is loaded, else the most recently loaded version.
+ */
 export interface ModelRegistry {
   /** Load a manifest and its artifact into worker threads; returns once the model can serve. */
   load(manifestPath: string, options?: { device?: Device | undefined }): Promise<LoadedModel>;
@@ -26,9 +29,40 @@ export interface ModelRegistry {
   list(): readonly LoadedModel[];
   /** Versions of one model, oldest first. */
   versions(name: string): readonly LoadedModel[];
+  /** Make `version` the default of `name` (undefined: the most recently loaded version). */
+  setDefault(name: string, version: string | undefined): void;
+  /**
+   * Stop serving one version: it leaves the registry at once (new requests no longer find it), then its
+   * batcher drains every request it already took and its workers stop. Resolves once they have.
+   */
+  unload(name: string, version: string): Promise<void>;
   /** Stop every batcher and worker. */
   close(): Promise<void>;
 }
+
+export {
+  type Arm,
+  type ChangeContext,
+  canaryBucket,
+  createDeploymentManager,
+  type DeploymentManager,
+  type DeploymentTag,
+  type DeploymentView,
+  hashKey,
+  type IndexEntry,
+  type KeySource,
+  type Route,
+  type RoutingKey,
+} from "./deployments.js";
+export {
+  createDeploymentStore,
+  type DeploymentState,
+  type DeploymentStore,
+  type HistoryEntry,
+  type RegisteredVersion,
+  TRAFFIC_POLICIES,
+  type TrafficPolicy,
+} from "./store.js";
 
 /** Options for `createModelRegistry`. */
 export interface RegistryOptions {
@@ -40,20 +74,32 @@ export interface RegistryOptions {
 /** Create an empty registry. */
 export function createModelRegistry(options: RegistryOptions = {}): ModelRegistry {
   const models = new Map<string, LoadedModel[]>();
+  const defaults = new Map<string, string>();
+  /** "name\0version" of loads in progress, so that two concurrent loads of one version cannot both win. */
+  const loading = new Set<string>();
   return {
     async load(manifestPath, loadOptions = {}) {
       const manifest = loadManifest(manifestPath, { device: loadOptions.device });
-      const existing = models.get(manifest.name) ?? [];
-      if (existing.some((m) => m.manifest.version === manifest.version)) {
+      const key = `${manifest.name}\0${manifest.version}`;
+      if (
+        loading.has(key) ||
+        (models.get(manifest.name) ?? []).some((m) => m.manifest.version === manifest.version)
+      ) {
         throw new WardenError(
           "WARDEN_ERR_CONFIG_INVALID",
           `model ${manifest.name} version ${manifest.version} is loaded twice (${manifestPath})`,
         );
       }
-      const executor = await createWorkerPool(
-        manifest,
-        options.onWorkerError ? { onWorkerError: options.onWorkerError } : {},
-      );
+      loading.add(key);
+      let executor: ModelExecutor;
+      try {
+        executor = await createWorkerPool(
+          manifest,
+          options.onWorkerError ? { onWorkerError: options.onWorkerError } : {},
+        );
+      } finally {
+        loading.delete(key);
+      }
       const featureCount = manifest.modelFeatures.length;
       if (executor.description.featureCount !== featureCount) {
         await executor.close();
@@ -75,7 +121,7 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
         executor,
         loadedAt: new Date().toISOString(),
       });
-      models.set(manifest.name, [...existing, loaded]);
+      models.set(manifest.name, [...(models.get(manifest.name) ?? []), loaded]);
       return loaded;
     },
     get(name, version) {
@@ -91,7 +137,10 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
           ],
         });
       }
-      if (version === undefined) return versions[versions.length - 1]!;
+      if (version === undefined) {
+        const preferred = defaults.get(name);
+        return versions.find((m) => m.manifest.version === preferred) ?? versions[versions.length - 1]!;
+      }
       const match = versions.find((m) => m.manifest.version === version);
       if (match === undefined) {
         throw new WardenError(
@@ -113,6 +162,21 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
     has: (name) => (models.get(name)?.length ?? 0) > 0,
     list: () => [...models.values()].flat(),
     versions: (name) => models.get(name) ?? [],
+    setDefault(name, version) {
+      if (version === undefined) defaults.delete(name);
+      else defaults.set(name, version);
+    },
+    async unload(name, version) {
+      const versions = models.get(name) ?? [];
+      const model = versions.find((m) => m.manifest.version === version);
+      if (model === undefined) return;
+      const rest = versions.filter((m) => m !== model);
+      if (rest.length > 0) models.set(name, rest);
+      else models.delete(name);
+      model.batcher.close();
+      await model.batcher.drained();
+      await model.executor.close();
+    },
     async close() {
       const all = [...models.values()].flat();
       for (const m of all) m.batcher.close();

@@ -77,6 +77,9 @@ export class DynamicBatcher {
   #immediate: NodeJS.Immediate | undefined;
   #turn: NodeJS.Immediate | undefined;
   #closed = false;
+  /** Requests taken and not yet settled. */
+  #unsettled = 0;
+  #drainWaiters: (() => void)[] = [];
 
   constructor(
     policy: BatchingPolicy,
@@ -145,6 +148,7 @@ export class DynamicBatcher {
         reject,
         timer: setTimeout(() => this.#timeout(request), this.#policy.timeout_ms),
       };
+      this.#unsettled++;
       const enqueuedAt = nowMs();
       for (let i = 0; i < rows.length; i++) this.#queue.push({ request, index: i, enqueuedAt });
       this.#queuedRows += rows.length;
@@ -158,6 +162,25 @@ export class DynamicBatcher {
   /** Stop taking requests; queued ones still run. */
   close(): void {
     this.#closed = true;
+  }
+
+  /** Requests taken and not yet answered (queued or running). */
+  get unsettled(): number {
+    return this.#unsettled;
+  }
+
+  /** Resolves once every request taken so far is settled (answered, failed or timed out). */
+  drained(): Promise<void> {
+    if (this.#unsettled === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  #settledOne(): void {
+    if (--this.#unsettled === 0 && this.#drainWaiters.length > 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const wake of waiters) wake();
+    }
   }
 
   #timeout(request: PendingRequest): void {
@@ -182,6 +205,7 @@ export class DynamicBatcher {
     if (request.settled) return;
     request.settled = true;
     clearTimeout(request.timer);
+    this.#settledOne();
     // Its rows still queued are skipped when reached; they leave the live depth now.
     this.#queuedRows -= request.queued;
     request.queued = 0;
@@ -291,6 +315,7 @@ export class DynamicBatcher {
           if (--request.remaining === 0) {
             request.settled = true;
             clearTimeout(request.timer);
+            this.#settledOne();
             request.resolve(request.results);
           }
         });

@@ -11,10 +11,11 @@ import type { LedgerSink } from "../decision/index.js";
 import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
-import type { ModelRegistry } from "../registry/index.js";
+import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
 import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
+import { registerDeploymentRoutes } from "./routes-deployments.js";
 import { registerFeedbackRoutes } from "./routes-feedback.js";
 import { registerOipRoutes } from "./routes-oip.js";
 
@@ -22,6 +23,8 @@ import { registerOipRoutes } from "./routes-oip.js";
 export interface AppDependencies {
   readonly config: ServerConfig;
   readonly registry: ModelRegistry;
+  /** Deployments (aliases, traffic policies); without it, the admin and repository routes are absent. */
+  readonly deployments?: DeploymentManager;
   readonly ledger: AppLedger;
   readonly metrics: WardenMetrics;
   /** A pino logger; requests log through children carrying the request id. Silent when absent. */
@@ -34,6 +37,8 @@ declare module "fastify" {
   interface FastifyInstance {
     /** Registered routes as "METHOD /path/{param}" (HEAD omitted). */
     wardenRoutes: readonly string[];
+    /** Resolves once every shadow score started so far is recorded (or has failed). */
+    wardenShadowsSettled: () => Promise<void>;
   }
   interface FastifyRequest {
     /** Model name and version for metrics labels, set once the model is known to exist. */
@@ -113,10 +118,20 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   // Only JSON bodies are accepted; anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser("text/plain");
-  const pipeline: DecisionPipeline = createDecisionPipeline(deps.registry, deps.ledger, {
-    onRejected: (model, reason) =>
-      deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
-  });
+  const pipeline: DecisionPipeline = createDecisionPipeline(
+    deps.registry,
+    deps.ledger,
+    {
+      onRejected: (model, reason) =>
+        deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
+      onShadowError: (model, error) =>
+        app.log.warn(
+          { err: error, model: model.manifest.name, version: model.manifest.version },
+          "shadow scoring failed",
+        ),
+    },
+    deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
+  );
 
   await app.register(swagger, {
     openapi: {
@@ -139,6 +154,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     }
   });
   app.decorate("wardenRoutes", routes);
+  app.decorate("wardenShadowsSettled", () => pipeline.shadowsSettled());
   app.decorateRequest("wardenStart", 0);
   // Hooks in callback style: this runs for every request, and async hooks each cost a promise.
   // Draining: new requests on open connections get 503 at once, and answers to requests still in flight ask
@@ -209,6 +225,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
   registerFeedbackRoutes(app, context);
+  if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(
     "/metrics",

@@ -16,6 +16,13 @@ const Instance = {
       description: "Sensitive attributes (recorded for fairness monitoring, never fed to the model)",
     },
     id: { type: "string", minLength: 1, maxLength: 128, description: "Your reference for this case" },
+    subject_id: {
+      type: "string",
+      minLength: 1,
+      maxLength: 128,
+      description:
+        "A stable key for the subject (recorded). A canary split hashes it, so a subject always gets the same version; without it the split uses `id`, and without either a random arm (recorded as such).",
+    },
   },
   required: ["features"],
   additionalProperties: false,
@@ -89,6 +96,7 @@ interface DecisionBodyType {
   features?: unknown;
   subject?: unknown;
   id?: unknown;
+  subject_id?: unknown;
   instances?: InstanceInput[];
 }
 
@@ -126,7 +134,13 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
     request.wardenModel = { name: loaded.manifest.name, version: loaded.manifest.version };
     const body = request.body;
     const batch = body.instances !== undefined;
-    if (batch && (body.features !== undefined || body.subject !== undefined || body.id !== undefined)) {
+    if (
+      batch &&
+      (body.features !== undefined ||
+        body.subject !== undefined ||
+        body.id !== undefined ||
+        body.subject_id !== undefined)
+    ) {
       throw new WardenError(
         "WARDEN_ERR_BAD_REQUEST",
         "send either features (one case) or instances (several), not both",
@@ -155,7 +169,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
     }
     const instances: InstanceInput[] = batch
       ? body.instances!
-      : [{ features: body.features, subject: body.subject, id: body.id }];
+      : [{ features: body.features, subject: body.subject, id: body.id, subject_id: body.subject_id }];
     if (instances.length > ctx.config.max_instances_per_request) {
       throw new WardenError("WARDEN_ERR_BAD_REQUEST", `too many instances in one request`, {
         details: [

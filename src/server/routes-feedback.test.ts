@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { sha256File } from "../config/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import {
+  collect,
   DEMO_XGB,
   holdoutInstances,
   loadManifest,
@@ -67,7 +68,7 @@ async function decide(row = 0): Promise<{ decision_id: string; decision: string 
 /** The committed ledger record with this id, read from the file. */
 async function record(id: string): Promise<LedgerRecord> {
   await server.writer.drain();
-  const found = server.ledger.get(id);
+  const found = await server.ledger.get(id);
   assert.ok(found, `record ${id} is in the ledger`);
   return found;
 }
@@ -217,7 +218,7 @@ describe("outcomes", () => {
     const refusedDecision = await post("/v1/models/credit-demo/decisions", { features: { Seniority: -1 } });
     assert.equal(refusedDecision.statusCode, 400);
     await server.writer.drain();
-    const rejections = [...server.ledger.scan()].filter((r) => r.kind === "rejection");
+    const rejections = (await collect(server.ledger.scan())).filter((r) => r.kind === "rejection");
     assert.ok(rejections.length > 0);
     const rejected = await post(`/v1/decisions/${rejections.at(-1)!.id}/outcomes`, {
       outcome: "good",

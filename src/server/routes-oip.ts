@@ -268,7 +268,7 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
   app.get("/v2", { schema: { summary: "Server metadata", tags } }, async () => ({
     name: SERVER_NAME,
     version: SERVER_VERSION,
-    extensions: [],
+    extensions: ["model_repository"],
   }));
   app.get("/v2/health/live", { schema: { summary: "Liveness", tags } }, async () => ({ live: true }));
   app.get(

@@ -1,3 +1,4 @@
+import { userInfo } from "node:os";
 import type { FastifyInstance } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
@@ -9,7 +10,13 @@ import {
   openLedgerBackend,
   startLedgerThread,
 } from "../ledger/index.js";
-import { createModelRegistry, type ModelRegistry } from "../registry/index.js";
+import {
+  createDeploymentManager,
+  createDeploymentStore,
+  createModelRegistry,
+  type DeploymentManager,
+  type ModelRegistry,
+} from "../registry/index.js";
 import { buildApp } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
 
@@ -19,6 +26,8 @@ export interface RunningServer {
   readonly registry: ModelRegistry;
   /** Where the ledger lives: SQLite in the data folder, or PostgreSQL (`ledger.postgres`). */
   readonly location: LedgerLocation;
+  /** Versions, aliases and traffic policies (persisted in `<data_dir>/registry.sqlite`). */
+  readonly deployments: DeploymentManager;
   /** Read access to the ledger (the writer runs in its own thread). */
   readonly ledger: LedgerBackend;
   readonly writer: LedgerWriter;
@@ -67,21 +76,31 @@ export async function startServer(
   });
   let ready = false;
   let app: FastifyInstance | undefined;
+  let store: ReturnType<typeof createDeploymentStore> | undefined;
+  let deployments: DeploymentManager | undefined;
   try {
-    for (const path of config.models) {
-      const model = await registry.load(path, { device: config.device });
-      logger.info(
-        {
-          model: model.manifest.name,
-          version: model.manifest.version,
-          format: model.manifest.artifact.format,
-        },
-        "model loaded",
-      );
-    }
+    store = createDeploymentStore(config.data_dir);
+    deployments = createDeploymentManager({
+      registry,
+      store,
+      ledger: writer,
+      device: config.device,
+      startActor: osUser(),
+      onLoaded: (model) =>
+        logger.info(
+          {
+            model: model.manifest.name,
+            version: model.manifest.version,
+            format: model.manifest.artifact.format,
+          },
+          "model loaded",
+        ),
+    });
+    await deployments.start(config.models);
     app = await buildApp({
       config,
       registry,
+      deployments,
       ledger: {
         write: (entry) => writer.write(entry),
         get: (id) => ledger.get(id),
@@ -113,6 +132,7 @@ export async function startServer(
   } catch (error) {
     await app?.close();
     await registry.close();
+    store?.close();
     await writer.close();
     await ledger.close();
     throw error;
@@ -123,10 +143,12 @@ export async function startServer(
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   let closing: Promise<void> | undefined;
   const runningApp = app;
+  const runningStore = store;
   return {
     app: runningApp,
     registry,
     location,
+    deployments,
     ledger,
     writer,
     metrics,
@@ -136,6 +158,7 @@ export async function startServer(
         ready = false;
         await runningApp.close();
         await registry.close();
+        runningStore.close();
         // The reader goes first so that the writer's connection is the last one: closing it checkpoints the
         // WAL into ledger.sqlite, leaving one self-contained file.
         await ledger.close();
@@ -146,4 +169,13 @@ export async function startServer(
       return closing;
     },
   };
+}
+
+/** The operating-system user, for changes made by the server itself (its configuration at start-up). */
+export function osUser(): string {
+  try {
+    return userInfo().username || "unknown";
+  } catch {
+    return process.env.USER ?? process.env.USERNAME ?? "unknown";
+  }
 }

@@ -2,7 +2,7 @@
  * Helpers shared by tests and benchmarks: temporary folders, the bundled demo models and their reference
  * numbers. The product itself never imports this folder.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -43,6 +43,11 @@ export function xgboostHoldoutReference(): number[] {
   return (JSON.parse(readFileSync(file, "utf8")) as { predictions: number[] }).predictions;
 }
 
+/** A server configuration for tests: a free port, silent logs. */
+export function parseConfigForTest(config: Record<string, unknown>) {
+  return parseServerConfig({ port: 0, log_level: "silent", ...config }, "test");
+}
+
 /** Start a real server on a free loopback port with a temporary ledger; `stop` closes and cleans up. */
 export async function startTestServer(
   options: { models?: string[]; config?: Record<string, unknown>; logger?: Logger } = {},
@@ -68,4 +73,25 @@ export async function startTestServer(
   });
 }
 
+/**
+ * A copy of the XGBoost demo model as another version, in `dir/<version>/`: same artifact, `version:`
+ * changed (and so another manifest sha256). Returns the manifest path.
+ */
+export function demoVersion(dir: string, version: string): string {
+  const folder = join(dir, version);
+  mkdirSync(folder, { recursive: true });
+  copyFileSync(join(REPO_ROOT, "models/credit-demo/model.json"), join(folder, "model.json"));
+  const manifest = readFileSync(DEMO_XGB, "utf8").replace(/^version: .*$/m, `version: "${version}"`);
+  const path = join(folder, "manifest.yaml");
+  writeFileSync(path, manifest);
+  return path;
+}
+
 export { loadManifest };
+
+/** Every item of an async iterable, in order (Node 20 has no Array.fromAsync). */
+export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
