@@ -3,6 +3,7 @@ import { WardenError } from "../errors/index.js";
 import { SERVER_VERSION } from "../server/index.js";
 import { exportTrainingCommand } from "./export-training.js";
 import { ledgerExportCommand } from "./ledger-export.js";
+import { ledgerProofCommands } from "./ledger-proofs.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
 import { modelsCommand } from "./models.js";
 import { predictCommand } from "./predict.js";
@@ -68,6 +69,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   serveCommand(program, io, run);
   predictCommand(program, io, run);
   ledgerVerifyCommand(program, io, run);
+  ledgerProofCommands(program, io, run);
   ledgerExportCommand(program, io, run);
   exportTrainingCommand(program, io, run);
   modelsCommand(program, io, run);

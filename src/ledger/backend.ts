@@ -2,9 +2,19 @@
  * The ledger store as every backend offers it: asynchronous, so that an embedded SQLite file and a shared
  * PostgreSQL database stand behind the same interface (and the same test suite, store-suite.ts).
  */
+import type { KeyObject } from "node:crypto";
+import {
+  type CheckpointProblem,
+  type CheckpointSource,
+  checkCheckpoints,
+  type StoredCheckpoint,
+  sqliteCheckpoints,
+} from "./checkpoints.js";
+import { leafHash } from "./merkle.js";
 import {
   type ChainPosition,
   type LedgerStore,
+  ledgerPath,
   openSqliteLedger,
   type PreparedEntry,
   type ScanOptions,
@@ -43,13 +53,25 @@ export interface LedgerBackend {
   count(): Promise<number>;
   /** Hash of the last record, or the genesis hash when empty. */
   lastHash(): Promise<string>;
+  /** Signed Merkle checkpoints stored beside the records (checkpoints.ts). */
+  readonly checkpoints: CheckpointSource;
   /** Close; later calls fail. Idempotent. */
   close(): Promise<void>;
 }
 
 /** The embedded SQLite store behind the asynchronous interface. */
 export function sqliteBackend(store: LedgerStore): LedgerBackend {
+  let checkpoints: ReturnType<typeof sqliteCheckpoints> | undefined;
+  const source = () => {
+    checkpoints ??= sqliteCheckpoints(store.file);
+    return checkpoints;
+  };
   return {
+    checkpoints: {
+      rows: (afterSeq) => source().rows(afterSeq),
+      checkpoints: () => source().checkpoints(),
+      saveCheckpoint: (c) => source().saveCheckpoint(c),
+    },
     description: store.file,
     appendPrepared: async (entries) => store.appendPrepared(entries),
     get: async (id) => store.get(id),
@@ -58,7 +80,11 @@ export function sqliteBackend(store: LedgerStore): LedgerBackend {
     },
     count: async () => store.count(),
     lastHash: async () => store.lastHash(),
-    close: async () => store.close(),
+    close: async () => {
+      checkpoints?.close();
+      checkpoints = undefined;
+      store.close();
+    },
   };
 }
 
@@ -112,4 +138,71 @@ export async function verifyLedgerAt(
   } finally {
     await store.close();
   }
+}
+
+/** The outcome of {@link verifyLedgerFully}: the hash chain, then the signed checkpoints. */
+export interface FullVerifyResult {
+  readonly chain: VerifyResult;
+  /** Checkpoints checked (none when the chain already failed). */
+  readonly checkpoints: number;
+  /** The largest checkpoint's size, if any. */
+  readonly latestCheckpoint?: number;
+  /** Whether signatures were checked (a public key was given). */
+  readonly signaturesChecked: boolean;
+  /** The first bad checkpoint, when one is bad. */
+  readonly checkpointProblem?: CheckpointProblem;
+}
+
+/**
+ * Verify everything: the hash chain (verifyLedger's checks), then every stored checkpoint: its signature
+ * (with `publicKey`), its Merkle root recomputed from the records, and that the ledger still holds as many
+ * records as each checkpoint covers (so records cut off the end are detected without an anchor).
+ */
+export async function verifyLedgerFully(
+  location: LedgerLocation,
+  options: VerifyOptions & { publicKey?: KeyObject } = {},
+): Promise<FullVerifyResult> {
+  const signaturesChecked = options.publicKey !== undefined;
+  let chain: VerifyResult;
+  let leaves: Iterable<Uint8Array>;
+  let stored: StoredCheckpoint[];
+  if (location.kind === "sqlite") {
+    let bytes: Buffer = Buffer.alloc(0);
+    chain = await verifyLedgerParallel(location.dataDir, {
+      ...options,
+      onLeaves: (b) => {
+        bytes = b;
+      },
+    });
+    leaves = (function* () {
+      for (let i = 0; i < bytes.length; i += 32) yield bytes.subarray(i, i + 32);
+    })();
+    const source = sqliteCheckpoints(ledgerPath(location.dataDir), { readonly: true });
+    try {
+      stored = await source.checkpoints();
+    } finally {
+      source.close();
+    }
+  } else {
+    chain = await verifyLedgerAt(location, options);
+    const store = await openLedgerBackend(location);
+    try {
+      stored = await store.checkpoints.checkpoints();
+      const all: Buffer[] = [];
+      if (chain.ok) for await (const row of store.checkpoints.rows(0)) all.push(leafHash(row[6]));
+      leaves = all;
+    } finally {
+      await store.close();
+    }
+  }
+  const latest = stored.length === 0 ? {} : { latestCheckpoint: stored[stored.length - 1]!.sth.tree_size };
+  if (!chain.ok) return { chain, checkpoints: 0, signaturesChecked, ...latest };
+  const problem = checkCheckpoints(stored, leaves, options.publicKey);
+  return {
+    chain,
+    checkpoints: stored.length,
+    signaturesChecked,
+    ...latest,
+    ...(problem ? { checkpointProblem: problem } : {}),
+  };
 }

@@ -5,12 +5,27 @@
  * over the records, and Ed25519-signed tree heads.
  */
 export {
+  type FullVerifyResult,
   type LedgerBackend,
   type LedgerLocation,
   openLedgerBackend,
   sqliteBackend,
   verifyLedgerAt,
+  verifyLedgerFully,
 } from "./backend.js";
+export {
+  type CheckpointSource,
+  type ConsistencyEvidence,
+  checkCheckpoints,
+  defaultSigningKeyPath,
+  type InclusionEvidence,
+  leafHashesOf,
+  makeCheckpoint,
+  proveConsistency,
+  proveInclusion,
+  type StoredCheckpoint,
+  sqliteCheckpoints,
+} from "./checkpoints.js";
 export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 export { uncommittedJournalEntries } from "./journal.js";
 export {
@@ -50,6 +65,7 @@ export {
 export {
   type LedgerReader,
   type LedgerStore,
+  ledgerPath,
   openLedgerReader,
   openSqliteLedger,
   type ScanOptions,

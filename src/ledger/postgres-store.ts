@@ -15,7 +15,9 @@ import { hostname } from "node:os";
 import pg from "pg";
 import { WardenError } from "../errors/index.js";
 import type { LedgerBackend } from "./backend.js";
+import type { CheckpointSource } from "./checkpoints.js";
 import { chainHash, GENESIS_HASH } from "./hash.js";
+import type { SignedTreeHead } from "./signing.js";
 import type { ChainPosition, PreparedEntry, ScanOptions } from "./sqlite-store.js";
 import type { LedgerEntry, LedgerRecord } from "./types.js";
 
@@ -48,6 +50,17 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
         hash TEXT NOT NULL
       );
       INSERT INTO $S.head (one, seq, hash) VALUES (TRUE, 0, '${GENESIS_HASH}');
+    `,
+  },
+  {
+    version: 2,
+    sql: `
+      CREATE TABLE $S.checkpoints (
+        tree_size BIGINT PRIMARY KEY,
+        sth TEXT NOT NULL,
+        frontier TEXT NOT NULL,
+        made_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      );
     `,
   },
 ];
@@ -163,6 +176,7 @@ class PostgresLedger implements LedgerBackend {
   readonly #pool: pg.Pool;
   readonly #s: string;
   readonly #writer: string;
+  readonly checkpoints: CheckpointSource;
   #closed = false;
 
   constructor(pool: pg.Pool, schema: string, writer: string, description: string) {
@@ -170,6 +184,27 @@ class PostgresLedger implements LedgerBackend {
     this.#s = `"${schema}"`;
     this.#writer = writer;
     this.description = description;
+    const s = this.#s;
+    this.checkpoints = {
+      rows: (afterSeq) => this.rows(afterSeq),
+      checkpoints: async () => {
+        this.#assertOpen();
+        const { rows } = await pool.query<{ sth: string; frontier: string }>(
+          `SELECT sth, frontier FROM ${s}.checkpoints ORDER BY tree_size`,
+        );
+        return rows.map((r) => ({
+          sth: JSON.parse(r.sth) as SignedTreeHead,
+          frontier: JSON.parse(r.frontier) as string[],
+        }));
+      },
+      saveCheckpoint: async (c) => {
+        this.#assertOpen();
+        await pool.query(
+          `INSERT INTO ${s}.checkpoints (tree_size, sth, frontier) VALUES ($1, $2, $3) ON CONFLICT (tree_size) DO NOTHING`,
+          [c.sth.tree_size, JSON.stringify(c.sth), JSON.stringify(c.frontier)],
+        );
+      },
+    };
   }
 
   async appendPrepared(entries: readonly PreparedEntry[]): Promise<ChainPosition[]> {

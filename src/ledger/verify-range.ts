@@ -4,10 +4,13 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { GENESIS_HASH } from "./hash.js";
+import { leafHash } from "./merkle.js";
 import { openReader } from "./sqlite-store.js";
 import { ChainVerifier, type RawRow, type VerifyResult } from "./verify.js";
 
-const { file, from, to } = workerData as { file: string; from: number; to: number };
+const { file, from, to, leaves } = workerData as { file: string; from: number; to: number; leaves: boolean };
+/** Merkle leaf hashes of the range's records, 32 bytes each, when asked for (see checkpoints.ts). */
+const leafBytes = leaves ? Buffer.allocUnsafe((to - from + 1) * 32) : undefined;
 
 function run(): VerifyResult {
   const db = openReader(file);
@@ -32,6 +35,7 @@ function run(): VerifyResult {
         if (row[0] > to && !verifier.pending) break;
         const result = verifier.push(row);
         if (result !== undefined) return result;
+        if (leafBytes !== undefined && row[0] <= to) leafHash(row[6]).copy(leafBytes, (row[0] - from) * 32);
       }
     } finally {
       rows.return?.();
@@ -51,4 +55,8 @@ function run(): VerifyResult {
   }
 }
 
-parentPort!.postMessage(run());
+const result = run();
+parentPort!.postMessage(
+  { result, leaves: result.ok ? leafBytes : undefined },
+  result.ok && leafBytes !== undefined ? [leafBytes.buffer as ArrayBuffer] : [],
+);

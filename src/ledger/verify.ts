@@ -278,42 +278,58 @@ function keysSorted(value: unknown): boolean {
  */
 export async function verifyLedgerParallel(
   source: string | Pick<LedgerReader, "file">,
-  options: VerifyOptions & { threads?: number } = {},
+  options: VerifyOptions & {
+    threads?: number;
+    /**
+     * Also hand back every record's Merkle leaf hash (record i + 1 at bytes 32i..32i+31), for checking
+     * checkpoints; present only when the chain verified.
+     */
+    onLeaves?: (leaves: Buffer) => void;
+  } = {},
 ): Promise<VerifyResult> {
   const file = typeof source === "string" ? ledgerPath(source) : source.file;
   const db = openReader(file);
   let last: number;
-  let anchorRow: { hash: string } | undefined;
+  let anchorRow: { id: string; hash: string } | undefined;
   try {
     last = db.prepare<[], { seq: number | null }>("SELECT MAX(seq) AS seq FROM records").get()?.seq ?? 0;
     if (options.anchor !== undefined) {
       anchorRow = db
-        .prepare<[number], { hash: string }>("SELECT hash FROM records WHERE seq = ?")
+        .prepare<[number], { id: string; hash: string }>("SELECT id, hash FROM records WHERE seq = ?")
         .get(options.anchor.seq);
     }
   } finally {
     db.close();
   }
-  const threads = Math.max(1, Math.min(options.threads ?? availableParallelism(), Math.ceil(last / 50_000)));
-  if (threads === 1)
-    return verifyLedger(file === ledgerPath(String(source)) ? String(source) : { file }, options);
+  // Below ~50k records a second thread costs more than it saves, unless the caller insists.
+  const threads = Math.max(
+    1,
+    Math.min(options.threads ?? Math.min(availableParallelism(), Math.ceil(last / 50_000)), last),
+  );
+  if (last === 0 || (threads === 1 && options.onLeaves === undefined)) {
+    const result = verifyLedger({ file }, options);
+    if (result.ok && last === 0) options.onLeaves?.(Buffer.alloc(0));
+    return result;
+  }
   const size = Math.ceil(last / threads);
   const ranges = Array.from({ length: threads }, (_, i) => ({
     from: i * size + 1,
     to: Math.min(last, (i + 1) * size),
   }));
-  const results = await Promise.all(
+  const wantLeaves = options.onLeaves !== undefined;
+  const replies = await Promise.all(
     ranges.map(
       (range) =>
-        new Promise<VerifyResult>((resolve, reject) => {
+        new Promise<{ result: VerifyResult; leaves?: Uint8Array }>((resolve, reject) => {
           const worker = new Worker(new URL("./verify-range.js", import.meta.url), {
-            workerData: { file, ...range },
+            workerData: { file, ...range, leaves: wantLeaves },
           });
           worker.once("message", resolve);
           worker.once("error", reject);
         }),
     ),
   );
+  const results = replies.map((r) => r.result);
   const bad = results
     .filter((r): r is Extract<VerifyResult, { ok: false }> => !r.ok)
     .sort((a, b) => a.firstBad.seq - b.firstBad.seq)[0];
@@ -332,10 +348,13 @@ export async function verifyLedgerParallel(
       return failure(
         anchor.seq - 1,
         anchor.seq,
-        undefined,
+        anchorRow?.id,
         "anchor mismatch: the hash differs from the anchored one, so the ledger was rewritten",
       );
     }
+  }
+  if (options.onLeaves !== undefined) {
+    options.onLeaves(Buffer.concat(replies.map((r) => r.leaves ?? new Uint8Array(0))));
   }
   return { ok: true, count: last };
 }

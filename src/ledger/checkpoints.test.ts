@@ -1,0 +1,218 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import Database from "better-sqlite3";
+import type { WardenError } from "../errors/index.js";
+import { openLedgerBackend, verifyLedgerFully } from "./backend.js";
+import {
+  defaultSigningKeyPath,
+  makeCheckpoint,
+  proveConsistency,
+  proveInclusion,
+  sqliteCheckpoints,
+} from "./checkpoints.js";
+import { chainHash } from "./hash.js";
+import { fromHex, leafHash, proofFromHex, verifyConsistency, verifyInclusion } from "./merkle.js";
+import { loadOrCreateSigningKey, type SigningKey, verifyTreeHead } from "./signing.js";
+import { ledgerPath, openSqliteLedger } from "./sqlite-store.js";
+import { sampleEntry, tempDir } from "./testkit.js";
+
+/** A ledger of 35 records with checkpoints at 20 and 35, signed by a fresh key. */
+async function checkpointed(t: TestContext): Promise<{ dir: string; key: SigningKey }> {
+  const dir = tempDir(t);
+  const key = loadOrCreateSigningKey(defaultSigningKeyPath(dir));
+  const store = openSqliteLedger(dir);
+  store.append(Array.from({ length: 20 }, (_, i) => sampleEntry(i + 1)));
+  const source = sqliteCheckpoints(ledgerPath(dir));
+  await makeCheckpoint(source, key);
+  store.append(Array.from({ length: 15 }, (_, i) => sampleEntry(i + 21)));
+  await makeCheckpoint(source, key);
+  source.close();
+  store.close();
+  return { dir, key };
+}
+
+function tamper(dir: string, sql: (db: Database.Database) => void): void {
+  const db = new Database(ledgerPath(dir));
+  try {
+    sql(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** A careful attacker: after changing records, recompute every chain hash so the chain alone verifies. */
+function rehashAll(db: Database.Database): void {
+  const rows = db
+    .prepare<[], { seq: number; entry: string }>("SELECT seq, entry FROM records ORDER BY seq")
+    .all();
+  const update = db.prepare("UPDATE records SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?");
+  let prev = "0".repeat(64);
+  rows.forEach((row, i) => {
+    const hash = chainHash(prev, row.entry);
+    update.run(i + 1, prev, hash, row.seq);
+    prev = hash;
+  });
+}
+
+test("checkpoints are signed tree heads over the records; proofs of inclusion and consistency check independently", async (t) => {
+  const { dir, key } = await checkpointed(t);
+  const source = sqliteCheckpoints(ledgerPath(dir), { readonly: true });
+  t.after(() => source.close());
+  const stored = await source.checkpoints();
+  assert.deepEqual(
+    stored.map((c) => c.sth.tree_size),
+    [20, 35],
+  );
+  for (const c of stored) assert.equal(verifyTreeHead(c.sth, key.publicKey).ok, true);
+
+  for (const n of [1, 7, 20, 21, 35]) {
+    const id = sampleEntry(n).id;
+    const evidence = await proveInclusion(source, id);
+    assert.equal(evidence.seq, n);
+    assert.equal(evidence.tree_size, 35);
+    // Checked from the evidence alone: the leaf is the entry's hash, the path leads to the signed root.
+    assert.equal(evidence.leaf_hash, leafHash(evidence.entry).toString("hex"));
+    assert.equal(JSON.parse(evidence.entry).id, id);
+    const check = verifyInclusion(
+      fromHex(evidence.leaf_hash),
+      evidence.leaf_index,
+      evidence.tree_size,
+      proofFromHex(evidence.inclusion_proof),
+      fromHex(evidence.checkpoint.root_hash),
+    );
+    assert.deepEqual(check, { ok: true });
+  }
+  const old = await proveInclusion(source, sampleEntry(3).id, 20);
+  assert.equal(old.tree_size, 20);
+  await assert.rejects(
+    proveInclusion(source, sampleEntry(30).id, 20),
+    (e: WardenError) => e.code === "WARDEN_ERR_DECISION_NOT_FOUND",
+  );
+  await assert.rejects(proveInclusion(source, sampleEntry(3).id, 25), /no checkpoint of size 25/);
+
+  const consistency = await proveConsistency(source, 20, 35);
+  assert.deepEqual(
+    verifyConsistency(
+      20,
+      35,
+      fromHex(consistency.old_checkpoint.root_hash),
+      fromHex(consistency.new_checkpoint.root_hash),
+      proofFromHex(consistency.consistency_proof),
+    ),
+    { ok: true },
+  );
+  const full = await verifyLedgerFully({ kind: "sqlite", dataDir: dir }, { publicKey: key.publicKey });
+  assert.deepEqual(full, {
+    chain: { ok: true, count: 35 },
+    checkpoints: 2,
+    latestCheckpoint: 35,
+    signaturesChecked: true,
+  });
+});
+
+test("a checkpoint with nothing new returns the last one; a broken chain is never signed", async (t) => {
+  const { dir, key } = await checkpointed(t);
+  const source = sqliteCheckpoints(ledgerPath(dir));
+  t.after(() => source.close());
+  const again = await makeCheckpoint(source, key);
+  assert.equal(again.sth.tree_size, 35);
+  assert.equal((await source.checkpoints()).length, 2);
+  const store = openSqliteLedger(dir);
+  store.append([sampleEntry(36)]);
+  store.close();
+  tamper(dir, (db) =>
+    db.exec(`UPDATE records SET entry = replace(entry, '"req-36"', '"req-x"') WHERE seq = 36`),
+  );
+  await assert.rejects(
+    makeCheckpoint(source, key),
+    /refusing to sign a checkpoint: record 36: hash mismatch/,
+  );
+});
+
+/** Each way of falsifying the ledger, done with the chain recomputed so that the chain alone still verifies. */
+const attacks: Record<string, (db: Database.Database) => void> = {
+  "an edited record": (db) => {
+    db.exec(`UPDATE records SET entry = replace(entry, '"client-42"', '"client-43"') WHERE seq = 12`);
+    rehashAll(db);
+  },
+  "two records reordered": (db) => {
+    db.exec("UPDATE records SET seq = -1 WHERE seq = 5");
+    db.exec("UPDATE records SET seq = 5 WHERE seq = 9");
+    db.exec("UPDATE records SET seq = 9 WHERE seq = -1");
+    rehashAll(db);
+  },
+  "a deleted record (the rest renumbered)": (db) => {
+    db.exec("DELETE FROM records WHERE seq = 15");
+    rehashAll(db);
+  },
+  "records cut off the end": (db) => {
+    db.exec("DELETE FROM records WHERE seq > 30");
+  },
+};
+
+for (const [attack, apply] of Object.entries(attacks)) {
+  test(`signed checkpoints detect ${attack}, which the recomputed chain hides`, async (t) => {
+    const { dir, key } = await checkpointed(t);
+    tamper(dir, apply);
+    const full = await verifyLedgerFully({ kind: "sqlite", dataDir: dir }, { publicKey: key.publicKey });
+    assert.equal(full.chain.ok, true, "the chain alone was made to verify");
+    assert.ok(full.checkpointProblem, `${attack} went unnoticed`);
+    assert.match(full.checkpointProblem.reason, /do not match the checkpoint's Merkle root|truncated/);
+  });
+}
+
+test("a forged or re-signed checkpoint is refused by its signature", async (t) => {
+  const { dir, key } = await checkpointed(t);
+  tamper(dir, (db) => {
+    const row = db.prepare<[], { sth: string }>("SELECT sth FROM checkpoints WHERE tree_size = 20").get()!;
+    const sth = JSON.parse(row.sth);
+    sth.root_hash = "00".repeat(32);
+    db.prepare("UPDATE checkpoints SET sth = ? WHERE tree_size = 20").run(JSON.stringify(sth));
+  });
+  let full = await verifyLedgerFully({ kind: "sqlite", dataDir: dir }, { publicKey: key.publicKey });
+  assert.equal(full.checkpointProblem?.tree_size, 20);
+  assert.match(full.checkpointProblem!.reason, /bad-signature/);
+
+  // Someone with another key rewrites the ledger and signs fresh checkpoints: the operator's key refuses them.
+  const other = tempDir(t);
+  const { dir: second } = await checkpointed(t);
+  const stranger = loadOrCreateSigningKey(join(other, "k.pem"));
+  tamper(second, (db) => db.exec("DELETE FROM checkpoints"));
+  const source = sqliteCheckpoints(ledgerPath(second));
+  await makeCheckpoint(source, stranger);
+  source.close();
+  full = await verifyLedgerFully({ kind: "sqlite", dataDir: second }, { publicKey: key.publicKey });
+  assert.match(full.checkpointProblem?.reason ?? "", /key-id-mismatch/);
+});
+
+test("PostgreSQL: checkpoints and proofs work the same on a shared ledger", async (t) => {
+  const { TEST_POSTGRES_URL, dropSchema, uniqueSchema } = await import("./testkit-postgres.js");
+  const { prepareEntry } = await import("./sqlite-store.js");
+  const schema = uniqueSchema();
+  t.after(() => dropSchema(schema));
+  const location = { kind: "postgres", url: TEST_POSTGRES_URL, schema } as const;
+  const key = loadOrCreateSigningKey(join(tempDir(t), "k.pem"));
+  const store = await openLedgerBackend(location);
+  await store.appendPrepared(Array.from({ length: 10 }, (_, i) => prepareEntry(sampleEntry(i + 1))));
+  await makeCheckpoint(store.checkpoints, key);
+  await store.appendPrepared(Array.from({ length: 6 }, (_, i) => prepareEntry(sampleEntry(i + 11))));
+  await makeCheckpoint(store.checkpoints, key);
+  const evidence = await proveInclusion(store.checkpoints, sampleEntry(4).id);
+  assert.equal(evidence.tree_size, 16);
+  const consistency = await proveConsistency(store.checkpoints, 10, 16);
+  assert.equal(consistency.new_checkpoint.tree_size, 16);
+  await store.close();
+  const full = await verifyLedgerFully(location, { publicKey: key.publicKey });
+  assert.deepEqual(full, {
+    chain: { ok: true, count: 16 },
+    checkpoints: 2,
+    latestCheckpoint: 16,
+    signaturesChecked: true,
+  });
+  const { sql } = await import("./testkit-postgres.js");
+  await sql(`DELETE FROM "${schema}".records WHERE seq > 12`);
+  await sql(`UPDATE "${schema}".head SET seq = 12`);
+  const cut = await verifyLedgerFully(location, { publicKey: key.publicKey });
+  assert.match(cut.checkpointProblem?.reason ?? "", /truncated/);
+});
