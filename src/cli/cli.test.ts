@@ -224,7 +224,20 @@ test("ledger verify: ok N records, then the first tampered record after an edit"
     copyFileSync(join(server.dataDir, "ledger.sqlite"), join(copy.path, "ledger.sqlite"));
     const ok = await run("ledger", "verify", "--data-dir", copy.path);
     assert.equal(ok.code, 0);
-    assert.equal(ok.stdout, "ok 5 records\n");
+    // The server signed a checkpoint over its records when it stopped; this copy has no public key beside it.
+    assert.equal(
+      ok.stdout,
+      "ok 5 records\n1 signed checkpoint verified (the latest covers 5 records); signatures NOT checked: no public key (pass --public-key)\n",
+    );
+    const signed = await run(
+      "ledger",
+      "verify",
+      "--data-dir",
+      copy.path,
+      "--public-key",
+      join(server.dataDir, "keys", "ledger-ed25519.pem.pub"),
+    );
+    assert.match(signed.stdout, /^ok 5 records\n1 signed checkpoint verified .*signatures checked with /);
     // Journaled entries a killed server did not commit are reported (one already in the ledger is not).
     const stored = new Database(join(copy.path, "ledger.sqlite"), { readonly: true });
     const line = stored
@@ -238,7 +251,7 @@ test("ledger verify: ok N records, then the first tampered record after an edit"
     writeFileSync(join(journal, "0000000001.log"), storedLine + pending);
     const waiting = await run("ledger", "verify", "--data-dir", copy.path);
     assert.equal(waiting.code, 0);
-    assert.match(waiting.stdout, /^ok 5 records\n1 acknowledged record waits in the journal/);
+    assert.match(waiting.stdout, /^ok 5 records\n.*\n1 acknowledged record waits in the journal/);
     rmSync(journal, { recursive: true });
     // A head kept elsewhere catches a cut-off tail, which a chain alone cannot.
     const verified = new Database(join(copy.path, "ledger.sqlite"), { readonly: true });
@@ -262,6 +275,12 @@ test("ledger verify: ok N records, then the first tampered record after an edit"
     copyFileSync(join(copy.path, "ledger.sqlite"), join(cut.path, "ledger.sqlite"));
     const truncated = new Database(join(cut.path, "ledger.sqlite"));
     truncated.prepare("DELETE FROM records WHERE seq = 5").run();
+    // The checkpoint signed when the server stopped covers 5 records: the cut tail is caught.
+    const byCheckpoint = await run("ledger", "verify", "--data-dir", cut.path);
+    assert.equal(byCheckpoint.code, 1);
+    assert.match(byCheckpoint.stdout, /^FAILED: checkpoint 5: truncated/);
+    // Without checkpoints, a chain alone misses it; a head kept elsewhere (an anchor) does not.
+    truncated.prepare("DELETE FROM checkpoints").run();
     truncated.close();
     assert.equal(
       (await run("ledger", "verify", "--data-dir", cut.path)).code,

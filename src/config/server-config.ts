@@ -38,6 +38,19 @@ export const ServerConfigSchema = T.Object(
           }),
         ),
         max_batch: T.Integer({ minimum: 1, maximum: 100_000, default: 512 }),
+        signing_key: T.Optional(
+          T.String({
+            minLength: 1,
+            description:
+              "Ed25519 private key (PKCS#8 PEM) for checkpoints; default <data_dir>/keys/ledger-ed25519.pem, created on first start",
+          }),
+        ),
+        checkpoint_interval_s: T.Integer({
+          minimum: 0,
+          maximum: 86_400,
+          default: 60,
+          description: "seconds between signed Merkle checkpoints (0: only when the server stops)",
+        }),
         postgres: T.Optional(
           T.Object(
             {
@@ -96,7 +109,12 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
     ...config,
     data_dir: resolve(baseDir, config.data_dir),
     models: Object.freeze(config.models.map((m) => resolve(baseDir, m))) as string[],
-    ledger: Object.freeze({ ...config.ledger }),
+    ledger: Object.freeze({
+      ...config.ledger,
+      ...(config.ledger.signing_key !== undefined
+        ? { signing_key: resolve(baseDir, config.ledger.signing_key) }
+        : {}),
+    }),
   });
 }
 

@@ -32,7 +32,7 @@ test("PostgreSQL: the schema is migrated once, even by processes opening it toge
   const migrations = await sql<{ version: number }>(`SELECT version FROM "${schema}".schema_migrations`);
   assert.deepEqual(
     migrations.map((m) => m.version),
-    [1],
+    [1, 2],
   );
 });
 

@@ -2,6 +2,7 @@ import { Worker } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
 import type { LedgerLocation } from "./backend.js";
 import { JournalWriter, journalDir, journalLine } from "./journal.js";
+import type { MerkleThreadReply, MerkleThreadStart } from "./merkle-thread.js";
 import { ledgerPath, prepareEntry } from "./sqlite-store.js";
 import type {
   AppendFailure,
@@ -13,6 +14,7 @@ import type { LedgerEntry, RecordKind } from "./types.js";
 
 const THREAD_URL = new URL("./writer-thread.js", import.meta.url);
 const CHECKPOINT_URL = new URL("./checkpoint-thread.js", import.meta.url);
+const MERKLE_URL = new URL("./merkle-thread.js", import.meta.url);
 /** How often the checkpoint thread copies the WAL into the database file. */
 const CHECKPOINT_INTERVAL_MS = 1000;
 
@@ -90,6 +92,13 @@ export interface LedgerWriter {
 
 /** Options of {@link startLedgerThread}. */
 export interface LedgerThreadOptions extends LedgerWriterOptions {
+  /**
+   * Sign Merkle checkpoints with the Ed25519 key at `keyPath` (created if missing) every `intervalMs`
+   * (0: only at close), in a thread of their own; close signs a last one over everything committed.
+   */
+  readonly checkpoints?: { readonly keyPath: string; readonly intervalMs: number };
+  /** Told of each checkpoint signed (its size), for the log. */
+  readonly onCheckpoint?: (treeSize: number) => void;
   /** Where the ledger lives (default: SQLite in the data folder). The journal always stays in the data folder. */
   readonly location?: LedgerLocation;
   /** See SqliteLedgerOptions.synchronous (default "normal"). */
@@ -169,7 +178,37 @@ export async function startLedgerThread(
           name: "ledger-checkpointer",
         })
       : undefined;
-  return new ThreadedLedgerWriter(worker, checkpointer, journal, { maxBatch, commitDelayMs }, options, ready);
+  const signer =
+    options.checkpoints === undefined
+      ? undefined
+      : new Worker(MERKLE_URL, {
+          workerData: {
+            location,
+            keyPath: options.checkpoints.keyPath,
+            intervalMs: options.checkpoints.intervalMs,
+          } satisfies MerkleThreadStart,
+          name: "ledger-merkle",
+        });
+  if (signer !== undefined) {
+    signer.on("message", (reply: MerkleThreadReply) => {
+      if (reply.type === "checkpoint") options.onCheckpoint?.(reply.treeSize);
+      else options.onError?.(new WardenError("WARDEN_ERR_LEDGER", `checkpoint not signed: ${reply.message}`));
+    });
+    signer.on("error", (error) =>
+      options.onError?.(
+        new WardenError("WARDEN_ERR_LEDGER", `the checkpoint thread stopped: ${error.message}`),
+      ),
+    );
+  }
+  return new ThreadedLedgerWriter(
+    worker,
+    checkpointer,
+    journal,
+    { maxBatch, commitDelayMs },
+    options,
+    ready,
+    signer,
+  );
 }
 
 /** A batch sent to the thread: the kinds of its entries, in order. */
@@ -178,6 +217,7 @@ type InFlight = readonly RecordKind[];
 class ThreadedLedgerWriter implements LedgerWriter {
   readonly #worker: Worker;
   readonly #checkpointer: Worker | undefined;
+  readonly #signer: Worker | undefined;
   readonly #journal: JournalWriter;
   readonly #maxBatch: number;
   readonly #commitDelayMs: number;
@@ -214,7 +254,9 @@ class ThreadedLedgerWriter implements LedgerWriter {
     limits: { maxBatch: number; commitDelayMs: number },
     options: LedgerWriterOptions,
     ready: { replayed: number; damaged: number },
+    signer: Worker | undefined = undefined,
   ) {
+    this.#signer = signer;
     this.#worker = worker;
     this.#checkpointer = checkpointer;
     this.#journal = journal;
@@ -286,6 +328,12 @@ class ThreadedLedgerWriter implements LedgerWriter {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.drain();
+      // A last checkpoint over everything committed, before the connections close.
+      if (this.#signer !== undefined) {
+        const exited = new Promise<void>((resolve) => this.#signer!.once("exit", () => resolve()));
+        this.#signer.postMessage("stop");
+        await exited;
+      }
       // The checkpointer's connection goes first, so the writer's is the last one and its close folds the WAL
       // into ledger.sqlite. (Messages to a thread that has already exited are dropped; its exit promise is
       // settled, so nothing here waits on a dead thread.)

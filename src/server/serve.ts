@@ -4,9 +4,11 @@ import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import {
+  defaultSigningKeyPath,
   type LedgerBackend,
   type LedgerLocation,
   type LedgerWriter,
+  loadOrCreateSigningKey,
   openLedgerBackend,
   startLedgerThread,
 } from "../ledger/index.js";
@@ -54,8 +56,19 @@ export async function startServer(
   const location: LedgerLocation = config.ledger.postgres
     ? { kind: "postgres", url: config.ledger.postgres.url, schema: config.ledger.postgres.schema }
     : { kind: "sqlite", dataDir: config.data_dir };
+  // The checkpoint signing key: made on first start (the demo's included), its public half beside it.
+  const keyPath = config.ledger.signing_key ?? defaultSigningKeyPath(config.data_dir);
+  const key = loadOrCreateSigningKey(keyPath);
+  if (key.created) {
+    logger.info(
+      { key: key.path, public_key: key.publicKeyPath, key_id: key.keyId },
+      "created the ledger's checkpoint signing key",
+    );
+  }
   const writer = await startLedgerThread(config.data_dir, {
     location,
+    checkpoints: { keyPath, intervalMs: config.ledger.checkpoint_interval_s * 1000 },
+    onCheckpoint: (treeSize) => logger.debug({ tree_size: treeSize }, "ledger checkpoint signed"),
     synchronous: config.ledger.synchronous,
     maxBatch: config.ledger.max_batch,
     onCommit: (kinds) => {
