@@ -3,6 +3,7 @@ import { WardenError } from "../errors/index.js";
 import { SERVER_VERSION } from "../server/index.js";
 import { exportTrainingCommand } from "./export-training.js";
 import { ledgerExportCommand } from "./ledger-export.js";
+import { ledgerPurgeCommand } from "./ledger-purge.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
 import { modelsCommand } from "./models.js";
 import { predictCommand } from "./predict.js";
@@ -69,6 +70,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   predictCommand(program, io, run);
   ledgerVerifyCommand(program, io, run);
   ledgerExportCommand(program, io, run);
+  ledgerPurgeCommand(program, io, run);
   exportTrainingCommand(program, io, run);
   modelsCommand(program, io, run);
   for (const command of program.commands) {
