@@ -93,7 +93,7 @@ export async function purgeSubjects(dataDir: string, options: PurgeOptions = {})
   try {
     const db = vault.db;
     // Too early: decisions before `before` whose retention has not ended.
-    const young = db
+    const young = options.before === undefined ? [] : db
       .prepare<
         [string, string],
         { model: string; count: number; newest: string; oldest: string; days: number; until: string }
