@@ -93,16 +93,19 @@ export async function purgeSubjects(dataDir: string, options: PurgeOptions = {})
   try {
     const db = vault.db;
     // Too early: decisions before `before` whose retention has not ended.
-    const young = options.before === undefined ? [] : db
-      .prepare<
-        [string, string],
-        { model: string; count: number; newest: string; oldest: string; days: number; until: string }
-      >(
-        `SELECT model, COUNT(*) AS count, MAX(time) AS newest, MIN(time) AS oldest, MAX(retention_days) AS days,
+    const young =
+      options.before === undefined
+        ? []
+        : db
+            .prepare<
+              [string, string],
+              { model: string; count: number; newest: string; oldest: string; days: number; until: string }
+            >(
+              `SELECT model, COUNT(*) AS count, MAX(time) AS newest, MIN(time) AS oldest, MAX(retention_days) AS days,
                 MAX(retain_until) AS until
            FROM subjects WHERE payload IS NOT NULL AND time < ? AND retain_until > ? GROUP BY model ORDER BY model`,
-      )
-      .all(before, nowIso);
+            )
+            .all(before, nowIso);
     if (young.length > 0) {
       const details = young.map((y) => ({
         field: `model ${y.model}`,
