@@ -318,3 +318,32 @@ function readWal(path: string): string {
     return "";
   }
 }
+
+test("a vault that cannot be written fails the decision: nothing is recorded, and the server turns not ready", async () => {
+  const broken = await startTestServer();
+  try {
+    await broken.writer.drain();
+    const count = await broken.ledger.count();
+    // The disk goes away under the vault.
+    broken.privacy.vault.db.close();
+    const response = await broken.app.inject({
+      method: "POST",
+      url: "/v1/models/credit-demo/decisions",
+      payload: { features, subject: { Age: 30 } },
+    });
+    assert.equal(response.statusCode, 500);
+    assert.equal(response.json().code, "WARDEN_ERR_VAULT");
+    await broken.writer.drain();
+    assert.equal(await broken.ledger.count(), count, "no entry without its vault row");
+    assert.equal((await broken.app.inject({ method: "GET", url: "/v2/health/ready" })).statusCode, 503);
+    // A request without a subject needs no vault row, and is still answered (and recorded).
+    const bare = await broken.app.inject({
+      method: "POST",
+      url: "/v1/models/credit-demo/decisions",
+      payload: { features },
+    });
+    assert.equal(bare.statusCode, 200, bare.body);
+  } finally {
+    await broken.stop();
+  }
+});
