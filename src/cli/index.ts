@@ -4,6 +4,7 @@ import { SERVER_VERSION } from "../server/index.js";
 import { exportTrainingCommand } from "./export-training.js";
 import { ledgerExportCommand } from "./ledger-export.js";
 import { ledgerProofCommands } from "./ledger-proofs.js";
+import { ledgerPurgeCommand } from "./ledger-purge.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
 import { modelsCommand } from "./models.js";
 import { predictCommand } from "./predict.js";
@@ -71,6 +72,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   ledgerVerifyCommand(program, io, run);
   ledgerProofCommands(program, io, run);
   ledgerExportCommand(program, io, run);
+  ledgerPurgeCommand(program, io, run);
   exportTrainingCommand(program, io, run);
   modelsCommand(program, io, run);
   for (const command of program.commands) {

@@ -120,9 +120,10 @@ test("CSV: fixed columns, flattened inputs/subject/outputs, one row per record t
     "requested_action",
   ]);
   assert.deepEqual(header.slice(-3), ["artifact_sha256", "prev_hash", "hash"]);
-  assert.ok(header.includes("inputs.Income") && header.includes("subject.Age"));
+  // The demo model is high-risk: its subjects are recorded as commitments (docs/manifest.md#retention-and-privacy).
+  assert.ok(header.includes("inputs.Income") && header.includes("subject.Age.commitment"));
   assert.ok(header.includes("outputs.probabilities.bad") && header.includes("error.code"));
-  assert.ok(header.indexOf("inputs.Income") < header.indexOf("subject.Age"));
+  assert.ok(header.indexOf("inputs.Income") < header.indexOf("subject.Age.commitment"));
   const rows = parse(text, { columns: true }) as Record<string, string>[];
   assert.equal(rows.length, records.length);
   rows.forEach((row, i) => {
@@ -191,7 +192,7 @@ test("bad flags are usage errors (exit 2) with a clear message; a missing ledger
     [["--format", "xml"], /--format must be one of ndjson, csv; got "xml"/],
     [
       ["--kind", "verdict"],
-      /--kind must be one of decision, rejection, outcome, appeal, deployment, shadow; got "verdict"/,
+      /--kind must be one of decision, rejection, outcome, appeal, deployment, shadow, retention; got "verdict"/,
     ],
     [["--since", "yesterday"], /--since must be an ISO-8601 date .*; got "yesterday"/],
     [["--until", "2025-01-01T10:00:00"], /--until must be an ISO-8601/],

@@ -14,6 +14,16 @@ export {
   TASKS,
   type Task,
 } from "./manifest-schema.js";
+export {
+  HIGH_RISK_MIN_RETENTION_DAYS,
+  MAX_RETENTION_DAYS,
+  PRIVACY_DEFAULTS,
+  type PrivacyPolicy,
+  privacyPolicyOf,
+  privacyPolicyProblems,
+  SUBJECT_STORAGES,
+  type SubjectStorage,
+} from "./privacy-policy.js";
 export { schemaProblems } from "./schema-errors.js";
 export {
   LOG_LEVELS,

@@ -1,4 +1,5 @@
 import { type Static, Type as T } from "@sinclair/typebox";
+import type { PrivacyPolicy } from "./privacy-policy.js";
 
 /** Closed lists (conventions: const tuples with derived unions). */
 export const RISK_TIERS = ["prohibited", "high", "limited", "minimal"] as const;
@@ -123,6 +124,8 @@ export interface Manifest
     readonly positiveIndex: number;
     readonly threshold: number;
   };
+  /** `policy.retention_days` and `policy.subject_storage`, defaults for the risk tier applied. */
+  readonly privacy: PrivacyPolicy;
   /** Absolute path of the manifest file. */
   readonly manifestPath: string;
   /** sha256 of the manifest file's bytes. */

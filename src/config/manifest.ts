@@ -5,6 +5,7 @@ import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { describeValue, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
+import { privacyPolicyOf, privacyPolicyProblems } from "./privacy-policy.js";
 import { schemaProblems } from "./schema-errors.js";
 
 /** The class labels of a binary model whose manifest names none. */
@@ -133,6 +134,7 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
       threshold: m.output.threshold,
     }),
     policy: deepFreeze(structuredClone(m.policy)),
+    privacy: privacyPolicyOf(m.risk_tier, m.policy),
     manifestPath: file,
     manifestSha256,
     source: deepFreeze(structuredClone(raw)),
@@ -236,6 +238,7 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
       found: describeValue(labels ?? m.output.positive_label),
     });
   }
+  problems.push(...privacyPolicyProblems(m.risk_tier, m.policy));
   const b = m.batching;
   b.preferred_batch_sizes.forEach((size, i) => {
     if (size > b.max_batch_size) {

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
@@ -70,12 +70,39 @@ export const ServerConfigSchema = T.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    privacy: T.Object(
+      {
+        encryption_key_file: T.Optional(
+          T.String({
+            minLength: 1,
+            description:
+              "a file holding the AES-256 key for subject_storage: encrypted (default <data_dir>/keys/subject-encryption.key; created, mode 0600, when missing)",
+          }),
+        ),
+        pseudonym_key_file: T.Optional(
+          T.String({
+            minLength: 1,
+            description:
+              "a file holding the HMAC-SHA256 key for subject_storage: pseudonymised (default <data_dir>/keys/subject-pseudonym.key; created, mode 0600, when missing)",
+          }),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );
 
+/** The privacy section with its key paths resolved (defaults inside the data folder). */
+export interface PrivacyConfig {
+  readonly encryption_key_file: string;
+  readonly pseudonym_key_file: string;
+}
+
 /** Validated, frozen server configuration (paths resolved to absolute). */
-export type ServerConfig = Readonly<Static<typeof ServerConfigSchema>>;
+export type ServerConfig = Readonly<Omit<Static<typeof ServerConfigSchema>, "privacy">> & {
+  readonly privacy: PrivacyConfig;
+};
 
 /**
  * Validate a server configuration object (from `warden.yaml` and/or flags), apply defaults, resolve
@@ -105,9 +132,20 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
     );
   }
   const config = withDefaults as Static<typeof ServerConfigSchema>;
+  const dataDir = resolve(baseDir, config.data_dir);
   return Object.freeze({
     ...config,
-    data_dir: resolve(baseDir, config.data_dir),
+    data_dir: dataDir,
+    privacy: Object.freeze({
+      encryption_key_file: resolve(
+        baseDir,
+        config.privacy.encryption_key_file ?? join(dataDir, "keys", "subject-encryption.key"),
+      ),
+      pseudonym_key_file: resolve(
+        baseDir,
+        config.privacy.pseudonym_key_file ?? join(dataDir, "keys", "subject-pseudonym.key"),
+      ),
+    }),
     models: Object.freeze(config.models.map((m) => resolve(baseDir, m))) as string[],
     ledger: Object.freeze({
       ...config.ledger,
@@ -147,6 +185,13 @@ export function readServerConfigFile(path: string): Record<string, unknown> {
   const base = dirname(file);
   const out = { ...(raw as Record<string, unknown>) };
   if (typeof out.data_dir === "string") out.data_dir = resolve(base, out.data_dir);
+  if (typeof out.privacy === "object" && out.privacy !== null && !Array.isArray(out.privacy)) {
+    const privacy = { ...(out.privacy as Record<string, unknown>) };
+    for (const key of ["encryption_key_file", "pseudonym_key_file"]) {
+      if (typeof privacy[key] === "string") privacy[key] = resolve(base, privacy[key] as string);
+    }
+    out.privacy = privacy;
+  }
   if (Array.isArray(out.models))
     out.models = out.models.map((m) => (typeof m === "string" ? resolve(base, m) : m));
   return out;

@@ -1,10 +1,11 @@
 import { v7 as uuidv7 } from "uuid";
+import type { Manifest } from "../config/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LedgerEntry } from "../ledger/index.js";
 import type { LoadedModel, ModelRegistry, Route, RoutingKey } from "../registry/index.js";
 import { hashKey } from "../registry/index.js";
 import type { RowResult } from "../runtime/batcher.js";
-import { type ValidInstance, validateInstance } from "./input.js";
+import { type FeatureValue, type ValidInstance, validateInstance } from "./input.js";
 import { applyPolicy } from "./policy.js";
 
 /** Where a decision request came from (recorded with it). */
@@ -52,6 +53,37 @@ export interface DecisionResult {
 export interface LedgerSink {
   write(entry: LedgerEntry): Promise<unknown>;
 }
+
+/** A decision's subject as recorded when its model does not store it in clear (see privacy/). */
+export interface SealedSubject<Row = unknown> {
+  /** What the ledger entry holds as `subject`: a commitment per attribute, never the value. */
+  readonly subject: Readonly<Record<string, unknown>>;
+  /** What the ledger entry holds as `privacy`: the storage and retention in force. */
+  readonly privacy: Readonly<Record<string, unknown>>;
+  /** The vault row (salt and stored form); undefined when the subject is empty. */
+  readonly row: Row | undefined;
+}
+
+/**
+ * Protects subjects per their model's `policy.subject_storage`. The pipeline stores a request's rows before
+ * handing its entries to the ledger, and answers once both are durable.
+ */
+export interface SubjectSealer<Row = unknown> {
+  /** Undefined when the model stores its subject in clear. */
+  seal(
+    manifest: Manifest,
+    decisionId: string,
+    time: string,
+    subject: Readonly<Record<string, FeatureValue>>,
+  ): SealedSubject<Row> | undefined;
+  /** Resolves once the rows are durable. */
+  store(rows: readonly Row[]): Promise<void>;
+  /** Forget rows whose decisions could not be recorded. */
+  discard(decisionIds: readonly string[]): void;
+}
+
+/** What a rejection records of a subject's refused value when the model does not keep subjects in clear. */
+const SUBJECT_FIELD = /(^|\.)subject(\.|$)/;
 
 /** Per-request observations for metrics. */
 export interface PipelineObserver {
@@ -137,6 +169,7 @@ export function createDecisionPipeline(
   ledger: LedgerSink,
   observer: PipelineObserver = {},
   router: Router = registryRouter(registry),
+  sealer?: SubjectSealer,
 ): DecisionPipeline {
   const shadows = new Set<Promise<void>>();
   /**
@@ -226,6 +259,13 @@ export function createDecisionPipeline(
   ): Promise<never> => {
     observer.onRejected?.(model, error.code);
     const { manifest } = model;
+    // A refused subject value is personal data too: kept only where the model keeps subjects in clear.
+    const storage = manifest.privacy.subjectStorage;
+    const details = error.details.map((d) =>
+      storage !== "clear" && SUBJECT_FIELD.test(d.field)
+        ? { ...d, found: `(not recorded: subject_storage ${storage})` }
+        : { ...d },
+    );
     await ledger.write({
       id: uuidv7(),
       kind: "rejection",
@@ -235,7 +275,7 @@ export function createDecisionPipeline(
       artifact_sha256: manifest.artifact.sha256,
       body: {
         client_ids: [...(context.clientIds ?? [])],
-        error: { code: error.code, details: error.details.map((d) => ({ ...d })), message: error.message },
+        error: { code: error.code, details, message: error.message },
         instances: context.instances,
         request_id: context.requestId,
         route: context.route,
@@ -336,7 +376,8 @@ export function createDecisionPipeline(
       const time = new Date().toISOString();
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
-      const writes: Promise<unknown>[] = [];
+      const entries: LedgerEntry[] = [];
+      const vaultRows: unknown[] = [];
       const shadowed = new Map<
         LoadedModel,
         { instance: InstanceInput; decisionId: string; version: string }[]
@@ -348,6 +389,8 @@ export function createDecisionPipeline(
         const decisionId = uuidv7();
         const clientId = clientIds[i];
         const subjectId = request.instances[i]!.subject_id as string | undefined;
+        const sealed = sealSubject(sealer, manifest, decisionId, time, instance.subject);
+        if (sealed?.row !== undefined) vaultRows.push(sealed.row);
         // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
           batch_size: rows[i]!.batchSize,
@@ -360,23 +403,22 @@ export function createDecisionPipeline(
           outputs: outcome.probabilities
             ? { probabilities: outcome.probabilities, score: outcome.score }
             : { score: outcome.score },
+          ...(sealed !== undefined ? { privacy: sealed.privacy } : {}),
           request_id: request.requestId,
           route: request.route,
-          subject: instance.subject,
+          subject: sealed !== undefined ? sealed.subject : instance.subject,
           ...(subjectId !== undefined ? { subject_id: subjectId } : {}),
           threshold: manifest.task === "binary" ? manifest.output.threshold : null,
         };
-        writes.push(
-          ledger.write({
-            id: decisionId,
-            kind: "decision",
-            time,
-            model: manifest.name,
-            version: manifest.version,
-            artifact_sha256: manifest.artifact.sha256,
-            body,
-          }),
-        );
+        entries.push({
+          id: decisionId,
+          kind: "decision",
+          time,
+          model: manifest.name,
+          version: manifest.version,
+          artifact_sha256: manifest.artifact.sha256,
+          body,
+        });
         if (route.shadow !== undefined) {
           const list = shadowed.get(route.shadow) ?? [];
           list.push({ instance: request.instances[i]!, decisionId, version: manifest.version });
@@ -393,6 +435,9 @@ export function createDecisionPipeline(
           latency_ms: latency,
         });
       });
+      // Protected subjects are durable before their entries reach the ledger: no entry without its vault row.
+      if (vaultRows.length > 0) await sealer!.store(vaultRows);
+      const writes = entries.map((entry) => ledger.write(entry));
       for (const [shadow, served] of shadowed) {
         try {
           runShadow(shadow, request, served);
@@ -401,8 +446,36 @@ export function createDecisionPipeline(
           observer.onShadowError?.(shadow, error as Error);
         }
       }
-      await Promise.all(writes);
+      if (vaultRows.length === 0) {
+        await Promise.all(writes);
+        return results;
+      }
+      const settled = await Promise.allSettled(writes);
+      const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [entries[i]!.id] : []));
+      if (failed.length > 0) {
+        // Those entries were never journaled: their subjects must not outlive them in the vault.
+        sealer!.discard(failed);
+        throw (settled.find((s) => s.status === "rejected") as PromiseRejectedResult).reason;
+      }
       return results;
     },
   };
+}
+
+function sealSubject(
+  sealer: SubjectSealer | undefined,
+  manifest: Manifest,
+  decisionId: string,
+  time: string,
+  subject: Readonly<Record<string, FeatureValue>>,
+): SealedSubject | undefined {
+  if (manifest.privacy.subjectStorage === "clear") return undefined;
+  if (sealer === undefined) {
+    // Never fall back to clear storage.
+    throw new WardenError(
+      "WARDEN_ERR_VAULT",
+      `model ${manifest.name} ${manifest.version} stores subjects ${manifest.privacy.subjectStorage}, and this server has no subject vault`,
+    );
+  }
+  return sealer.seal(manifest, decisionId, time, subject);
 }

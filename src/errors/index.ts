@@ -56,6 +56,16 @@ export const ERRORS = {
   WARDEN_ERR_LEDGER: { status: 500, message: "The decision ledger failed" },
   WARDEN_ERR_LEDGER_TAMPERED: { status: 500, message: "The decision ledger failed verification" },
   WARDEN_ERR_SIGNING_KEY: { status: 500, message: "The tree-head signing key cannot be used" },
+  WARDEN_ERR_PRIVACY_KEY: { status: 500, message: "A subject privacy key cannot be used" },
+  WARDEN_ERR_SUBJECT_UNAVAILABLE: {
+    status: 409,
+    message: "The decision's subject cannot be revealed",
+  },
+  WARDEN_ERR_VAULT: { status: 500, message: "The subject vault failed" },
+  WARDEN_ERR_RETENTION: {
+    status: 409,
+    message: "The purge would remove subject data before its retention period ends",
+  },
   WARDEN_ERR_USAGE: { status: 400, message: "Invalid command-line usage" },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -7,8 +7,19 @@
  * - `deployment`: a change of which version serves a model (register, promote, roll back, traffic policy);
  * - `shadow`: a candidate version's answer to a served decision under a shadow policy (points to it; never
  *   returned to the client).
+ * - `retention`: a retention purge removed subject data from the subject vault (outside the chain) for one
+ *   model: counts, the time range of the decisions concerned and a digest of their ids. No record is ever
+ *   deleted or changed; this one says what was removed beside them.
  */
-export const RECORD_KINDS = ["decision", "rejection", "outcome", "appeal", "deployment", "shadow"] as const;
+export const RECORD_KINDS = [
+  "decision",
+  "rejection",
+  "outcome",
+  "appeal",
+  "deployment",
+  "shadow",
+  "retention",
+] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /**

@@ -83,7 +83,13 @@ describe("decision API", () => {
     const record = response.json();
     assert.equal(record.kind, "decision");
     assert.deepEqual(record.inputs, features);
-    assert.deepEqual(record.subject, subject);
+    // The demo model is high-risk: the subject is recorded as one salted commitment per attribute, the values
+    // encrypted in the subject vault (docs/manifest.md#retention-and-privacy); they prove against the record.
+    assert.deepEqual(Object.keys(record.subject).sort(), Object.keys(subject).sort());
+    assert.deepEqual(record.privacy, { retention_days: 183, subject_storage: "encrypted" });
+    assert.equal(record.subject_vault.status, "stored");
+    const stored = (await server.ledger.get(made.decision_id))!;
+    assert.equal(server.privacy.check(stored, subject as Record<string, number | string | null>).ok, true);
     assert.equal(record.decision, made.decision);
     assert.equal(record.outputs.score, made.score);
     assert.equal(record.artifact_sha256, manifest.artifact.sha256);

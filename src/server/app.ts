@@ -4,6 +4,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
   LogController,
 } from "fastify";
 import type { ServerConfig } from "../config/index.js";
@@ -11,6 +12,7 @@ import type { LedgerSink } from "../decision/index.js";
 import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
+import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
 import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
@@ -31,6 +33,16 @@ export interface AppDependencies {
   readonly logger?: FastifyBaseLogger;
   /** Whether the server is ready to take traffic (false while loading or shutting down). */
   readonly isReady?: () => boolean;
+  /**
+   * Subject protection (keys and vault). Without it, a model whose `policy.subject_storage` is not `clear`
+   * cannot record decisions (they fail with WARDEN_ERR_VAULT; subjects never fall back to clear).
+   */
+  readonly privacy?: SubjectProtection;
+  /**
+   * Whether this request may see a decision's decrypted subject. Authentication plugs in here; absent, no one
+   * may (`?reveal=subject` is answered 401).
+   */
+  readonly canRevealSubject?: (request: FastifyRequest) => boolean;
 }
 
 declare module "fastify" {
@@ -131,6 +143,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         ),
     },
     deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
+    deps.privacy,
   );
 
   await app.register(swagger, {

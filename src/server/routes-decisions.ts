@@ -215,14 +215,27 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
   app.post("/v1/models/:model/decisions", { schema: decisionSchema(false) }, decide);
   app.post("/v1/models/:model/versions/:version/decisions", { schema: decisionSchema(true) }, decide);
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { reveal?: "subject" } }>(
     "/v1/decisions/:id",
     {
       schema: {
         summary: "A recorded decision (or rejection) from the ledger, with its place in the hash chain",
+        description:
+          "`subject` is shown as recorded: the values for `subject_storage: clear`, otherwise one salted commitment per attribute, with `subject_vault` telling what the vault holds (pseudonyms, or the encryption key id; or that retention purged it). `?reveal=subject` adds the decrypted subject for an authorised caller (401 until authentication is configured).",
         tags: ["decisions"],
         params: pathParams("id"),
-        response: { 404: errorResponses[404] },
+        querystring: {
+          type: "object",
+          properties: {
+            reveal: {
+              type: "string",
+              enum: ["subject"],
+              description: "subject: decrypt an encrypted subject (authorised callers only)",
+            },
+          },
+          additionalProperties: false,
+        },
+        response: { 401: { description: "Not authorised to reveal the subject" }, 404: errorResponses[404] },
       },
     },
     async (request) => {
@@ -247,6 +260,29 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
           },
         );
       }
+      const vault = ctx.privacy?.view(record);
+      let revealed: Record<string, unknown> | undefined;
+      if (request.query.reveal === "subject") {
+        if (ctx.canRevealSubject?.(request) !== true) {
+          throw new WardenError(
+            "WARDEN_ERR_UNAUTHORIZED",
+            "revealing a decision's subject needs an authorised caller, and this server authorises no one",
+            {
+              details: [
+                {
+                  field: "reveal",
+                  expected: "a caller the server's authorisation hook admits",
+                  found: "no authorisation configured",
+                  fix: "leave reveal out to see the subject as stored",
+                },
+              ],
+            },
+          );
+        }
+        if (ctx.privacy === undefined)
+          throw new WardenError("WARDEN_ERR_VAULT", "this server has no subject vault");
+        revealed = ctx.privacy.reveal(record);
+      }
       return {
         decision_id: record.id,
         kind: record.kind,
@@ -255,6 +291,8 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
         version: record.version,
         artifact_sha256: record.artifact_sha256,
         ...record.body,
+        ...(vault !== undefined ? { subject_vault: vault } : {}),
+        ...(revealed !== undefined ? { subject_revealed: revealed } : {}),
         ledger: { seq: record.seq, prev_hash: record.prev_hash, hash: record.hash },
       };
     },

@@ -477,6 +477,8 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
       const linked = await findLinkedRecords(ctx.config.data_dir, decision);
       const history = linked.map(recordView);
       const latest = linked.findLast((r) => r.kind === "outcome");
+      // The subject as GET /v1/decisions/{id} shows it (never decrypted here).
+      const vault = ctx.privacy?.view(decision);
       return {
         decision_id: decision.id,
         decision: {
@@ -487,6 +489,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
           version: decision.version,
           artifact_sha256: decision.artifact_sha256,
           ...decision.body,
+          ...(vault !== undefined ? { subject_vault: vault } : {}),
           ledger: { seq: decision.seq, prev_hash: decision.prev_hash, hash: decision.hash },
         },
         history,

@@ -1,5 +1,5 @@
 import { userInfo } from "node:os";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
@@ -12,6 +12,7 @@ import {
   openLedgerBackend,
   startLedgerThread,
 } from "../ledger/index.js";
+import { openSubjectProtection, type SubjectProtection } from "../privacy/index.js";
 import {
   createDeploymentManager,
   createDeploymentStore,
@@ -34,6 +35,8 @@ export interface RunningServer {
   readonly ledger: LedgerBackend;
   readonly writer: LedgerWriter;
   readonly metrics: WardenMetrics;
+  /** Subject keys and the subject vault (`<data_dir>/vault.sqlite`). */
+  readonly privacy: SubjectProtection;
   /** `http://host:port` actually bound. */
   readonly url: string;
   /**
@@ -49,7 +52,14 @@ export interface RunningServer {
  */
 export async function startServer(
   config: ServerConfig,
-  options: { logger?: Logger } = {},
+  options: {
+    logger?: Logger;
+    /**
+     * Whether a request may see a decision's decrypted subject (`GET /v1/decisions/{id}?reveal=subject`). The
+     * hook for authentication; without it, nobody may.
+     */
+    canRevealSubject?: (request: FastifyRequest) => boolean;
+  } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
   const metrics = createMetrics();
@@ -83,6 +93,17 @@ export async function startServer(
     await writer.close();
     throw error;
   }
+  let privacy: SubjectProtection;
+  try {
+    privacy = openSubjectProtection(config.data_dir, config.privacy, {
+      synchronous: config.ledger.synchronous,
+    });
+  } catch (error) {
+    await ledger.close();
+    await writer.close();
+    throw error;
+  }
+  for (const note of privacy.keyNotes()) logger[note.level](note.message);
   const registry = createModelRegistry({
     observe: (m) => metrics.batcherObserver(m.name, m.version),
     onWorkerError: (error) => logger.error({ err: error }, "model worker failed"),
@@ -122,8 +143,11 @@ export async function startServer(
       },
       metrics,
       logger,
+      privacy,
+      ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
-      isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
+      isReady: () =>
+        ready && writer.healthy() && privacy.healthy() && registry.list().every((m) => m.executor.isReady()),
     });
     await app.listen({ host: config.host, port: config.port }).catch((error: NodeJS.ErrnoException) => {
       const reason =
@@ -146,6 +170,7 @@ export async function startServer(
     await app?.close();
     await registry.close();
     store?.close();
+    privacy.close();
     await writer.close();
     await ledger.close();
     throw error;
@@ -165,6 +190,7 @@ export async function startServer(
     ledger,
     writer,
     metrics,
+    privacy,
     url,
     close() {
       closing ??= (async () => {
@@ -172,6 +198,7 @@ export async function startServer(
         await runningApp.close();
         await registry.close();
         runningStore.close();
+        privacy.close();
         // The reader goes first so that the writer's connection is the last one: closing it checkpoints the
         // WAL into ledger.sqlite, leaving one self-contained file.
         await ledger.close();

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
+import type { FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { coerceCsvCell } from "../cli/predict.js";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
@@ -50,7 +51,12 @@ export function parseConfigForTest(config: Record<string, unknown>) {
 
 /** Start a real server on a free loopback port with a temporary ledger; `stop` closes and cleans up. */
 export async function startTestServer(
-  options: { models?: string[]; config?: Record<string, unknown>; logger?: Logger } = {},
+  options: {
+    models?: string[];
+    config?: Record<string, unknown>;
+    logger?: Logger;
+    canRevealSubject?: (request: FastifyRequest) => boolean;
+  } = {},
 ): Promise<RunningServer & { dataDir: string; stop: () => Promise<void> }> {
   const dir = tempDir("server");
   const config = parseServerConfig(
@@ -63,7 +69,10 @@ export async function startTestServer(
     },
     "test",
   );
-  const server = await startServer(config, options.logger ? { logger: options.logger } : {});
+  const server = await startServer(config, {
+    ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
+  });
   return Object.assign(server, {
     dataDir: dir.path,
     stop: async () => {
@@ -82,6 +91,28 @@ export function demoVersion(dir: string, version: string): string {
   mkdirSync(folder, { recursive: true });
   copyFileSync(join(REPO_ROOT, "models/credit-demo/model.json"), join(folder, "model.json"));
   const manifest = readFileSync(DEMO_XGB, "utf8").replace(/^version: .*$/m, `version: "${version}"`);
+  const path = join(folder, "manifest.yaml");
+  writeFileSync(path, manifest);
+  return path;
+}
+
+/**
+ * A copy of the XGBoost demo model in `dir/<name>-<version>/` with another name, version, risk tier and
+ * `policy` (written as a JSON flow mapping). Returns the manifest path.
+ */
+export function demoCopy(
+  dir: string,
+  options: { name?: string; version: string; riskTier?: string; policy?: Record<string, unknown> },
+): string {
+  const name = options.name ?? "credit-demo";
+  const folder = join(dir, `${name}-${options.version}`);
+  mkdirSync(folder, { recursive: true });
+  copyFileSync(join(REPO_ROOT, "models/credit-demo/model.json"), join(folder, "model.json"));
+  const manifest = readFileSync(DEMO_XGB, "utf8")
+    .replace(/^name: .*$/m, `name: ${name}`)
+    .replace(/^version: .*$/m, `version: "${options.version}"`)
+    .replace(/^risk_tier: .*$/m, `risk_tier: ${options.riskTier ?? "high"}`)
+    .replace(/^policy: .*$/m, `policy: ${JSON.stringify(options.policy ?? {})}`);
   const path = join(folder, "manifest.yaml");
   writeFileSync(path, manifest);
   return path;

@@ -1,0 +1,216 @@
+/**
+ * The subject vault: `<dataDir>/vault.sqlite`, beside the ledger and outside its hash chain. One row per decision
+ * whose model stores its subject `pseudonymised` or `encrypted`: the salt of the decision's commitments and the
+ * stored form (pseudonyms or the AES-256-GCM box), with the retention that applied when it was made. Retention
+ * purges null the salt and the payload and keep the row as a tombstone (when, and by which `retention` ledger
+ * record); ledger records are never touched, so the chain still verifies.
+ *
+ * Durability: a decision's row is committed here before its ledger entry is handed to the ledger writer, and the
+ * answer waits for both. So every entry the ledger holds (or will replay from its journal) has its row, in the
+ * same `synchronous` mode as the ledger. Rows of one event-loop turn share one transaction.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import Database from "better-sqlite3";
+import type { SubjectStorage } from "../config/index.js";
+import { WardenError } from "../errors/index.js";
+
+const SCHEMA_VERSION = 1;
+const SCHEMA = `
+  CREATE TABLE subjects (
+    decision_id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    time TEXT NOT NULL,
+    storage TEXT NOT NULL,
+    retention_days INTEGER NOT NULL,
+    retain_until TEXT NOT NULL,
+    salt TEXT,
+    payload TEXT,
+    purged_at TEXT,
+    purge_record TEXT
+  ) STRICT;
+  CREATE INDEX subjects_held ON subjects (model, time) WHERE payload IS NOT NULL;
+  PRAGMA user_version = ${SCHEMA_VERSION};
+`;
+
+/** Where the vault lives inside a data directory. */
+export function vaultPath(dataDir: string): string {
+  return resolve(join(dataDir, "vault.sqlite"));
+}
+
+/** One decision's protected subject. */
+export interface VaultRow {
+  readonly decision_id: string;
+  readonly model: string;
+  readonly version: string;
+  /** The decision's time (ISO-8601 UTC, as in the ledger). */
+  readonly time: string;
+  readonly storage: Exclude<SubjectStorage, "clear">;
+  readonly retention_days: number;
+  /** time + retention_days: the payload may be purged from then on, never before. */
+  readonly retain_until: string;
+  /** null once purged. */
+  readonly salt: string | null;
+  /** JSON text (pseudonyms, or the sealed box); null once purged. */
+  readonly payload: string | null;
+  readonly purged_at: string | null;
+  /** Id of the `retention` ledger record of the purge. */
+  readonly purge_record: string | null;
+}
+
+/** The time `days` after an ISO time, as ISO. */
+export function addDays(time: string, days: number): string {
+  return new Date(Date.parse(time) + days * 86_400_000).toISOString();
+}
+
+/** Options of {@link openSubjectVault}. */
+export interface VaultOptions {
+  /** As the ledger's (default "normal"): "full" fsyncs every transaction. */
+  readonly synchronous?: "normal" | "full";
+  /** Open an existing vault only (default false: create it). */
+  readonly mustExist?: boolean;
+}
+
+/**
+ * Open (creating it unless `mustExist`) the vault of a data folder.
+ *
+ * @throws WardenError WARDEN_ERR_VAULT when it cannot be opened or is not a vault.
+ */
+export function openSubjectVault(dataDir: string, options: VaultOptions = {}): SubjectVault {
+  const file = vaultPath(dataDir);
+  if (options.mustExist && !existsSync(file)) {
+    throw new WardenError("WARDEN_ERR_VAULT", `no subject vault at ${file}`);
+  }
+  let db: Database.Database;
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    db = new Database(file);
+    db.pragma("journal_mode = WAL");
+    db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    db.pragma("busy_timeout = 5000");
+    const version = db.pragma("user_version", { simple: true });
+    if (version === 0 && db.prepare("SELECT 1 FROM sqlite_schema LIMIT 1").get() === undefined)
+      db.exec(SCHEMA);
+    else if (version !== SCHEMA_VERSION) {
+      db.close();
+      throw new WardenError(
+        "WARDEN_ERR_VAULT",
+        version === 0
+          ? `${file} is not a Warden subject vault`
+          : `${file} has vault schema version ${String(version)}; this Warden reads version ${SCHEMA_VERSION}`,
+      );
+    }
+  } catch (error) {
+    if (error instanceof WardenError) throw error;
+    throw new WardenError(
+      "WARDEN_ERR_VAULT",
+      `cannot open the subject vault ${file}: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  return new SubjectVault(file, db);
+}
+
+interface Pending {
+  readonly rows: readonly VaultRow[];
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** The vault. Writes are grouped per event-loop turn; reads are synchronous. */
+export class SubjectVault {
+  readonly file: string;
+  readonly db: Database.Database;
+  readonly #insert: Database.Statement;
+  readonly #get: Database.Statement<[string], VaultRow>;
+  readonly #insertAll: (rows: readonly VaultRow[]) => void;
+  #queue: Pending[] = [];
+  #tick: NodeJS.Immediate | undefined;
+  #failure: WardenError | undefined;
+  #closed = false;
+
+  constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.db = db;
+    this.#insert = db.prepare(
+      "INSERT INTO subjects (decision_id, model, version, time, storage, retention_days, retain_until, salt, payload, purged_at, purge_record) VALUES (@decision_id, @model, @version, @time, @storage, @retention_days, @retain_until, @salt, @payload, @purged_at, @purge_record)",
+    );
+    this.#get = db.prepare<[string], VaultRow>("SELECT * FROM subjects WHERE decision_id = ?");
+    this.#insertAll = db.transaction((rows: readonly VaultRow[]) => {
+      for (const row of rows) this.#insert.run(row);
+    });
+  }
+
+  /**
+   * Store rows. Resolves once they are committed (one transaction with the rest of this turn's rows).
+   *
+   * @throws (rejects) WardenError WARDEN_ERR_VAULT when they cannot be stored; the vault then refuses every later
+   *   write (a disk that failed once is not trusted with the next decision), and the server turns not ready.
+   */
+  put(rows: readonly VaultRow[]): Promise<void> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    if (this.#closed)
+      return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN", "the subject vault is closed"));
+    if (rows.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ rows, resolve, reject });
+      this.#tick ??= setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    if (this.#tick !== undefined) clearImmediate(this.#tick);
+    this.#tick = undefined;
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.length === 0) return;
+    try {
+      const all: VaultRow[] = [];
+      for (const p of batch) for (const row of p.rows) all.push(row);
+      this.#insertAll(all);
+    } catch (error) {
+      this.#failure ??= new WardenError(
+        "WARDEN_ERR_VAULT",
+        `cannot store protected subjects in ${this.file}: ${(error as Error).message}`,
+      );
+      for (const p of batch) p.reject(this.#failure);
+      return;
+    }
+    for (const p of batch) p.resolve();
+  }
+
+  /** Delete the rows of decisions that were never recorded (their ledger write failed). Best effort. */
+  discard(ids: readonly string[]): void {
+    if (this.#closed || ids.length === 0) return;
+    try {
+      const remove = this.db.prepare("DELETE FROM subjects WHERE decision_id = ?");
+      this.db.transaction(() => {
+        for (const id of ids) remove.run(id);
+      })();
+    } catch {
+      // A row left behind is purged with the others when its retention ends.
+    }
+  }
+
+  /** A decision's row, or undefined. */
+  get(decisionId: string): VaultRow | undefined {
+    if (this.#closed) throw new WardenError("WARDEN_ERR_VAULT", `the subject vault ${this.file} is closed`);
+    return this.#get.get(decisionId);
+  }
+
+  /** False once a write has failed. */
+  healthy(): boolean {
+    return this.#failure === undefined;
+  }
+
+  /** Commit what is queued, then close. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#flush();
+    this.#closed = true;
+    this.db.close();
+  }
+}
