@@ -22,9 +22,10 @@
  * than running one after the other, so that drift in the machine's speed (other tenants, CPU frequency) lands
  * on all of them alike instead of skewing the (b)/(a) ratio.
  */
+import Database from "better-sqlite3";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
 import { validateInstance } from "../decision/index.js";
-import { verifyLedger } from "../ledger/index.js";
+import { ledgerPath, verifyLedgerParallel } from "../ledger/index.js";
 import { startServer } from "../server/index.js";
 import { DEMO_ONNX, DEMO_XGB, holdoutInstances, tempDir } from "../testing/index.js";
 import { startBaselineServer } from "./baseline.js";
@@ -65,9 +66,19 @@ interface Scenario {
 /** Warden's ledger after its runs. */
 interface LedgerCheck {
   readonly verified: boolean;
-  /** Records in the ledger (all verified when `verified`). */
+  /** Decision records in the ledger (the whole ledger verified when `verified`). */
   readonly records: number;
   readonly problem?: string;
+}
+
+/** Decision records in a data folder's ledger. */
+function countDecisions(dataDir: string): number {
+  const db = new Database(ledgerPath(dataDir), { readonly: true });
+  try {
+    return (db.prepare("SELECT count(*) AS n FROM records WHERE kind = 'decision'").get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
 }
 
 /** Single-instance decision bodies from the demo holdout, only rows the manifest accepts. */
@@ -111,12 +122,14 @@ async function wardenScenario(label: string, manifestPath: string): Promise<Scen
         try {
           // Closing commits every queued ledger write, so the count below is final.
           await server.close();
-          const result = verifyLedger(dir.path);
+          const result = await verifyLedgerParallel(dir.path);
+          // Decisions only: the ledger also holds the deployment record of the server's start.
+          const decisions = countDecisions(dir.path);
           return result.ok
-            ? { verified: true, records: result.count }
+            ? { verified: true, records: decisions }
             : {
                 verified: false,
-                records: result.count,
+                records: decisions,
                 problem: `record ${result.firstBad.seq}: ${result.firstBad.reason}`,
               };
         } finally {

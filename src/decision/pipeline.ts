@@ -1,7 +1,7 @@
 import { v7 as uuidv7 } from "uuid";
 import type { Manifest } from "../config/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
-import type { LedgerEntry } from "../ledger/index.js";
+import type { LedgerAttachment, LedgerEntry } from "../ledger/index.js";
 import type { LoadedModel, ModelRegistry, Route, RoutingKey } from "../registry/index.js";
 import { hashKey } from "../registry/index.js";
 import type { RowResult } from "../runtime/batcher.js";
@@ -51,7 +51,11 @@ export interface DecisionResult {
 
 /** What the pipeline needs from the ledger: an append that resolves once the entry cannot be lost. */
 export interface LedgerSink {
-  write(entry: LedgerEntry): Promise<unknown>;
+  /**
+   * Record an entry. `attachment.vault` (a protected subject's vault row) travels with it through the same
+   * write-ahead journal and is stored before the entry is committed: one durable write for both.
+   */
+  write(entry: LedgerEntry, attachment?: LedgerAttachment): Promise<unknown>;
 }
 
 /** A decision's subject as recorded when its model does not store it in clear (see privacy/). */
@@ -377,7 +381,7 @@ export function createDecisionPipeline(
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
       const entries: LedgerEntry[] = [];
-      const vaultRows: unknown[] = [];
+      const vaultRows: (unknown | undefined)[] = [];
       const shadowed = new Map<
         LoadedModel,
         { instance: InstanceInput; decisionId: string; version: string }[]
@@ -390,7 +394,7 @@ export function createDecisionPipeline(
         const clientId = clientIds[i];
         const subjectId = request.instances[i]!.subject_id as string | undefined;
         const sealed = sealSubject(sealer, manifest, decisionId, time, instance.subject);
-        if (sealed?.row !== undefined) vaultRows.push(sealed.row);
+        vaultRows.push(sealed?.row);
         // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
           batch_size: rows[i]!.batchSize,
@@ -435,9 +439,11 @@ export function createDecisionPipeline(
           latency_ms: latency,
         });
       });
-      // Protected subjects are durable before their entries reach the ledger: no entry without its vault row.
-      if (vaultRows.length > 0) await sealer!.store(vaultRows);
-      const writes = entries.map((entry) => ledger.write(entry));
+      // A protected subject's vault row goes with its entry: one journal write makes both durable, and the
+      // ledger thread stores the row before it commits the entry (no entry without its row).
+      const writes = entries.map((entry, i) =>
+        ledger.write(entry, vaultRows[i] === undefined ? undefined : { vault: vaultRows[i] }),
+      );
       for (const [shadow, served] of shadowed) {
         try {
           runShadow(shadow, request, served);
@@ -446,17 +452,7 @@ export function createDecisionPipeline(
           observer.onShadowError?.(shadow, error as Error);
         }
       }
-      if (vaultRows.length === 0) {
-        await Promise.all(writes);
-        return results;
-      }
-      const settled = await Promise.allSettled(writes);
-      const failed = settled.flatMap((s, i) => (s.status === "rejected" ? [entries[i]!.id] : []));
-      if (failed.length > 0) {
-        // Those entries were never journaled: their subjects must not outlive them in the vault.
-        sealer!.discard(failed);
-        throw (settled.find((s) => s.status === "rejected") as PromiseRejectedResult).reason;
-      }
+      await Promise.all(writes);
       return results;
     },
   };

@@ -1,4 +1,4 @@
-import { type LedgerRecord, openLedgerReader } from "../ledger/index.js";
+import type { LedgerRecord } from "../ledger/index.js";
 
 /** Kinds of record that point to an earlier decision through `body.decision_id`. */
 export const LINKED_KINDS = ["outcome", "appeal"] as const;
@@ -20,24 +20,19 @@ const SCAN_SLICE = 2048;
  * This SCANS the ledger: every record after the decision is read (what points to a decision is always
  * recorded after it), so the cost grows with the records written since the decision. It is the only place
  * that looks records up by the decision they point to, so an index (decision_id → seq) can replace the scan
- * here without changing any caller. The scan runs on its own read-only connection and lets the event loop
- * turn every SCAN_SLICE records, so other requests are served meanwhile. It sees the ledger as committed
- * when it starts (callers that just wrote should wait for the commit first).
+ * here without changing any caller. It reads through `scan` (any ledger store: SQLite or PostgreSQL) and lets
+ * the event loop turn every SCAN_SLICE records, so other requests are served meanwhile. It sees the ledger as
+ * committed (callers that just wrote should wait for the commit first).
  */
 export async function findLinkedRecords(
-  dataDir: string,
+  scan: (afterSeq: number) => AsyncIterable<LedgerRecord>,
   decision: { readonly id: string; readonly seq: number },
 ): Promise<LedgerRecord[]> {
-  const reader = openLedgerReader(dataDir);
   const found: LedgerRecord[] = [];
-  try {
-    let read = 0;
-    for (const record of reader.scan({ afterSeq: decision.seq })) {
-      if (linkedDecisionId(record) === decision.id) found.push(record);
-      if (++read % SCAN_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-  } finally {
-    reader.close();
+  let read = 0;
+  for await (const record of scan(decision.seq)) {
+    if (linkedDecisionId(record) === decision.id) found.push(record);
+    if (++read % SCAN_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return found;
 }

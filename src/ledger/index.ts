@@ -72,6 +72,7 @@ export {
   type SqliteLedgerOptions,
 } from "./sqlite-store.js";
 export {
+  type LedgerAttachment,
   type LedgerThreadOptions,
   type LedgerWriter,
   type LedgerWriterOptions,

@@ -83,19 +83,38 @@ function splitLine(line: string): PreparedEntry | undefined {
 }
 
 /**
+ * An attachment line: `V TAB json LF`, written just before its entry's line. It carries a protected subject's
+ * vault row (privacy/), which the ledger thread stores before it commits the entry. Entry lines start with
+ * their id (a UUID), never with `V\t`.
+ */
+export function attachmentLine(vaultRow: unknown): string {
+  return `V\t${JSON.stringify(vaultRow)}\n`;
+}
+
+/** Journal text parsed: the entries, and the vault rows that travel with them. */
+export interface JournalBatch {
+  readonly entries: PreparedEntry[];
+  readonly vaultRows: unknown[];
+}
+
+/**
  * The entries of journal text written by this process (trusted: the ledger thread reads what the serving
  * thread just wrote).
  */
-export function parseJournalText(text: string): PreparedEntry[] {
+export function parseJournalText(text: string): JournalBatch {
   const entries: PreparedEntry[] = [];
+  const vaultRows: unknown[] = [];
   let start = 0;
   for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", start)) {
-    const entry = splitLine(text.slice(start, end));
-    if (entry === undefined) throw new WardenError("WARDEN_ERR_LEDGER", "malformed journal text");
-    entries.push(entry);
+    if (text.startsWith("V\t", start)) vaultRows.push(JSON.parse(text.slice(start + 2, end)));
+    else {
+      const entry = splitLine(text.slice(start, end));
+      if (entry === undefined) throw new WardenError("WARDEN_ERR_LEDGER", "malformed journal text");
+      entries.push(entry);
+    }
     start = end + 1;
   }
-  return entries;
+  return { entries, vaultRows };
 }
 
 /** What a journal folder holds after a stop: the entries to replay, in order. */
@@ -103,6 +122,8 @@ export interface JournalContents {
   /** Segment files, oldest first (absolute paths). */
   readonly segments: readonly string[];
   readonly entries: readonly PreparedEntry[];
+  /** Vault rows that travelled with the entries (see {@link attachmentLine}). */
+  readonly vaultRows: readonly unknown[];
   /**
    * Lines that are not a valid entry (fields disagree with the JSON, or the JSON is not canonical): they were
    * damaged on disk, and are skipped. A final line without its line feed (a write cut short by a power loss) is
@@ -117,23 +138,34 @@ export function readJournal(dir: string): JournalContents {
   try {
     names = readdirSync(dir).filter((n) => SEGMENT_NAME.test(n));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { segments: [], entries: [], damaged: 0 };
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      return { segments: [], entries: [], vaultRows: [], damaged: 0 };
+    }
     throw error;
   }
   names.sort();
   const entries: PreparedEntry[] = [];
+  const vaultRows: unknown[] = [];
   let damaged = 0;
   for (const name of names) {
     const text = readFileSync(join(dir, name), "utf8");
     const lines = text.split("\n");
     lines.pop(); // after the last line feed: empty, or a torn last write
     for (const line of lines) {
+      if (line.startsWith("V\t")) {
+        try {
+          vaultRows.push(JSON.parse(line.slice(2)));
+        } catch {
+          damaged += 1;
+        }
+        continue;
+      }
       const entry = splitLine(line);
       if (entry !== undefined && agrees(entry)) entries.push(entry);
       else damaged += 1;
     }
   }
-  return { segments: names.map((n) => join(dir, n)), entries, damaged };
+  return { segments: names.map((n) => join(dir, n)), entries, vaultRows, damaged };
 }
 
 /** Whether a line's fields agree with its JSON, and the JSON is canonical (so replay stores what was hashed). */

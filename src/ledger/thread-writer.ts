@@ -1,7 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
 import type { LedgerLocation } from "./backend.js";
-import { JournalWriter, journalDir, journalLine } from "./journal.js";
+import { attachmentLine, JournalWriter, journalDir, journalLine } from "./journal.js";
 import type { MerkleThreadReply, MerkleThreadStart } from "./merkle-thread.js";
 import { ledgerPath, prepareEntry } from "./sqlite-store.js";
 import type {
@@ -62,6 +62,12 @@ export interface LedgerWriterStats {
   readonly damaged: number;
 }
 
+/** What may travel with an entry through the journal and be stored before it is committed. */
+export interface LedgerAttachment {
+  /** A protected subject's vault row (privacy/vault.ts), stored in `<dataDir>/vault.sqlite`. */
+  readonly vault?: unknown;
+}
+
 /** Journaling, group-committing front of a ledger store. The only writer of its store. */
 export interface LedgerWriter {
   /**
@@ -76,7 +82,7 @@ export interface LedgerWriter {
    *   missing, the journal cannot be written, the writer has failed); WARDEN_ERR_SHUTTING_DOWN once
    *   {@link LedgerWriter.close} has been called.
    */
-  write(entry: LedgerEntry): Promise<void>;
+  write(entry: LedgerEntry, attachment?: LedgerAttachment): Promise<void>;
   /** Resolves once everything accepted before the call is committed to the ledger (or has failed). */
   drain(): Promise<void>;
   /**
@@ -291,7 +297,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
     });
   }
 
-  write(entry: LedgerEntry): Promise<void> {
+  write(entry: LedgerEntry, attachment?: LedgerAttachment): Promise<void> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     if (this.#closing !== undefined) {
       return Promise.reject(
@@ -306,6 +312,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
       // Canonicalised here, so the caller learns at once about data that cannot be recorded, and the thread
       // receives one flat string per turn (cheap to pass).
       line = journalLine(prepareEntry(entry));
+      if (attachment?.vault !== undefined) line = attachmentLine(attachment.vault) + line;
     } catch (error) {
       this.#entriesFailed += 1;
       return Promise.reject(error);

@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
+import { openSubjectVault, type SubjectVault, type VaultRow } from "../privacy/vault.js";
 import { type LedgerBackend, openLedgerBackend } from "./backend.js";
 import { journalDir, parseJournalText, readJournal, removeSegments } from "./journal.js";
 import type { PreparedEntry } from "./sqlite-store.js";
@@ -47,11 +48,31 @@ async function replay(store: LedgerBackend, entries: readonly PreparedEntry[]): 
   return missing.length;
 }
 
+/** The subject vault, opened when the first vault row arrives (most ledgers never need it). */
+let vault: SubjectVault | undefined;
+
+/** Store vault rows before their entries are committed (again after a crash: a stored row is kept). */
+function storeVaultRows(rows: readonly unknown[]): void {
+  if (rows.length === 0) return;
+  vault ??= openSubjectVault(start.dataDir, { synchronous: start.synchronous });
+  vault.insertNow(rows as VaultRow[]);
+}
+
 async function append(
   store: LedgerBackend,
   text: string,
 ): Promise<{ committed: number; failures: AppendFailure[] }> {
-  const entries = parseJournalText(text);
+  const { entries, vaultRows } = parseJournalText(text);
+  try {
+    storeVaultRows(vaultRows);
+  } catch (error) {
+    // Not one entry of this batch may be committed without its subject: the batch fails as a store failure
+    // (the writer turns unhealthy and the journal is kept for the next start).
+    return {
+      committed: 0,
+      failures: entries.map((_, index) => ({ ...failure(error, index), permanent: false })),
+    };
+  }
   const failures: AppendFailure[] = [];
   try {
     // One message is one hand-off from the server: one transaction (group commit).
@@ -79,6 +100,7 @@ async function main(): Promise<void> {
       autoCheckpoint: false,
     });
     const journal = readJournal(journalDir(start.dataDir));
+    storeVaultRows(journal.vaultRows);
     const replayed = await replay(store, journal.entries);
     // Committed (and, with synchronous FULL, on disk): the segments are no longer needed.
     removeSegments(journal.segments);
@@ -95,6 +117,7 @@ async function main(): Promise<void> {
       if (request.type === "close") {
         const count = await store.count().catch(() => -1);
         await store.close();
+        vault?.close();
         reply({ type: "closed", count });
         port!.close();
         return;

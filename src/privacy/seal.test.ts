@@ -152,3 +152,21 @@ test("encryption: AES-256-GCM round-trips; another decision id, a damaged box or
       !e.message.includes(other.toString("hex")),
   );
 });
+
+test("retain_until: adding days by the date part equals Date arithmetic, across months, leap years and centuries", async () => {
+  const { addDays } = await import("./vault.js");
+  for (const time of [
+    "2024-02-28T23:59:59.999Z",
+    "2023-12-31T00:00:00.000Z",
+    "2099-12-31T12:34:56.789Z",
+    "2100-02-28T01:02:03.004Z",
+  ]) {
+    for (const days of [0, 1, 29, 90, 183, 365, 36500]) {
+      assert.equal(
+        addDays(time, days),
+        new Date(Date.parse(time) + days * 86_400_000).toISOString(),
+        `${time} + ${days}`,
+      );
+    }
+  }
+});

@@ -16,7 +16,7 @@
  * retention removes the vault row the ledger keeps no personal data; with the salt, anyone can check a claimed
  * value against the ledger ({@link verifySubjectClaim}).
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomFillSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHmac, hash, randomFillSync } from "node:crypto";
 import type { FeatureValue } from "../decision/input.js";
 import { describeValue, WardenError } from "../errors/index.js";
 import { canonicalJson } from "../ledger/index.js";
@@ -48,7 +48,8 @@ export function newSalt(): string {
 
 /** The commitment to one attribute's value (see the module comment). */
 export function subjectCommitment(salt: string, attribute: string, value: FeatureValue): string {
-  return createHash("sha256").update(canonicalJson({ attribute, salt, value }), "utf8").digest("hex");
+  // One-shot hashing: a third of createHash's cost for inputs this small (it runs for every decision).
+  return hash("sha256", canonicalJson({ attribute, salt, value }), "hex");
 }
 
 /** A commitment as it stands in the ledger entry's `subject`, one per attribute. */

@@ -5,9 +5,9 @@
  * purges null the salt and the payload and keep the row as a tombstone (when, and by which `retention` ledger
  * record); ledger records are never touched, so the chain still verifies.
  *
- * Durability: a decision's row is committed here before its ledger entry is handed to the ledger writer, and the
- * answer waits for both. So every entry the ledger holds (or will replay from its journal) has its row, in the
- * same `synchronous` mode as the ledger. Rows of one event-loop turn share one transaction.
+ * Durability: a decision's row travels with its ledger entry through the ledger's write-ahead journal, and the
+ * ledger thread stores it here (`insertNow`) before it commits the entry; a restart replays both. So every entry
+ * the ledger holds has its row, in the same `synchronous` mode as the ledger.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -61,8 +61,22 @@ export interface VaultRow {
 
 /** The time `days` after an ISO time, as ISO. */
 export function addDays(time: string, days: number): string {
-  return new Date(Date.parse(time) + days * 86_400_000).toISOString();
+  // The day count is added to the date part only (times are ISO UTC with milliseconds): no Date object per
+  // decision. Falls back to Date arithmetic for anything else.
+  const match = /^(\d{4}-\d{2}-\d{2})(T.*Z)$/.exec(time);
+  if (match === null) return new Date(Date.parse(time) + days * 86_400_000).toISOString();
+  const cached = dayCache.get(match[1]!);
+  const day =
+    cached !== undefined && cached.days === days
+      ? cached.day
+      : new Date(Date.parse(`${match[1]}T00:00:00.000Z`) + days * 86_400_000).toISOString().slice(0, 10);
+  if (cached?.day !== day) dayCache.set(match[1]!, { days, day });
+  if (dayCache.size > 64) dayCache.clear();
+  return `${day}${match[2]}`;
 }
+
+/** Date part → the date part `days` later, for the days in use. */
+const dayCache = new Map<string, { days: number; day: string }>();
 
 /** Options of {@link openSubjectVault}. */
 export interface VaultOptions {
@@ -127,6 +141,7 @@ export class SubjectVault {
   readonly #insert: Database.Statement;
   readonly #get: Database.Statement<[string], VaultRow>;
   readonly #insertAll: (rows: readonly VaultRow[]) => void;
+  readonly #insertOrKeepAll: (rows: readonly VaultRow[]) => void;
   #queue: Pending[] = [];
   #tick: NodeJS.Immediate | undefined;
   #failure: WardenError | undefined;
@@ -141,6 +156,12 @@ export class SubjectVault {
     this.#get = db.prepare<[string], VaultRow>("SELECT * FROM subjects WHERE decision_id = ?");
     this.#insertAll = db.transaction((rows: readonly VaultRow[]) => {
       for (const row of rows) this.#insert.run(row);
+    });
+    const keep = db.prepare(
+      "INSERT OR IGNORE INTO subjects (decision_id, model, version, time, storage, retention_days, retain_until, salt, payload, purged_at, purge_record) VALUES (@decision_id, @model, @version, @time, @storage, @retention_days, @retain_until, @salt, @payload, @purged_at, @purge_record)",
+    );
+    this.#insertOrKeepAll = db.transaction((rows: readonly VaultRow[]) => {
+      for (const row of rows) keep.run(row);
     });
   }
 
@@ -180,6 +201,16 @@ export class SubjectVault {
       return;
     }
     for (const p of batch) p.resolve();
+  }
+
+  /**
+   * Store rows now, in one transaction, keeping any row already there (a replay after a crash writes rows
+   * again). For the ledger thread, which stores the rows that travel with entries in its journal.
+   *
+   * @throws Error from SQLite (disk full, I/O error).
+   */
+  insertNow(rows: readonly VaultRow[]): void {
+    this.#insertOrKeepAll(rows);
   }
 
   /** Delete the rows of decisions that were never recorded (their ledger write failed). Best effort. */

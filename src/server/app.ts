@@ -72,6 +72,8 @@ export const SERVER_VERSION = "0.1.0";
 export interface AppLedger extends LedgerSink {
   /** The record with this id (a decision, rejection, outcome, ...), or undefined. */
   get(id: string): Promise<LedgerRecord | undefined>;
+  /** Records in sequence order (see LedgerBackend.scan). */
+  scan(options?: { afterSeq?: number; limit?: number }): AsyncIterable<LedgerRecord>;
   /** Resolves once every entry written so far is committed (readable with `get`). */
   committed(): Promise<void>;
 }

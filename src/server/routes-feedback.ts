@@ -474,7 +474,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
       const decision = await findDecision(request);
       // Outcomes and appeals answered a moment ago are journaled; wait until the scan can see them.
       await ctx.ledger.committed();
-      const linked = await findLinkedRecords(ctx.config.data_dir, decision);
+      const linked = await findLinkedRecords((afterSeq) => ctx.ledger.scan({ afterSeq }), decision);
       const history = linked.map(recordView);
       const latest = linked.findLast((r) => r.kind === "outcome");
       // The subject as GET /v1/decisions/{id} shows it (never decrypted here).

@@ -136,8 +136,9 @@ export async function startServer(
       registry,
       deployments,
       ledger: {
-        write: (entry) => writer.write(entry),
+        write: (entry, attachment) => writer.write(entry, attachment),
         get: (id) => ledger.get(id),
+        scan: (options) => ledger.scan(options),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
       },
