@@ -1,12 +1,13 @@
-import { extname, resolve } from "node:path";
+import { extname } from "node:path";
 import type { Command } from "commander";
 import { loadManifest } from "../config/index.js";
-import { EXPORT_FORMATS, type ExportFormat, exportTraining } from "../feedback/index.js";
-import { openLedgerReader } from "../ledger/index.js";
+import { EXPORT_FORMATS, type ExportFormat, exportTraining, readerSource } from "../feedback/index.js";
+import { openLedgerBackend, openLedgerReader } from "../ledger/index.js";
 import { type CliIo, choiceOption, UsageError } from "./index.js";
 import { checkTimeRange, timeOption, withOutput } from "./ledger-export.js";
+import { addStoreOptions, type StoreOptions, storeLocation } from "./ledger-proofs.js";
 
-interface TrainingOptions {
+interface TrainingOptions extends StoreOptions {
   model: string;
   dataDir: string;
   since?: number;
@@ -32,8 +33,7 @@ export function exportTrainingCommand(
   const exports =
     program.commands.find((c) => c.name() === "export") ??
     program.command("export").description("Export data built from the ledger");
-  exports
-    .command("training")
+  addStoreOptions(exports.command("training"))
     .description(
       "Join a model's decision inputs with their final labels (the latest outcome recorded for each decision): " +
         "one row per labelled decision with decision_id, time, version, the input features, label, label_source, " +
@@ -66,11 +66,22 @@ export function exportTrainingCommand(
           }
           featureOrder = manifest.modelFeatures.map((f) => f.name);
         }
-        const reader = openLedgerReader(resolve(options.dataDir));
+        const location = storeLocation(options);
+        // Open the ledger first: a missing one fails before --out is created.
+        const store =
+          location.kind === "sqlite"
+            ? (() => {
+                const sqlite = openLedgerReader(location.dataDir);
+                return { source: readerSource(sqlite), close: async () => sqlite.close() };
+              })()
+            : await openLedgerBackend(location).then((backend) => ({
+                source: backend,
+                close: () => backend.close(),
+              }));
         try {
           return await withOutput(options.out, io, async (output) => {
             const summary = await exportTraining(
-              reader,
+              store.source,
               { model: options.model, since: options.since, until: options.until, format, featureOrder },
               async (text) => {
                 await output.write(text);
@@ -83,7 +94,7 @@ export function exportTrainingCommand(
             );
           });
         } finally {
-          reader.close();
+          await store.close();
         }
       }),
     );

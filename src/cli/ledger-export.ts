@@ -1,4 +1,4 @@
-import { extname, resolve } from "node:path";
+import { extname } from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import {
   EXPORT_FORMATS,
@@ -7,9 +7,11 @@ import {
   ISO_TIME_EXPECTED,
   parseIsoTime,
   type RecordFilter,
+  readerSource,
 } from "../feedback/index.js";
-import { openLedgerReader, RECORD_KINDS, type RecordKind } from "../ledger/index.js";
+import { openLedgerBackend, openLedgerReader, RECORD_KINDS, type RecordKind } from "../ledger/index.js";
 import { type CliIo, choiceOption, EXIT, UsageError } from "./index.js";
+import { addStoreOptions, type StoreOptions, storeLocation } from "./ledger-proofs.js";
 import { OutputError, openStreamOutput, type StreamOutput } from "./stream-output.js";
 
 /** Parse an ISO-8601 time flag to milliseconds since the epoch, for commander. */
@@ -76,7 +78,7 @@ export async function withOutput(
   }
 }
 
-interface LedgerExportOptions {
+interface LedgerExportOptions extends StoreOptions {
   dataDir: string;
   model?: string;
   since?: number;
@@ -95,8 +97,7 @@ export function ledgerExportCommand(
   const ledger =
     program.commands.find((c) => c.name() === "ledger") ??
     program.command("ledger").description("Inspect the decision ledger");
-  ledger
-    .command("export")
+  addStoreOptions(ledger.command("export"))
     .description(
       "Stream ledger records in sequence order as NDJSON (one full record per line) or CSV (flattened body; see docs/architecture.md). " +
         "Reads one record at a time, so any size of ledger exports in bounded memory.",
@@ -126,18 +127,28 @@ export function ledgerExportCommand(
           until: options.until,
           kinds: options.kind,
         };
+        const location = storeLocation(options);
         // Open the ledger first: a missing one fails before --out is created.
-        const reader = openLedgerReader(resolve(options.dataDir));
+        const store =
+          location.kind === "sqlite"
+            ? (() => {
+                const sqlite = openLedgerReader(location.dataDir);
+                return { source: readerSource(sqlite), close: async () => sqlite.close() };
+              })()
+            : await openLedgerBackend(location).then((backend) => ({
+                source: backend,
+                close: () => backend.close(),
+              }));
         try {
           return await withOutput(options.out, io, async (output) => {
-            const count = await exportLedger(reader, { filter, format }, async (text) => {
+            const count = await exportLedger(store.source, { filter, format }, async (text) => {
               await output.write(text);
               return !output.closed;
             });
             return `exported ${count} record${count === 1 ? "" : "s"} as ${format}\n`;
           });
         } finally {
-          reader.close();
+          await store.close();
         }
       }),
     );

@@ -72,9 +72,25 @@ export function matchesFilter(record: LedgerRecord, filter: RecordFilter): boole
  * The records committed when the export starts, in sequence order, read lazily (one at a time). Every pass
  * of a multi-pass export reads exactly these, even while a server keeps appending.
  */
-export function snapshot(reader: LedgerReader): () => IterableIterator<LedgerRecord> {
-  const last = reader.count();
+export async function snapshot(reader: SnapshotReader): Promise<() => AsyncIterable<LedgerRecord>> {
+  const last = await reader.count();
   return () => reader.scan({ limit: last });
+}
+
+/** What an export reads: any ledger store (SQLite or PostgreSQL), or a SQLite reader through {@link readerSource}. */
+export interface SnapshotReader {
+  count(): Promise<number>;
+  scan(options: { limit?: number }): AsyncIterable<LedgerRecord>;
+}
+
+/** A synchronous SQLite reader as a {@link SnapshotReader}. */
+export function readerSource(reader: LedgerReader): SnapshotReader {
+  return {
+    count: async () => reader.count(),
+    async *scan(options) {
+      yield* reader.scan(options);
+    },
+  };
 }
 
 /** One record as an NDJSON line: every field, in the ledger's order, with its place in the hash chain. */
@@ -198,15 +214,15 @@ const CSV_ROWS_PER_CALL = 256;
  * @returns how many records were written.
  */
 export async function exportLedger(
-  reader: LedgerReader,
+  reader: SnapshotReader,
   options: { readonly filter: RecordFilter; readonly format: ExportFormat },
   sink: ExportSink,
 ): Promise<number> {
-  const records = snapshot(reader);
+  const records = await snapshot(reader);
   const out = new ChunkedWriter(sink);
   let written = 0;
   if (options.format === "ndjson") {
-    for (const record of records()) {
+    for await (const record of records()) {
       if (out.stopped) break;
       if (!matchesFilter(record, options.filter)) continue;
       written++;
@@ -216,11 +232,11 @@ export async function exportLedger(
     return written;
   }
   const collector = new CsvColumns();
-  for (const record of records()) if (matchesFilter(record, options.filter)) collector.add(record);
+  for await (const record of records()) if (matchesFilter(record, options.filter)) collector.add(record);
   const columns = collector.columns();
   await out.add(stringifyCsv([columns]));
   let rows: string[][] = [];
-  for (const record of records()) {
+  for await (const record of records()) {
     if (out.stopped) break;
     if (!matchesFilter(record, options.filter)) continue;
     written++;

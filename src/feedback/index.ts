@@ -21,6 +21,8 @@ export {
   matchesFilter,
   ndjsonLine,
   type RecordFilter,
+  readerSource,
+  type SnapshotReader,
   snapshot,
 } from "./export.js";
 export { findLinkedRecords, LINKED_KINDS, type LinkedKind, linkedDecisionId } from "./linked.js";

@@ -1,6 +1,13 @@
 import { stringify as stringifyCsv } from "csv-stringify/sync";
-import type { LedgerReader, LedgerRecord } from "../ledger/index.js";
-import { ChunkedWriter, csvCell, type ExportFormat, type ExportSink, snapshot } from "./export.js";
+import type { LedgerRecord } from "../ledger/index.js";
+import {
+  ChunkedWriter,
+  csvCell,
+  type ExportFormat,
+  type ExportSink,
+  type SnapshotReader,
+  snapshot,
+} from "./export.js";
 
 /** A decision's label for training, and where it came from. */
 export interface TrainingLabel {
@@ -115,14 +122,14 @@ export function featureColumn(name: string): string {
  * second streams the decisions and writes those that have one.
  */
 export async function exportTraining(
-  reader: LedgerReader,
+  reader: SnapshotReader,
   options: TrainingExportOptions,
   sink: ExportSink,
 ): Promise<TrainingExportSummary> {
-  const records = snapshot(reader);
+  const records = await snapshot(reader);
   const labels = new Map<string, TrainingLabel>();
   const seen = new Set<string>();
-  for (const record of records()) {
+  for await (const record of records()) {
     if (record.model !== options.model) continue;
     if (record.kind === "decision") {
       if (inWindow(record, options)) for (const name of Object.keys(inputsOf(record))) seen.add(name);
@@ -144,7 +151,7 @@ export async function exportTraining(
 
   let rows = 0;
   let unlabelled = 0;
-  for (const record of records()) {
+  for await (const record of records()) {
     if (out.stopped) break;
     if (record.kind !== "decision" || record.model !== options.model || !inWindow(record, options)) continue;
     const label = labels.get(record.id);

@@ -139,3 +139,41 @@ test("PostgreSQL: the threaded writer journals, commits to PostgreSQL and replay
   await writer.close();
   assert.deepEqual(await verifyLedgerAt(location), { ok: true, count: 300 });
 });
+
+test("PostgreSQL: warden ledger export reads a PostgreSQL ledger", async (t) => {
+  const { main } = await import("../cli/index.js");
+  const schema = uniqueSchema();
+  t.after(() => dropSchema(schema));
+  const location = { kind: "postgres", url: TEST_POSTGRES_URL, schema } as const;
+  const store = await openLedgerBackend(location);
+  await store.appendPrepared(Array.from({ length: 5 }, (_, i) => prepareEntry(sampleEntry(i + 1))));
+  await store.close();
+  let stdout = "";
+  const code = await main(
+    [
+      "ledger",
+      "export",
+      "--postgres-url",
+      TEST_POSTGRES_URL,
+      "--postgres-schema",
+      schema,
+      "--format",
+      "ndjson",
+    ],
+    { stdout: (text) => (stdout += text), stderr: () => {} },
+  );
+  assert.equal(code, 0);
+  const lines = stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { seq: number; id: string });
+  assert.deepEqual(
+    lines.map((l) => [l.seq, l.id]),
+    Array.from({ length: 5 }, (_, i) => [i + 1, sampleEntry(i + 1).id]),
+  );
+  const bad = await main(["ledger", "export", "--postgres-url", "mysql://x"], {
+    stdout: () => {},
+    stderr: () => {},
+  });
+  assert.equal(bad, 2);
+});
