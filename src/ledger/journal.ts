@@ -20,6 +20,7 @@ import {
   readdirSync,
   readFileSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -274,4 +275,58 @@ export function removeSegments(segments: readonly string[]): void {
  */
 export function uncommittedJournalEntries(dataDir: string, has: (id: string) => boolean): number {
   return readJournal(journalDir(dataDir)).entries.filter((e) => !has(e.id)).length;
+}
+
+/**
+ * Claim the journal folder for this process: `<dir>/LOCK` holds the owner's pid. Two processes sharing a data
+ * folder would interleave one journal and replay each other's entries; the second is refused instead. A lock
+ * left by a process that no longer runs (a crash) is taken over. Returns the release function.
+ *
+ * @throws WardenError WARDEN_ERR_LEDGER when a running process holds the folder.
+ */
+export function lockJournal(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, "LOCK");
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, `${process.pid}\n`, { flag: "wx" });
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        try {
+          if (readFileSync(path, "utf8").trim() === String(process.pid)) unlinkSync(path);
+        } catch {
+          // Already gone.
+        }
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const owner = Number.parseInt(readFileSync(path, "utf8"), 10);
+    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isRunning(owner)) {
+      throw new WardenError("WARDEN_ERR_LEDGER", `the data folder ${dir} is in use by process ${owner}`, {
+        details: [
+          {
+            field: "data_dir",
+            expected: "a data folder no other running Warden uses (each process keeps its own journal)",
+            found: `${path} held by process ${owner}`,
+            fix: "stop the other server, or give this one its own --data-dir",
+          },
+        ],
+      });
+    }
+    // Left by a process that is gone (or by this one, not released): take it over.
+    unlinkSync(path);
+  }
+  throw new WardenError("WARDEN_ERR_LEDGER", `cannot lock the ledger journal in ${dir}`);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }

@@ -154,7 +154,11 @@ test("acknowledged entries survive a killed process: the next start replays the 
   });
   assert.ok(acknowledged.length >= 2000);
   // Damage on disk is skipped and counted; a torn last line (no line feed) is ignored.
-  const segments = readdirSync(journalDir(dir)).sort();
+  const segments = readdirSync(journalDir(dir))
+    .filter((name) => name.endsWith(".log"))
+    .sort();
+  // The killed process left its lock behind; the next start takes it over.
+  assert.ok(existsSync(join(journalDir(dir), "LOCK")));
   assert.ok(segments.length > 0, "the killed writer left its journal");
   const last = join(journalDir(dir), segments[segments.length - 1]!);
   appendFileSync(last, "not\ta\tvalid\tline\tat\tall\n0190c9a2-7b3e-7def-8abc-9999");
@@ -179,4 +183,27 @@ test("acknowledged entries survive a killed process: the next start replays the 
   assert.equal(ids[ids.length - 1], sampleEntry(999_999).id);
   assert.deepEqual(verifyLedger(dir), { ok: true, count: ids.length });
   assert.equal(existsSync(last), false, "replayed segments are removed");
+});
+
+test("one process per journal: a second writer on the same data folder is refused; a lock left by a dead process is taken over", async (t) => {
+  const dir = tempDir(t);
+  const first = await startLedgerThread(dir);
+  // Another process holding the folder (this test process's parent stands in: it is running).
+  const { writeFileSync } = await import("node:fs");
+  await first.close();
+  writeFileSync(join(journalDir(dir), "LOCK"), `${process.ppid}\n`);
+  await assert.rejects(
+    startLedgerThread(dir),
+    (e: WardenError) =>
+      e.code === "WARDEN_ERR_LEDGER" &&
+      e.message.includes(`in use by process ${process.ppid}`) &&
+      e.details[0]?.field === "data_dir",
+  );
+  // A process that no longer runs: its lock is taken over.
+  writeFileSync(join(journalDir(dir), "LOCK"), "2147483646\n");
+  const again = await startLedgerThread(dir);
+  await again.write(sampleEntry(1));
+  await again.close();
+  assert.equal(existsSync(join(journalDir(dir), "LOCK")), false, "released on close");
+  assert.deepEqual(verifyLedger(dir), { ok: true, count: 1 });
 });

@@ -1,7 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
 import type { LedgerLocation } from "./backend.js";
-import { attachmentLine, JournalWriter, journalDir, journalLine } from "./journal.js";
+import { attachmentLine, JournalWriter, journalDir, journalLine, lockJournal } from "./journal.js";
 import type { MerkleThreadReply, MerkleThreadStart } from "./merkle-thread.js";
 import { ledgerPath, prepareEntry } from "./sqlite-store.js";
 import type {
@@ -136,6 +136,22 @@ export async function startLedgerThread(
   options: LedgerThreadOptions = {},
 ): Promise<LedgerWriter> {
   const synchronous = options.synchronous ?? "normal";
+  // Before the thread replays anything: one process per journal.
+  const release = lockJournal(journalDir(dataDir));
+  try {
+    return await startLocked(dataDir, options, synchronous, release);
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
+async function startLocked(
+  dataDir: string,
+  options: LedgerThreadOptions,
+  synchronous: "normal" | "full",
+  release: () => void,
+): Promise<LedgerWriter> {
   const location: LedgerLocation = options.location ?? { kind: "sqlite", dataDir };
   const start: LedgerThreadStart = { dataDir, location, synchronous };
   const maxBatch = options.maxBatch ?? 512;
@@ -214,6 +230,7 @@ export async function startLedgerThread(
     options,
     ready,
     signer,
+    release,
   );
 }
 
@@ -224,6 +241,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
   readonly #worker: Worker;
   readonly #checkpointer: Worker | undefined;
   readonly #signer: Worker | undefined;
+  readonly #release: () => void;
   readonly #journal: JournalWriter;
   readonly #maxBatch: number;
   readonly #commitDelayMs: number;
@@ -261,8 +279,10 @@ class ThreadedLedgerWriter implements LedgerWriter {
     options: LedgerWriterOptions,
     ready: { replayed: number; damaged: number },
     signer: Worker | undefined = undefined,
+    release: () => void = () => {},
   ) {
     this.#signer = signer;
+    this.#release = release;
     this.#worker = worker;
     this.#checkpointer = checkpointer;
     this.#journal = journal;
@@ -349,12 +369,14 @@ class ThreadedLedgerWriter implements LedgerWriter {
       if (this.#failure !== undefined) {
         await this.#worker.terminate();
         this.#journal.close(false);
+        this.#release();
         return;
       }
       // The thread closes its store, answers "closed" and exits.
       this.#worker.postMessage({ type: "close" } satisfies LedgerThreadRequest);
       await this.#writerExited;
       this.#journal.close(this.#failure === undefined);
+      this.#release();
     })();
     return this.#closing;
   }
