@@ -1,11 +1,10 @@
 import { extname } from "node:path";
 import type { Command } from "commander";
 import { loadManifest } from "../config/index.js";
-import { EXPORT_FORMATS, type ExportFormat, exportTraining, readerSource } from "../feedback/index.js";
-import { openLedgerBackend, openLedgerReader } from "../ledger/index.js";
+import { EXPORT_FORMATS, type ExportFormat, exportTraining } from "../feedback/index.js";
 import { type CliIo, choiceOption, UsageError } from "./index.js";
 import { checkTimeRange, timeOption, withOutput } from "./ledger-export.js";
-import { addStoreOptions, type StoreOptions, storeLocation } from "./ledger-proofs.js";
+import { addStoreOptions, openRecordSource, type StoreOptions } from "./ledger-proofs.js";
 
 interface TrainingOptions extends StoreOptions {
   model: string;
@@ -66,18 +65,8 @@ export function exportTrainingCommand(
           }
           featureOrder = manifest.modelFeatures.map((f) => f.name);
         }
-        const location = storeLocation(options);
         // Open the ledger first: a missing one fails before --out is created.
-        const store =
-          location.kind === "sqlite"
-            ? (() => {
-                const sqlite = openLedgerReader(location.dataDir);
-                return { source: readerSource(sqlite), close: async () => sqlite.close() };
-              })()
-            : await openLedgerBackend(location).then((backend) => ({
-                source: backend,
-                close: () => backend.close(),
-              }));
+        const store = await openRecordSource(options);
         try {
           return await withOutput(options.out, io, async (output) => {
             const summary = await exportTraining(

@@ -7,11 +7,10 @@ import {
   ISO_TIME_EXPECTED,
   parseIsoTime,
   type RecordFilter,
-  readerSource,
 } from "../feedback/index.js";
-import { openLedgerBackend, openLedgerReader, RECORD_KINDS, type RecordKind } from "../ledger/index.js";
+import { RECORD_KINDS, type RecordKind } from "../ledger/index.js";
 import { type CliIo, choiceOption, EXIT, UsageError } from "./index.js";
-import { addStoreOptions, type StoreOptions, storeLocation } from "./ledger-proofs.js";
+import { addStoreOptions, openRecordSource, type StoreOptions } from "./ledger-proofs.js";
 import { OutputError, openStreamOutput, type StreamOutput } from "./stream-output.js";
 
 /** Parse an ISO-8601 time flag to milliseconds since the epoch, for commander. */
@@ -127,18 +126,8 @@ export function ledgerExportCommand(
           until: options.until,
           kinds: options.kind,
         };
-        const location = storeLocation(options);
         // Open the ledger first: a missing one fails before --out is created.
-        const store =
-          location.kind === "sqlite"
-            ? (() => {
-                const sqlite = openLedgerReader(location.dataDir);
-                return { source: readerSource(sqlite), close: async () => sqlite.close() };
-              })()
-            : await openLedgerBackend(location).then((backend) => ({
-                source: backend,
-                close: () => backend.close(),
-              }));
+        const store = await openRecordSource(options);
         try {
           return await withOutput(options.out, io, async (output) => {
             const count = await exportLedger(store.source, { filter, format }, async (text) => {

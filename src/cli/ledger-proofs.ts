@@ -4,6 +4,7 @@
  */
 import { resolve } from "node:path";
 import type { Command } from "commander";
+import { readerSource, type SnapshotReader } from "../feedback/index.js";
 import {
   type CheckpointSource,
   defaultSigningKeyPath,
@@ -12,6 +13,7 @@ import {
   loadOrCreateSigningKey,
   makeCheckpoint,
   openLedgerBackend,
+  openLedgerReader,
   proveConsistency,
   proveInclusion,
   sqliteCheckpoints,
@@ -54,6 +56,19 @@ export function storeLocation(options: StoreOptions): LedgerLocation {
     );
   }
   return { kind: "postgres", url: options.postgresUrl, schema };
+}
+
+/** The records of the ledger the flags name, for the exports; `close` when done. */
+export async function openRecordSource(
+  options: StoreOptions,
+): Promise<{ source: SnapshotReader; close: () => Promise<void> }> {
+  const location = storeLocation(options);
+  if (location.kind === "sqlite") {
+    const sqlite = openLedgerReader(location.dataDir);
+    return { source: readerSource(sqlite), close: async () => sqlite.close() };
+  }
+  const backend = await openLedgerBackend(location);
+  return { source: backend, close: () => backend.close() };
 }
 
 /** Run `body` with the checkpoint source of the ledger the flags name, closing it afterwards. */

@@ -1,6 +1,4 @@
-import { once } from "node:events";
 import { createReadStream, existsSync } from "node:fs";
-import { open } from "node:fs/promises";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import { pipeline } from "node:stream";
@@ -12,6 +10,7 @@ import { applyPolicy, validateInstance } from "../decision/index.js";
 import { type FieldProblem, WardenError } from "../errors/index.js";
 import { createWorkerPool, DynamicBatcher } from "../runtime/index.js";
 import { type CliIo, choiceOption, EXIT, UsageError } from "./index.js";
+import { OutputError, openStreamOutput, reasonOf, type StreamOutput } from "./stream-output.js";
 
 const FORMATS = ["csv", "ndjson"] as const;
 type Format = (typeof FORMATS)[number];
@@ -61,13 +60,6 @@ interface InputRow {
   readonly subject?: unknown;
   /** A problem found while reading the row (unparsable JSON line). */
   readonly readProblem?: FieldProblem;
-}
-
-/** A system error's message without its ", open '<path>'" tail, for messages that already name the file. */
-function reasonOf(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const { syscall, path } = error as NodeJS.ErrnoException;
-  return syscall && path ? error.message.replace(`, ${syscall} '${path}'`, "") : error.message;
 }
 
 /** The input file cannot be read or parsed; CSV errors carry the line csv-parse stopped at. */
@@ -218,89 +210,6 @@ export function predictCommand(
     );
 }
 
-/** The results could not be written (to --out's file or standard output); reported in one line, exit code 1. */
-class OutputError extends Error {
-  constructor(target: string, cause: unknown) {
-    super(`cannot write results to ${target}: ${reasonOf(cause)}`, { cause });
-  }
-}
-
-/** Where the results go. */
-interface Output {
-  write(text: string): Promise<void>;
-  /** The reader closed standard output (EPIPE): nothing written now can arrive, so scoring should stop. */
-  readonly closed: boolean;
-  /** Flush and let go; throws OutputError when a write failed. */
-  close(): Promise<void>;
-}
-
-/** --out's file. Opened at once, so a path that cannot be written fails before the model loads. */
-async function fileOutput(path: string): Promise<Output> {
-  const handle = await open(path, "w").catch((error: unknown) => {
-    throw new OutputError(path, error);
-  });
-  const sink = handle.createWriteStream();
-  let failure: unknown;
-  // A write can fail after write() returned (disk full), when nothing awaits the stream; unheard, that 'error'
-  // event would crash the process. Keep it for the next write or close to report.
-  sink.on("error", (error) => {
-    failure ??= error;
-  });
-  return {
-    closed: false,
-    async write(text) {
-      if (failure !== undefined) throw new OutputError(path, failure);
-      if (sink.write(text)) return;
-      await once(sink, "drain").catch((error: unknown) => {
-        throw new OutputError(path, error);
-      });
-    },
-    async close() {
-      // end's callback runs on finish or on failure; a failure has reached the listener above by then.
-      await new Promise<void>((resolve) => sink.end(() => resolve()));
-      if (failure !== undefined) throw new OutputError(path, failure);
-    },
-  };
-}
-
-/**
- * Standard output, through io.stdout. In the real CLI that writes to process.stdout, whose failures arrive as
- * 'error' events there rather than as exceptions from io.stdout, so listen there while scoring. A test's io
- * never writes to process.stdout, which then stays healthy and the listener silent.
- */
-function standardOutput(io: CliIo): Output {
-  let closed = false;
-  let failure: unknown;
-  const onError = (error: NodeJS.ErrnoException) => {
-    // EPIPE: the reader stopped reading (`warden predict ... | head`). Its choice, not a failure.
-    if (error.code === "EPIPE") closed = true;
-    else failure ??= error;
-  };
-  process.stdout.on("error", onError);
-  return {
-    get closed() {
-      return closed;
-    },
-    async write(text) {
-      if (failure !== undefined) throw new OutputError("standard output", failure);
-      if (!closed) io.stdout(text);
-    },
-    async close() {
-      // An empty write completes after every earlier one; `errored` then says whether any of them failed.
-      await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
-      const error = process.stdout.errored;
-      if (error === null) {
-        process.stdout.off("error", onError);
-        return;
-      }
-      // Broken for good. Its 'error' event may not have been emitted yet: the listener stays to absorb it,
-      // and the error is classified here rather than waiting for it.
-      onError(error);
-      if (failure !== undefined) throw new OutputError("standard output", failure);
-    },
-  };
-}
-
 interface Tally {
   readonly total: number;
   readonly invalid: number;
@@ -315,7 +224,7 @@ async function score(
   outPath: string | undefined,
   io: CliIo,
 ): Promise<number> {
-  const output = outPath === undefined ? standardOutput(io) : await fileOutput(outPath);
+  const output = await openStreamOutput(outPath, io, "results");
   let tally: Tally;
   try {
     tally = await scoreRows(manifest, inputPath, inputFormat, format, output, io);
@@ -339,7 +248,7 @@ async function scoreRows(
   inputPath: string,
   inputFormat: Format,
   format: Format,
-  output: Output,
+  output: StreamOutput,
   io: CliIo,
 ): Promise<Tally> {
   const executor = await createWorkerPool(manifest);

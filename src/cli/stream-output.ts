@@ -2,11 +2,18 @@ import { once } from "node:events";
 import { open } from "node:fs/promises";
 import type { CliIo } from "./index.js";
 
+/** A system error's message without its ", open '<path>'" tail, for messages that already name the file. */
+export function reasonOf(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { syscall, path } = error as NodeJS.ErrnoException;
+  return syscall && path ? error.message.replace(`, ${syscall} '${path}'`, "") : error.message;
+}
+
 /** Output could not be written (to --out's file or standard output); reported in one line, exit code 1. */
 export class OutputError extends Error {
-  constructor(target: string, cause: unknown) {
-    const reason = cause instanceof Error ? cause.message : String(cause);
-    super(`cannot write to ${target}: ${reason}`, { cause });
+  /** @param what what was being written ("results"), for the message. */
+  constructor(target: string, cause: unknown, what?: string) {
+    super(`cannot write ${what ? `${what} ` : ""}to ${target}: ${reasonOf(cause)}`, { cause });
   }
 }
 
@@ -24,10 +31,14 @@ export interface StreamOutput {
  * that cannot be written fails before any work. Every write waits for `drain` when the stream's buffer is
  * full, so a slow disk or reader holds the export back instead of filling memory.
  */
-export async function openStreamOutput(path: string | undefined, io: CliIo): Promise<StreamOutput> {
-  if (path === undefined) return standardOutput(io);
+export async function openStreamOutput(
+  path: string | undefined,
+  io: CliIo,
+  what?: string,
+): Promise<StreamOutput> {
+  if (path === undefined) return standardOutput(io, what);
   const handle = await open(path, "w").catch((error: unknown) => {
-    throw new OutputError(path, error);
+    throw new OutputError(path, error, what);
   });
   const sink = handle.createWriteStream();
   let failure: unknown;
@@ -39,15 +50,15 @@ export async function openStreamOutput(path: string | undefined, io: CliIo): Pro
   return {
     closed: false,
     async write(text) {
-      if (failure !== undefined) throw new OutputError(path, failure);
+      if (failure !== undefined) throw new OutputError(path, failure, what);
       if (sink.write(text)) return;
       await once(sink, "drain").catch((error: unknown) => {
-        throw new OutputError(path, error);
+        throw new OutputError(path, error, what);
       });
     },
     async close() {
       await new Promise<void>((resolve) => sink.end(() => resolve()));
-      if (failure !== undefined) throw new OutputError(path, failure);
+      if (failure !== undefined) throw new OutputError(path, failure, what);
     },
   };
 }
@@ -57,7 +68,7 @@ export async function openStreamOutput(path: string | undefined, io: CliIo): Pro
  * backpressure and whose failures arrive as 'error' events; a test's io never touches process.stdout, which
  * then never needs draining.
  */
-function standardOutput(io: CliIo): StreamOutput {
+function standardOutput(io: CliIo, what: string | undefined): StreamOutput {
   let closed = false;
   let failure: unknown;
   const onError = (error: NodeJS.ErrnoException) => {
@@ -71,13 +82,13 @@ function standardOutput(io: CliIo): StreamOutput {
       return closed;
     },
     async write(text) {
-      if (failure !== undefined) throw new OutputError("standard output", failure);
+      if (failure !== undefined) throw new OutputError("standard output", failure, what);
       if (closed) return;
       io.stdout(text);
       if (process.stdout.writableNeedDrain) {
         // 'error' rejects the wait; the listener above has classified it by then.
         await once(process.stdout, "drain").catch(() => undefined);
-        if (failure !== undefined) throw new OutputError("standard output", failure);
+        if (failure !== undefined) throw new OutputError("standard output", failure, what);
       }
     },
     async close() {
@@ -88,7 +99,7 @@ function standardOutput(io: CliIo): StreamOutput {
         return;
       }
       onError(error);
-      if (failure !== undefined) throw new OutputError("standard output", failure);
+      if (failure !== undefined) throw new OutputError("standard output", failure, what);
     },
   };
 }
