@@ -69,8 +69,8 @@ export interface SealedSubject<Row = unknown> {
 }
 
 /**
- * Protects subjects per their model's `policy.subject_storage`. The pipeline stores a request's rows before
- * handing its entries to the ledger, and answers once both are durable.
+ * Protects subjects per their model's `policy.subject_storage`. Each decision's vault row travels with its
+ * entry through the ledger's journal (LedgerSink.write's attachment), so both are durable together.
  */
 export interface SubjectSealer<Row = unknown> {
   /** Undefined when the model stores its subject in clear. */
@@ -80,10 +80,6 @@ export interface SubjectSealer<Row = unknown> {
     time: string,
     subject: Readonly<Record<string, FeatureValue>>,
   ): SealedSubject<Row> | undefined;
-  /** Resolves once the rows are durable. */
-  store(rows: readonly Row[]): Promise<void>;
-  /** Forget rows whose decisions could not be recorded. */
-  discard(decisionIds: readonly string[]): void;
 }
 
 /** What a rejection records of a subject's refused value when the model does not keep subjects in clear. */

@@ -108,14 +108,6 @@ export class SubjectProtection implements SubjectSealer<VaultRow> {
     };
   }
 
-  store(rows: readonly VaultRow[]): Promise<void> {
-    return this.vault.put(rows);
-  }
-
-  discard(decisionIds: readonly string[]): void {
-    this.vault.discard(decisionIds);
-  }
-
   /** The vault's view of a decision's protected subject; undefined for a record without one. */
   view(record: LedgerRecord): SubjectVaultView | undefined {
     const storage = protectedStorage(record);
@@ -201,10 +193,6 @@ export class SubjectProtection implements SubjectSealer<VaultRow> {
       (name) => pseudonyms[name] === pseudonymOf(key, record.model, name, claimed[name]!),
     );
     return { ...check, ok: check.ok && agree, pseudonyms: agree };
-  }
-
-  healthy(): boolean {
-    return this.vault.healthy();
   }
 
   close(): void {

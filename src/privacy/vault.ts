@@ -128,79 +128,24 @@ export function openSubjectVault(dataDir: string, options: VaultOptions = {}): S
   return new SubjectVault(file, db);
 }
 
-interface Pending {
-  readonly rows: readonly VaultRow[];
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
-}
-
-/** The vault. Writes are grouped per event-loop turn; reads are synchronous. */
+/** The vault: rows are stored by the ledger thread ({@link SubjectVault.insertNow}); reads are synchronous. */
 export class SubjectVault {
   readonly file: string;
   readonly db: Database.Database;
-  readonly #insert: Database.Statement;
   readonly #get: Database.Statement<[string], VaultRow>;
-  readonly #insertAll: (rows: readonly VaultRow[]) => void;
   readonly #insertOrKeepAll: (rows: readonly VaultRow[]) => void;
-  #queue: Pending[] = [];
-  #tick: NodeJS.Immediate | undefined;
-  #failure: WardenError | undefined;
   #closed = false;
 
   constructor(file: string, db: Database.Database) {
     this.file = file;
     this.db = db;
-    this.#insert = db.prepare(
-      "INSERT INTO subjects (decision_id, model, version, time, storage, retention_days, retain_until, salt, payload, purged_at, purge_record) VALUES (@decision_id, @model, @version, @time, @storage, @retention_days, @retain_until, @salt, @payload, @purged_at, @purge_record)",
-    );
     this.#get = db.prepare<[string], VaultRow>("SELECT * FROM subjects WHERE decision_id = ?");
-    this.#insertAll = db.transaction((rows: readonly VaultRow[]) => {
-      for (const row of rows) this.#insert.run(row);
-    });
     const keep = db.prepare(
       "INSERT OR IGNORE INTO subjects (decision_id, model, version, time, storage, retention_days, retain_until, salt, payload, purged_at, purge_record) VALUES (@decision_id, @model, @version, @time, @storage, @retention_days, @retain_until, @salt, @payload, @purged_at, @purge_record)",
     );
     this.#insertOrKeepAll = db.transaction((rows: readonly VaultRow[]) => {
       for (const row of rows) keep.run(row);
     });
-  }
-
-  /**
-   * Store rows. Resolves once they are committed (one transaction with the rest of this turn's rows).
-   *
-   * @throws (rejects) WardenError WARDEN_ERR_VAULT when they cannot be stored; the vault then refuses every later
-   *   write (a disk that failed once is not trusted with the next decision), and the server turns not ready.
-   */
-  put(rows: readonly VaultRow[]): Promise<void> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
-    if (this.#closed)
-      return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN", "the subject vault is closed"));
-    if (rows.length === 0) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ rows, resolve, reject });
-      this.#tick ??= setImmediate(() => this.#flush());
-    });
-  }
-
-  #flush(): void {
-    if (this.#tick !== undefined) clearImmediate(this.#tick);
-    this.#tick = undefined;
-    const batch = this.#queue;
-    this.#queue = [];
-    if (batch.length === 0) return;
-    try {
-      const all: VaultRow[] = [];
-      for (const p of batch) for (const row of p.rows) all.push(row);
-      this.#insertAll(all);
-    } catch (error) {
-      this.#failure ??= new WardenError(
-        "WARDEN_ERR_VAULT",
-        `cannot store protected subjects in ${this.file}: ${(error as Error).message}`,
-      );
-      for (const p of batch) p.reject(this.#failure);
-      return;
-    }
-    for (const p of batch) p.resolve();
   }
 
   /**
@@ -213,34 +158,15 @@ export class SubjectVault {
     this.#insertOrKeepAll(rows);
   }
 
-  /** Delete the rows of decisions that were never recorded (their ledger write failed). Best effort. */
-  discard(ids: readonly string[]): void {
-    if (this.#closed || ids.length === 0) return;
-    try {
-      const remove = this.db.prepare("DELETE FROM subjects WHERE decision_id = ?");
-      this.db.transaction(() => {
-        for (const id of ids) remove.run(id);
-      })();
-    } catch {
-      // A row left behind is purged with the others when its retention ends.
-    }
-  }
-
   /** A decision's row, or undefined. */
   get(decisionId: string): VaultRow | undefined {
     if (this.#closed) throw new WardenError("WARDEN_ERR_VAULT", `the subject vault ${this.file} is closed`);
     return this.#get.get(decisionId);
   }
 
-  /** False once a write has failed. */
-  healthy(): boolean {
-    return this.#failure === undefined;
-  }
-
-  /** Commit what is queued, then close. Idempotent. */
+  /** Close. Idempotent. */
   close(): void {
     if (this.#closed) return;
-    this.#flush();
     this.#closed = true;
     this.db.close();
   }

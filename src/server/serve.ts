@@ -147,8 +147,7 @@ export async function startServer(
       privacy,
       ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
-      isReady: () =>
-        ready && writer.healthy() && privacy.healthy() && registry.list().every((m) => m.executor.isReady()),
+      isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
     });
     await app.listen({ host: config.host, port: config.port }).catch((error: NodeJS.ErrnoException) => {
       const reason =
