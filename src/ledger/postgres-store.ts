@@ -16,9 +16,9 @@ import pg from "pg";
 import { WardenError } from "../errors/index.js";
 import type { LedgerBackend } from "./backend.js";
 import type { CheckpointSource } from "./checkpoints.js";
-import { chainHash, GENESIS_HASH } from "./hash.js";
+import { GENESIS_HASH } from "./hash.js";
 import type { SignedTreeHead } from "./signing.js";
-import type { ChainPosition, PreparedEntry, ScanOptions } from "./sqlite-store.js";
+import { type ChainPosition, chainPositions, type PreparedEntry, type ScanOptions } from "./sqlite-store.js";
 import type { LedgerEntry, LedgerRecord } from "./types.js";
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -218,14 +218,10 @@ class PostgresLedger implements LedgerBackend {
         await client.query<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${this.#s}.head FOR UPDATE`)
       ).rows[0];
       if (head === undefined) throw new WardenError("WARDEN_ERR_LEDGER", "the ledger's head row is missing");
-      let seq = Number(head.seq);
-      let prevHash = head.hash;
-      const positions: ChainPosition[] = [];
+      const positions = chainPositions(entries, Number(head.seq), head.hash);
       const columns: string[][] = [[], [], [], [], [], [], [], [], []];
-      for (const entry of entries) {
-        const hash = chainHash(prevHash, entry.canonical);
-        seq += 1;
-        positions.push({ seq, prev_hash: prevHash, hash });
+      entries.forEach((entry, i) => {
+        const { seq, prev_hash, hash } = positions[i]!;
         const values = [
           String(seq),
           entry.id,
@@ -234,12 +230,12 @@ class PostgresLedger implements LedgerBackend {
           entry.model,
           entry.version,
           entry.canonical,
-          prevHash,
+          prev_hash,
           hash,
         ];
-        for (let i = 0; i < values.length; i++) columns[i]!.push(values[i]!);
-        prevHash = hash;
-      }
+        for (let c = 0; c < values.length; c++) columns[c]!.push(values[c]!);
+      });
+      const last = positions[positions.length - 1]!;
       await client.query(
         `INSERT INTO ${this.#s}.records (seq, id, kind, time, model, version, entry, prev_hash, hash, writer)
          SELECT s, i, k, t, m, v, e, p, h, $10
@@ -247,7 +243,7 @@ class PostgresLedger implements LedgerBackend {
            AS u(s, i, k, t, m, v, e, p, h)`,
         [...columns, this.#writer],
       );
-      await client.query(`UPDATE ${this.#s}.head SET seq = $1, hash = $2`, [seq, prevHash]);
+      await client.query(`UPDATE ${this.#s}.head SET seq = $1, hash = $2`, [last.seq, last.hash]);
       await client.query("COMMIT");
       return positions;
     } catch (error) {

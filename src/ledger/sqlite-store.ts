@@ -75,6 +75,26 @@ export interface ChainPosition {
 }
 
 /**
+ * Chain entries onto a ledger whose last record is (`lastSeq`, `lastHash`): each one's sequence number, the
+ * hash it links to, and its own hash. Every store appends exactly this.
+ */
+export function chainPositions(
+  entries: readonly PreparedEntry[],
+  lastSeq: number,
+  lastHash: string,
+): ChainPosition[] {
+  let seq = lastSeq;
+  let prevHash = lastHash;
+  return entries.map((entry) => {
+    const hash = chainHash(prevHash, entry.canonical);
+    seq += 1;
+    const position: ChainPosition = { seq, prev_hash: prevHash, hash };
+    prevHash = hash;
+    return position;
+  });
+}
+
+/**
  * Check an entry and canonicalise it: what an append hashes and stores.
  *
  * @throws WardenError WARDEN_ERR_LEDGER when a field is missing or the body is not plain JSON data.
@@ -325,11 +345,9 @@ class SqliteLedgerStore implements LedgerStore {
   }
 
   #insertAll(entries: readonly PreparedEntry[]): ChainPosition[] {
-    let seq = this.#lastSeq;
-    let prevHash = this.#lastHash;
-    return entries.map((entry) => {
-      const hash = chainHash(prevHash, entry.canonical);
-      seq += 1;
+    const positions = chainPositions(entries, this.#lastSeq, this.#lastHash);
+    entries.forEach((entry, i) => {
+      const { seq, prev_hash, hash } = positions[i]!;
       this.#insert.run(
         seq,
         entry.id,
@@ -338,13 +356,11 @@ class SqliteLedgerStore implements LedgerStore {
         entry.model,
         entry.version,
         entry.canonical,
-        prevHash,
+        prev_hash,
         hash,
       );
-      const position: ChainPosition = { seq, prev_hash: prevHash, hash };
-      prevHash = hash;
-      return position;
     });
+    return positions;
   }
 
   get(id: string): LedgerRecord | undefined {
