@@ -2,9 +2,11 @@ import { v7 as uuidv7 } from "uuid";
 import type { Manifest } from "../config/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LedgerAttachment, LedgerEntry } from "../ledger/index.js";
+import type { SealedSubject } from "../privacy/seal.js";
 import type { LoadedModel, ModelRegistry, Route, RoutingKey } from "../registry/index.js";
 import { hashKey } from "../registry/index.js";
 import type { RowResult } from "../runtime/batcher.js";
+import type { RowTask } from "../runtime/row-tasks.js";
 import { type FeatureValue, type ValidInstance, validateInstance } from "./input.js";
 import { applyPolicy } from "./policy.js";
 
@@ -52,34 +54,10 @@ export interface DecisionResult {
 /** What the pipeline needs from the ledger: an append that resolves once the entry cannot be lost. */
 export interface LedgerSink {
   /**
-   * Record an entry. `attachment.vault` (a protected subject's vault row) travels with it through the same
+   * Record an entry. `attachment.vaultJson` (a protected subject's vault row) travels with it through the same
    * write-ahead journal and is stored before the entry is committed: one durable write for both.
    */
   write(entry: LedgerEntry, attachment?: LedgerAttachment): Promise<unknown>;
-}
-
-/** A decision's subject as recorded when its model does not store it in clear (see privacy/). */
-export interface SealedSubject<Row = unknown> {
-  /** What the ledger entry holds as `subject`: a commitment per attribute, never the value. */
-  readonly subject: Readonly<Record<string, unknown>>;
-  /** What the ledger entry holds as `privacy`: the storage and retention in force. */
-  readonly privacy: Readonly<Record<string, unknown>>;
-  /** The vault row (salt and stored form); undefined when the subject is empty. */
-  readonly row: Row | undefined;
-}
-
-/**
- * Protects subjects per their model's `policy.subject_storage`. Each decision's vault row travels with its
- * entry through the ledger's journal (LedgerSink.write's attachment), so both are durable together.
- */
-export interface SubjectSealer<Row = unknown> {
-  /** Undefined when the model stores its subject in clear. */
-  seal(
-    manifest: Manifest,
-    decisionId: string,
-    time: string,
-    subject: Readonly<Record<string, FeatureValue>>,
-  ): SealedSubject<Row> | undefined;
 }
 
 /** What a rejection records of a subject's refused value when the model does not keep subjects in clear. */
@@ -169,7 +147,6 @@ export function createDecisionPipeline(
   ledger: LedgerSink,
   observer: PipelineObserver = {},
   router: Router = registryRouter(registry),
-  sealer?: SubjectSealer,
 ): DecisionPipeline {
   const shadows = new Set<Promise<void>>();
   /**
@@ -341,6 +318,17 @@ export function createDecisionPipeline(
         return reject(first, rejection(request, clientIds), error);
       }
 
+      // The decisions' ids and time are fixed before inference: a protected subject is sealed for its decision
+      // on the model's worker, beside inference (runtime/row-tasks.ts), not on this thread.
+      const time = new Date().toISOString();
+      const decisionIds = valid.map(() => uuidv7());
+      const tasks = valid.map((instance, i): RowTask | undefined =>
+        routes[i]!.model.manifest.privacy.subjectStorage === "clear" ||
+        Object.keys(instance.subject).length === 0
+          ? undefined
+          : { seal: { decisionId: decisionIds[i]!, time, subject: instance.subject } },
+      );
+
       // One submit per version that answers (a canary splits a request's instances between two).
       const groups = new Map<LoadedModel, number[]>();
       routes.forEach((route, i) => {
@@ -350,14 +338,19 @@ export function createDecisionPipeline(
       });
       const rows: RowResult[] = new Array<RowResult>(valid.length);
       const submitted = [...groups].map(([model, indices]) =>
-        model.batcher.submit(indices.map((i) => valid[i]!.row)).then(
-          (results) => {
-            indices.forEach((i, j) => {
-              rows[i] = results[j]!;
-            });
-          },
-          (error: unknown) => Promise.reject({ model, error }),
-        ),
+        model.batcher
+          .submit(
+            indices.map((i) => valid[i]!.row),
+            indices.map((i) => tasks[i]),
+          )
+          .then(
+            (results) => {
+              indices.forEach((i, j) => {
+                rows[i] = results[j]!;
+              });
+            },
+            (error: unknown) => Promise.reject({ model, error }),
+          ),
       );
       try {
         await Promise.all(submitted);
@@ -373,11 +366,10 @@ export function createDecisionPipeline(
       // Decide every row before recording any: a row the policy refuses (a non-finite output) fails the whole
       // request, and then none of its decisions may be in the ledger unanswered.
       const outcomes = valid.map((_, i) => applyPolicy(routes[i]!.model.manifest, rows[i]!));
-      const time = new Date().toISOString();
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
       const entries: LedgerEntry[] = [];
-      const vaultRows: (unknown | undefined)[] = [];
+      const vaultRows: (string | undefined)[] = [];
       const shadowed = new Map<
         LoadedModel,
         { instance: InstanceInput; decisionId: string; version: string }[]
@@ -386,11 +378,11 @@ export function createDecisionPipeline(
         const outcome = outcomes[i]!;
         const route = routes[i]!;
         const manifest = route.model.manifest;
-        const decisionId = uuidv7();
+        const decisionId = decisionIds[i]!;
         const clientId = clientIds[i];
         const subjectId = request.instances[i]!.subject_id as string | undefined;
-        const sealed = sealSubject(sealer, manifest, decisionId, time, instance.subject);
-        vaultRows.push(sealed?.row);
+        const sealed = recordedSubject(manifest, instance.subject, rows[i]!.task?.sealed);
+        vaultRows.push(sealed?.vaultJson);
         // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
           batch_size: rows[i]!.batchSize,
@@ -438,7 +430,7 @@ export function createDecisionPipeline(
       // A protected subject's vault row goes with its entry: one journal write makes both durable, and the
       // ledger thread stores the row before it commits the entry (no entry without its row).
       const writes = entries.map((entry, i) =>
-        ledger.write(entry, vaultRows[i] === undefined ? undefined : { vault: vaultRows[i] }),
+        ledger.write(entry, vaultRows[i] === undefined ? undefined : { vaultJson: vaultRows[i] }),
       );
       for (const [shadow, served] of shadowed) {
         try {
@@ -454,20 +446,41 @@ export function createDecisionPipeline(
   };
 }
 
-function sealSubject(
-  sealer: SubjectSealer | undefined,
+/** A protected decision's subject as its ledger entry records it, and its vault row. */
+interface RecordedSubject {
+  /** A commitment per attribute, never the value. */
+  readonly subject: Readonly<Record<string, { commitment: string }>>;
+  /** The storage and retention in force. */
+  readonly privacy: { readonly retention_days: number; readonly subject_storage: string };
+  readonly vaultJson: string | undefined;
+}
+
+/**
+ * What the ledger entry holds of a protected subject, from its sealing on the model's worker; undefined when the
+ * model keeps subjects in clear.
+ *
+ * @throws WardenError WARDEN_ERR_VAULT when a non-empty protected subject came back unsealed (never recorded in
+ *   clear instead).
+ */
+function recordedSubject(
   manifest: Manifest,
-  decisionId: string,
-  time: string,
   subject: Readonly<Record<string, FeatureValue>>,
-): SealedSubject | undefined {
-  if (manifest.privacy.subjectStorage === "clear") return undefined;
-  if (sealer === undefined) {
-    // Never fall back to clear storage.
+  sealed: SealedSubject | undefined,
+): RecordedSubject | undefined {
+  const storage = manifest.privacy.subjectStorage;
+  if (storage === "clear") return undefined;
+  const privacy = { retention_days: manifest.privacy.retentionDays, subject_storage: storage };
+  const names = Object.keys(subject);
+  if (names.length === 0) return { subject: {}, privacy, vaultJson: undefined };
+  if (sealed === undefined || sealed.commitments.length !== names.length) {
     throw new WardenError(
       "WARDEN_ERR_VAULT",
-      `model ${manifest.name} ${manifest.version} stores subjects ${manifest.privacy.subjectStorage}, and this server has no subject vault`,
+      `model ${manifest.name} ${manifest.version} stores subjects ${storage}, and the subject came back unsealed`,
     );
   }
-  return sealer.seal(manifest, decisionId, time, subject);
+  const commitments: Record<string, { commitment: string }> = {};
+  names.forEach((name, k) => {
+    commitments[name] = { commitment: sealed.commitments[k]! };
+  });
+  return { subject: commitments, privacy, vaultJson: sealed.vaultJson };
 }

@@ -88,8 +88,10 @@ function splitLine(line: string): PreparedEntry | undefined {
  * vault row (privacy/), which the ledger thread stores before it commits the entry. Entry lines start with
  * their id (a UUID), never with `V\t`.
  */
-export function attachmentLine(vaultRow: unknown): string {
-  return `V\t${JSON.stringify(vaultRow)}\n`;
+export function attachmentLine(vaultJson: string): string {
+  // One line: JSON text never holds a raw line feed, unless it is not JSON text at all.
+  if (vaultJson.includes("\n")) throw new Error("a vault row must be one line of JSON text");
+  return `V\t${vaultJson}\n`;
 }
 
 /** Journal text parsed: the entries, and the vault rows that travel with them. */

@@ -64,8 +64,11 @@ export interface LedgerWriterStats {
 
 /** What may travel with an entry through the journal and be stored before it is committed. */
 export interface LedgerAttachment {
-  /** A protected subject's vault row (privacy/vault.ts), stored in `<dataDir>/vault.sqlite`. */
-  readonly vault?: unknown;
+  /**
+   * A protected subject's vault row (privacy/vault.ts `VaultRow`) as one line of JSON text, stored in
+   * `<dataDir>/vault.sqlite`.
+   */
+  readonly vaultJson?: string;
 }
 
 /** Journaling, group-committing front of a ledger store. The only writer of its store. */
@@ -332,7 +335,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
       // Canonicalised here, so the caller learns at once about data that cannot be recorded, and the thread
       // receives one flat string per turn (cheap to pass).
       line = journalLine(prepareEntry(entry));
-      if (attachment?.vault !== undefined) line = attachmentLine(attachment.vault) + line;
+      if (attachment?.vaultJson !== undefined) line = attachmentLine(attachment.vaultJson) + line;
     } catch (error) {
       this.#entriesFailed += 1;
       return Promise.reject(error);

@@ -1,20 +1,16 @@
-import type { Manifest } from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
-import type { SealedSubject, SubjectSealer } from "../decision/pipeline.js";
 import { WardenError } from "../errors/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import { loadOrCreatePrivacyKey, type PrivacyKey } from "./keys.js";
 import {
   type ClaimCheck,
-  commitSubject,
   decryptSubject,
-  encryptSubject,
-  newSalt,
   parseBox,
   pseudonymOf,
+  type SealKeys,
   verifySubjectClaim,
 } from "./seal.js";
-import { addDays, openSubjectVault, type SubjectVault, type VaultRow } from "./vault.js";
+import { openSubjectVault, type SubjectVault } from "./vault.js";
 
 /** Key files per purpose. */
 export interface PrivacyKeyFiles {
@@ -40,7 +36,7 @@ export interface SubjectVaultView {
  * Subject protection for a server: the keys and the vault. Implements the pipeline's sealer; reads back for the
  * decision routes.
  */
-export class SubjectProtection implements SubjectSealer<VaultRow> {
+export class SubjectProtection {
   readonly vault: SubjectVault;
   readonly #encryption: PrivacyKey;
   readonly #pseudonym: PrivacyKey;
@@ -65,46 +61,14 @@ export class SubjectProtection implements SubjectSealer<VaultRow> {
     return notes;
   }
 
-  seal(
-    manifest: Manifest,
-    decisionId: string,
-    time: string,
-    subject: Readonly<Record<string, FeatureValue>>,
-  ): SealedSubject<VaultRow> | undefined {
-    const storage = manifest.privacy.subjectStorage;
-    if (storage === "clear") return undefined;
-    const retentionDays = manifest.privacy.retentionDays;
-    const privacy = { retention_days: retentionDays, subject_storage: storage };
-    const names = Object.keys(subject);
-    if (names.length === 0) return { subject: {}, privacy, row: undefined };
-    const salt = newSalt();
-    let payload: string;
-    if (storage === "encrypted") {
-      payload = JSON.stringify(
-        encryptSubject(this.#encryption.bytes(), this.#encryption.id, decisionId, subject),
-      );
-    } else {
-      const key = this.#pseudonym.bytes();
-      const pseudonyms: Record<string, string> = {};
-      for (const name of names) pseudonyms[name] = pseudonymOf(key, manifest.name, name, subject[name]!);
-      payload = JSON.stringify({ alg: "HS256", key_id: this.#pseudonym.id, pseudonyms });
-    }
+  /**
+   * Copies of the key bytes for the model workers, which seal each decision's subject beside its inference
+   * (runtime/worker.ts, privacy/seal.ts `sealSubject`).
+   */
+  sealKeys(): SealKeys {
     return {
-      subject: commitSubject(salt, subject),
-      privacy,
-      row: {
-        decision_id: decisionId,
-        model: manifest.name,
-        version: manifest.version,
-        time,
-        storage,
-        retention_days: retentionDays,
-        retain_until: addDays(time, retentionDays),
-        salt,
-        payload,
-        purged_at: null,
-        purge_record: null,
-      },
+      encryption: { id: this.#encryption.id, key: new Uint8Array(this.#encryption.bytes()) },
+      pseudonym: { id: this.#pseudonym.id, key: new Uint8Array(this.#pseudonym.bytes()) },
     };
   }
 

@@ -19,7 +19,7 @@
 import { createCipheriv, createDecipheriv, createHmac, hash, randomFillSync } from "node:crypto";
 import type { FeatureValue } from "../decision/input.js";
 import { describeValue, WardenError } from "../errors/index.js";
-import { canonicalJson } from "../ledger/index.js";
+import { canonicalJson } from "../ledger/hash.js";
 
 /** Salt bytes per decision. */
 export const SALT_BYTES = 16;
@@ -48,8 +48,14 @@ export function newSalt(): string {
 
 /** The commitment to one attribute's value (see the module comment). */
 export function subjectCommitment(salt: string, attribute: string, value: FeatureValue): string {
-  // One-shot hashing: a third of createHash's cost for inputs this small (it runs for every decision).
-  return hash("sha256", canonicalJson({ attribute, salt, value }), "hex");
+  // One-shot hashing: a third of createHash's cost for inputs this small (it runs for every decision). The
+  // canonical text is written out directly (keys in RFC 8785 order: attribute, salt, value); the salt is hex,
+  // so needs no escaping.
+  return hash(
+    "sha256",
+    `{"attribute":${canonicalJson(attribute)},"salt":"${salt}","value":${canonicalJson(value)}}`,
+    "hex",
+  );
 }
 
 /** A commitment as it stands in the ledger entry's `subject`, one per attribute. */
@@ -201,4 +207,98 @@ export function parseBox(decisionId: string, text: string): SealedBox {
     }
   }
   return box as SealedBox;
+}
+
+/** Date part → the date part `days` later, for the days in use. */
+const dayCache = new Map<string, { days: number; day: string }>();
+/** The time `days` after an ISO time, as ISO. */
+export function addDays(time: string, days: number): string {
+  // The day count is added to the date part only (times are ISO UTC with milliseconds): no Date object per
+  // decision. Falls back to Date arithmetic for anything else.
+  const match = /^(\d{4}-\d{2}-\d{2})(T.*Z)$/.exec(time);
+  if (match === null) return new Date(Date.parse(time) + days * 86_400_000).toISOString();
+  const cached = dayCache.get(match[1]!);
+  const day =
+    cached !== undefined && cached.days === days
+      ? cached.day
+      : new Date(Date.parse(`${match[1]}T00:00:00.000Z`) + days * 86_400_000).toISOString().slice(0, 10);
+  if (cached?.day !== day) dayCache.set(match[1]!, { days, day });
+  if (dayCache.size > 64) dayCache.clear();
+  return `${day}${match[2]}`;
+}
+
+/** The keys a sealer needs: copies of the key bytes, with their ids (see keys.ts). Never logged or recorded. */
+export interface SealKeys {
+  readonly encryption: { readonly id: string; readonly key: Uint8Array };
+  readonly pseudonym: { readonly id: string; readonly key: Uint8Array };
+}
+
+/** What a sealed subject is recorded for: the model and its privacy policy. */
+export interface SealTarget {
+  readonly model: string;
+  readonly version: string;
+  readonly storage: "pseudonymised" | "encrypted";
+  readonly retentionDays: number;
+}
+
+/** A subject sealed for one decision: what its ledger entry and its vault row hold. */
+export interface SealedSubject {
+  /** One commitment (64 hex digits) per attribute, in the subject's key order. */
+  readonly commitments: readonly string[];
+  /**
+   * The vault row (privacy/vault.ts `VaultRow`) as one line of JSON text, ready for the ledger's journal;
+   * undefined when the subject is empty.
+   */
+  readonly vaultJson: string | undefined;
+}
+
+/**
+ * Seal one decision's subject: commitments for the ledger entry, and the vault row holding the salt with the
+ * pseudonyms or the ciphertext. Runs on a model's worker thread, beside inference (see runtime/worker.ts), so
+ * the serving thread never spends its time on the ciphers.
+ */
+export function sealSubject(
+  keys: SealKeys,
+  target: SealTarget,
+  decisionId: string,
+  time: string,
+  subject: Readonly<Record<string, FeatureValue>>,
+): SealedSubject {
+  const names = Object.keys(subject);
+  if (names.length === 0) return { commitments: [], vaultJson: undefined };
+  const salt = newSalt();
+  let payload: string;
+  if (target.storage === "encrypted") {
+    const key = Buffer.from(
+      keys.encryption.key.buffer,
+      keys.encryption.key.byteOffset,
+      keys.encryption.key.length,
+    );
+    payload = JSON.stringify(encryptSubject(key, keys.encryption.id, decisionId, subject));
+  } else {
+    const key = Buffer.from(
+      keys.pseudonym.key.buffer,
+      keys.pseudonym.key.byteOffset,
+      keys.pseudonym.key.length,
+    );
+    const pseudonyms: Record<string, string> = {};
+    for (const name of names) pseudonyms[name] = pseudonymOf(key, target.model, name, subject[name]!);
+    payload = JSON.stringify({ alg: "HS256", key_id: keys.pseudonym.id, pseudonyms });
+  }
+  const commitments = names.map((name) => subjectCommitment(salt, name, subject[name]!));
+  // Field for field privacy/vault.ts `VaultRow`.
+  const row = {
+    decision_id: decisionId,
+    model: target.model,
+    version: target.version,
+    time,
+    storage: target.storage,
+    retention_days: target.retentionDays,
+    retain_until: addDays(time, target.retentionDays),
+    salt,
+    payload,
+    purged_at: null,
+    purge_record: null,
+  };
+  return { commitments, vaultJson: JSON.stringify(row) };
 }

@@ -15,6 +15,8 @@ import Database from "better-sqlite3";
 import type { SubjectStorage } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 
+export { addDays } from "./seal.js";
+
 const SCHEMA_VERSION = 1;
 const SCHEMA = `
   CREATE TABLE subjects (
@@ -58,25 +60,6 @@ export interface VaultRow {
   /** Id of the `retention` ledger record of the purge. */
   readonly purge_record: string | null;
 }
-
-/** The time `days` after an ISO time, as ISO. */
-export function addDays(time: string, days: number): string {
-  // The day count is added to the date part only (times are ISO UTC with milliseconds): no Date object per
-  // decision. Falls back to Date arithmetic for anything else.
-  const match = /^(\d{4}-\d{2}-\d{2})(T.*Z)$/.exec(time);
-  if (match === null) return new Date(Date.parse(time) + days * 86_400_000).toISOString();
-  const cached = dayCache.get(match[1]!);
-  const day =
-    cached !== undefined && cached.days === days
-      ? cached.day
-      : new Date(Date.parse(`${match[1]}T00:00:00.000Z`) + days * 86_400_000).toISOString().slice(0, 10);
-  if (cached?.day !== day) dayCache.set(match[1]!, { days, day });
-  if (dayCache.size > 64) dayCache.clear();
-  return `${day}${match[2]}`;
-}
-
-/** Date part → the date part `days` later, for the days in use. */
-const dayCache = new Map<string, { days: number; day: string }>();
 
 /** Options of {@link openSubjectVault}. */
 export interface VaultOptions {

@@ -1,5 +1,6 @@
 import { type Device, loadManifest, type Manifest } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
+import type { SealKeys } from "../privacy/seal.js";
 import { type BatcherObserver, DynamicBatcher } from "../runtime/batcher.js";
 import type { EngineDescription } from "../runtime/types.js";
 import { createWorkerPool, type ModelExecutor } from "../runtime/worker-pool.js";
@@ -69,6 +70,8 @@ export interface RegistryOptions {
   /** Metrics hooks per model version. */
   readonly observe?: (manifest: Manifest) => BatcherObserver;
   readonly onWorkerError?: (error: Error) => void;
+  /** Subject keys for the model workers, which seal protected subjects beside inference. */
+  readonly sealKeys?: SealKeys;
 }
 
 /** Create an empty registry. */
@@ -93,10 +96,10 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
       loading.add(key);
       let executor: ModelExecutor;
       try {
-        executor = await createWorkerPool(
-          manifest,
-          options.onWorkerError ? { onWorkerError: options.onWorkerError } : {},
-        );
+        executor = await createWorkerPool(manifest, {
+          ...(options.onWorkerError ? { onWorkerError: options.onWorkerError } : {}),
+          ...(options.sealKeys ? { sealKeys: options.sealKeys } : {}),
+        });
       } finally {
         loading.delete(key);
       }

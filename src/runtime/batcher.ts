@@ -1,4 +1,5 @@
 import { WardenError } from "../errors/index.js";
+import type { RowTask, RowTaskResult } from "./row-tasks.js";
 import type { EngineOutput } from "./types.js";
 import type { ModelExecutor } from "./worker-pool.js";
 
@@ -27,6 +28,8 @@ export interface RowResult {
   readonly queueMs: number;
   /** Time the batch took in the model (including the hop to its worker), ms. */
   readonly inferenceMs: number;
+  /** The outcome of the row's task, when it had one. */
+  readonly task?: RowTaskResult | undefined;
 }
 
 /** What the batcher reports for metrics. */
@@ -37,6 +40,7 @@ export interface BatcherObserver {
 
 interface PendingRequest {
   readonly rows: Float32Array[];
+  readonly tasks: readonly (RowTask | undefined)[] | undefined;
   readonly results: RowResult[];
   remaining: number;
   /** Rows of this request still in the queue (not yet dispatched). */
@@ -104,9 +108,11 @@ export class DynamicBatcher {
 
   /**
    * Queue one request's rows (each `featureCount` float32 values) and resolve with one result per row, in
-   * order. Rejects at once with WARDEN_ERR_QUEUE_FULL when the queue cannot take them.
+   * order. `tasks`, when given, has one entry per row (undefined for none): work the worker does for the row
+   * beside inference (row-tasks.ts), whose outcome comes back as the row's `task`. Rejects at once with
+   * WARDEN_ERR_QUEUE_FULL when the queue cannot take them.
    */
-  submit(rows: Float32Array[]): Promise<RowResult[]> {
+  submit(rows: Float32Array[], tasks?: readonly (RowTask | undefined)[]): Promise<RowResult[]> {
     if (this.#closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
     if (rows.length === 0) return Promise.resolve([]);
     if (rows.length > this.#policy.max_queue_size) {
@@ -140,6 +146,7 @@ export class DynamicBatcher {
     return new Promise<RowResult[]>((resolve, reject) => {
       const request: PendingRequest = {
         rows,
+        tasks,
         results: new Array<RowResult>(rows.length),
         remaining: rows.length,
         queued: rows.length,
@@ -294,8 +301,15 @@ export class DynamicBatcher {
     taken.forEach((row, r) => {
       input.set(row.request.rows[row.index]!, r * width);
     });
+    let tasks: (RowTask | null)[] | undefined;
+    taken.forEach((row, r) => {
+      const task = row.request.tasks?.[row.index];
+      if (task === undefined) return;
+      tasks ??= new Array<RowTask | null>(taken.length).fill(null);
+      tasks[r] = task;
+    });
     const started = nowMs();
-    this.#executor.run(input, taken.length).then(
+    this.#executor.run(input, taken.length, tasks).then(
       (output) => {
         const inferenceMs = nowMs() - started;
         this.#observer.onBatch?.(taken.length, inferenceMs);
@@ -311,6 +325,7 @@ export class DynamicBatcher {
             batchSize: taken.length,
             queueMs: started - row.enqueuedAt,
             inferenceMs,
+            task: output.tasks?.[r] ?? undefined,
           };
           if (--request.remaining === 0) {
             request.settled = true;

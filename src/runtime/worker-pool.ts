@@ -1,6 +1,8 @@
 import { Worker } from "node:worker_threads";
 import type { Manifest } from "../config/index.js";
 import { ERRORS, type ErrorCode, type FieldProblem, WardenError } from "../errors/index.js";
+import type { SealKeys } from "../privacy/seal.js";
+import type { RowTask, RowTaskResult } from "./row-tasks.js";
 import type { EngineDescription, EngineOutput } from "./types.js";
 import type { WorkerReply, WorkerRequest, WorkerStart } from "./worker-protocol.js";
 
@@ -20,10 +22,11 @@ export interface ModelExecutor {
   /** Whether at least one instance is live (the model can serve). */
   isReady(): boolean;
   /**
-   * Run one batch (`rows × featureCount` float32, row-major). The input is copied to the worker.
-   * Rejects at once with WARDEN_ERR_MODEL_NOT_READY when no instance is free (or none is live).
+   * Run one batch (`rows × featureCount` float32, row-major), and the rows' tasks when given (one per row,
+   * `null` for none; see row-tasks.ts). The input is copied to the worker. Rejects at once with
+   * WARDEN_ERR_MODEL_NOT_READY when no instance is free (or none is live).
    */
-  run(input: Float32Array, rows: number): Promise<EngineOutput>;
+  run(input: Float32Array, rows: number, tasks?: readonly (RowTask | null)[]): Promise<BatchOutput>;
   /**
    * Called whenever capacity may have changed: an instance became free, a replacement came up, or an
    * instance was lost. Listeners re-check `idleCount()` (and `liveCount()`).
@@ -32,8 +35,15 @@ export interface ModelExecutor {
   close(): Promise<void>;
 }
 
+/** A batch's output, with the outcome of its row tasks (one per row) when it had any. */
+export interface BatchOutput extends EngineOutput {
+  readonly tasks?: readonly (RowTaskResult | null)[];
+}
+
 /** Options for {@link createWorkerPool}. */
 export interface WorkerPoolOptions {
+  /** Subject keys for the workers, which seal protected subjects beside inference (row tasks). */
+  readonly sealKeys?: SealKeys;
   /**
    * Told about every failure the pool recovers from by itself, for the log: a worker's uncaught error, an
    * instance that stopped, a replacement that failed to start (and when it will be tried again).
@@ -48,7 +58,7 @@ export interface WorkerPoolOptions {
 
 interface Task {
   readonly id: number;
-  readonly resolve: (o: EngineOutput) => void;
+  readonly resolve: (o: BatchOutput) => void;
   readonly reject: (e: Error) => void;
 }
 
@@ -103,6 +113,7 @@ export async function createWorkerPool(
     manifest: manifest.source,
     manifestPath: manifest.manifestPath,
     manifestSha256: manifest.manifestSha256,
+    ...(options.sealKeys ? { sealKeys: options.sealKeys } : {}),
   };
   /** Every instance whose thread has not exited: starting or ready. */
   const instances: Instance[] = [];
@@ -154,7 +165,8 @@ export async function createWorkerPool(
       const task = instance.busy;
       if (task === undefined || reply.id !== task.id) return;
       instance.busy = undefined;
-      if (reply.type === "result") task.resolve(reply.output);
+      if (reply.type === "result")
+        task.resolve(reply.tasks === undefined ? reply.output : { ...reply.output, tasks: reply.tasks });
       else if (reply.type === "error") task.reject(toError(reply));
       notifyIdle();
     });
@@ -269,7 +281,7 @@ export async function createWorkerPool(
     onIdle: (listener) => {
       idleListeners.push(listener);
     },
-    run(input, rows) {
+    run(input, rows, tasks) {
       if (closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
       const instance = instances.find((i) => i.state === "ready" && i.busy === undefined);
       if (instance === undefined) {
@@ -284,11 +296,14 @@ export async function createWorkerPool(
         );
       }
       const id = nextId++;
-      return new Promise<EngineOutput>((resolve, reject) => {
+      return new Promise<BatchOutput>((resolve, reject) => {
         // If the thread has died but its exit is not yet delivered, this message is dropped; the exit
         // handler, always attached, then rejects the task.
         instance.busy = { id, resolve, reject };
-        const request: WorkerRequest = { type: "predict", id, input, rows };
+        const request: WorkerRequest =
+          tasks === undefined
+            ? { type: "predict", id, input, rows }
+            : { type: "predict", id, input, rows, tasks };
         // Copied, not transferred: for batches this small, a copy costs less than detaching the buffer.
         instance.worker.postMessage(request);
       });

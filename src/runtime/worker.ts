@@ -3,9 +3,10 @@
  * (onnxruntime-node's `run` is synchronous on its thread) never blocks the HTTP event loop.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { parseManifest, verifyArtifact } from "../config/index.js";
+import { type Manifest, parseManifest, verifyArtifact } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import { loadEngine } from "./engines.js";
+import { runRowTasks } from "./row-tasks.js";
 import type { EngineOutput, ModelEngine } from "./types.js";
 import type { WorkerReply, WorkerRequest, WorkerStart } from "./worker-protocol.js";
 
@@ -14,6 +15,7 @@ if (port === null) throw new Error("runtime/worker.js must run as a worker threa
 
 const start = workerData as WorkerStart;
 let engine: ModelEngine | undefined;
+let manifest: Manifest | undefined;
 
 function post(reply: WorkerReply): void {
   port!.postMessage(reply);
@@ -29,7 +31,7 @@ function serialiseError(error: unknown): WorkerReply & { type: "error" } {
 
 try {
   // Validated in the main thread already; parsing the source again restores the derived, frozen fields.
-  const manifest = parseManifest(start.manifest, start.manifestPath, start.manifestSha256);
+  manifest = parseManifest(start.manifest, start.manifestPath, start.manifestSha256);
   // The main thread checked the artifact when the model was loaded, but a worker started later (a
   // replacement after a crash) reads the file as it is now: refuse one whose sha256 no longer matches the
   // manifest, since the ledger records the manifest's hash for every decision this worker would make.
@@ -47,8 +49,15 @@ port.on("message", async (request: WorkerRequest) => {
   }
   try {
     const output: EngineOutput = await engine!.predict(request.input, request.rows);
+    // Row tasks run after inference: a batch whose model fails does no sealing.
+    const tasks =
+      request.tasks === undefined ? undefined : runRowTasks(manifest!, start.sealKeys, request.tasks);
     // Copied, not transferred (cheaper for small outputs, and an engine may return views of its own buffers).
-    post({ type: "result", id: request.id, output });
+    post(
+      tasks === undefined
+        ? { type: "result", id: request.id, output }
+        : { type: "result", id: request.id, output, tasks },
+    );
   } catch (error) {
     post({ ...serialiseError(error), id: request.id });
   }

@@ -145,7 +145,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         ),
     },
     deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
-    deps.privacy,
   );
 
   await app.register(swagger, {

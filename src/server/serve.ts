@@ -105,6 +105,7 @@ export async function startServer(
   }
   for (const note of privacy.keyNotes()) logger[note.level](note.message);
   const registry = createModelRegistry({
+    sealKeys: privacy.sealKeys(),
     observe: (m) => metrics.batcherObserver(m.name, m.version),
     onWorkerError: (error) => logger.error({ err: error }, "model worker failed"),
   });
