@@ -273,7 +273,7 @@ describe("TreeSHAP on trees written by hand", () => {
     assert.equal(attribution.base, 20);
   });
 
-  test("a feature the trees never split on gets exactly 0, and missing values take the default branch", () => {
+  test("a feature the trees never split on gets exactly 0; missing values take the default branch; a lone leaf is bias", () => {
     const tree: HandNode = {
       feature: 1,
       threshold: 0,
@@ -282,13 +282,15 @@ describe("TreeSHAP on trees written by hand", () => {
       yes: { leaf: -1, cover: 4 },
       no: { leaf: 2, cover: 6 },
     };
-    const shap = prepareTreeShap(handModel([tree], { features: 3, baseMargin: 0.25 }));
-    // E = 0.25 + (−1·4 + 2·6)/10 = 1.05; x1 missing goes right (2): φ1 = 2 − 0.8 = 1.2.
+    // A tree that is a single leaf (0.5) moves the bias only.
+    const stump: HandNode = { leaf: 0.5, cover: 10 };
+    const shap = prepareTreeShap(handModel([tree, stump], { features: 3, baseMargin: 0.25 }));
+    // E = 0.25 + (−1·4 + 2·6)/10 + 0.5 = 1.55; x1 missing goes right (2): φ1 = 2 − 0.8 = 1.2.
     const [phi0, phi1, phi2, bias] = shap.contributions(Float32Array.of(5, Number.NaN, 7), 1);
     assert.equal(phi0, 0);
     assert.ok(Math.abs(phi1! - 1.2) < 1e-12, `${phi1}`);
     assert.equal(phi2, 0);
-    assert.ok(Math.abs(bias! - 1.05) < 1e-12, `${bias}`);
+    assert.ok(Math.abs(bias! - 1.55) < 1e-12, `${bias}`);
   });
 
   test("random trees (depth ≤ 3, ≤ 4 features, repeated features, missing values): brute force to 1e-9", () => {

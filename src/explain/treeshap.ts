@@ -61,8 +61,7 @@ export interface TreeShap {
  *   the expectation over its branches, and so the Shapley values, are undefined there.
  */
 export function prepareTreeShap(model: XGBoostModel): TreeShap {
-  const trees = model.trees;
-  const { count, treeStart, treeGroup, left, right, feature, threshold, defaultLeft, leafValue } = trees;
+  const { count, treeStart, treeGroup, left } = model.trees;
   const numFeature = model.numFeature;
   const groups = model.groups;
   const width = numFeature + 1;
@@ -80,139 +79,7 @@ export function prepareTreeShap(model: XGBoostModel): TreeShap {
     maxDepth = Math.max(maxDepth, depth);
   }
   const expectedMargins = Object.freeze(expected);
-
-  // The path at tree depth d (root 0) holds at most d + 1 entries (the root's placeholder and one per
-  // distinct feature) and is stored after its parent's, so depth D needs (D + 1)(D + 2) / 2 slots in all.
-  const slots = ((maxDepth + 1) * (maxDepth + 2)) / 2;
-  const pathFeature = new Int32Array(slots);
-  const pathZero = new Float64Array(slots);
-  const pathOne = new Float64Array(slots);
-  const pathWeight = new Float64Array(slots);
-
-  // The row being explained, and where its current group's contributions go.
-  let x: Float32Array = new Float32Array(0);
-  let xAt = 0;
-  let phi: Float64Array = new Float64Array(0);
-  let phiAt = 0;
-
-  /**
-   * Sum of the path's weights with entry `i` divided out: the Shapley weight of every subset size, summed,
-   * for the subsets that leave feature i out. `end` is one past the path's last entry.
-   */
-  const unwoundSum = (start: number, end: number, i: number): number => {
-    const n = end - start; // entries, the placeholder included
-    const one = pathOne[i]!;
-    const zero = pathZero[i]!;
-    let total = 0;
-    if (one !== 0) {
-      let next = pathWeight[end - 1]!;
-      for (let j = n - 2; j >= 0; j--) {
-        const w = (next * n) / ((j + 1) * one);
-        total += w;
-        next = pathWeight[start + j]! - (w * zero * (n - 1 - j)) / n;
-      }
-    } else {
-      // The row does not follow this feature's branch: only the subsets that leave it unknown count.
-      for (let j = n - 2; j >= 0; j--) total += (pathWeight[start + j]! * n) / (zero * (n - 1 - j));
-    }
-    return total;
-  };
-
-  /**
-   * Visit `node`, reached with `zero` and `one` fractions for the split feature `splitFeature` of its parent
-   * (−1 at the root). The parent's path is `parentStart .. parentStart + parentLength - 1`; this node's
-   * path is written right after it, so the parent's stays intact for its other child.
-   */
-  const visit = (
-    node: number,
-    parentStart: number,
-    parentLength: number,
-    zero: number,
-    one: number,
-    splitFeature: number,
-  ): void => {
-    const start = parentStart + parentLength;
-    // Copy the parent's path and extend it by this node's entry: each weight w_k (k known features among
-    // the path's) becomes zero·w_k·(n−k)/(n+1) + one·w_{k−1}·k/(n+1), n the entries before the new one.
-    const n = parentLength;
-    pathFeature[start + n] = splitFeature;
-    pathZero[start + n] = zero;
-    pathOne[start + n] = one;
-    pathWeight[start + n] = n === 0 ? 1 : 0;
-    for (let i = n - 1; i >= 0; i--) {
-      const from = parentStart + i;
-      const w = pathWeight[from]!;
-      pathFeature[start + i] = pathFeature[from]!;
-      pathZero[start + i] = pathZero[from]!;
-      pathOne[start + i] = pathOne[from]!;
-      pathWeight[start + i + 1]! += (one * w * (i + 1)) / (n + 1);
-      pathWeight[start + i] = (zero * w * (n - i)) / (n + 1);
-    }
-    let end = start + n + 1;
-
-    const l = left[node]!;
-    if (l === -1) {
-      const value = leafValue[node]!;
-      for (let i = start + 1; i < end; i++) {
-        const difference = pathOne[i]! - pathZero[i]!;
-        if (difference === 0) continue;
-        phi[phiAt + pathFeature[i]!]! += unwoundSum(start, end, i) * difference * value;
-      }
-      return;
-    }
-
-    const f = feature[node]!;
-    const value = x[xAt + f]!;
-    const split = threshold[node]!;
-    // x < threshold goes left; NaN fails both comparisons and takes the default branch.
-    const goesLeft = value < split || (!(value >= split) && defaultLeft[node] === 1);
-    const hot = goesLeft ? l : right[node]!;
-    const cold = goesLeft ? right[node]! : l;
-
-    // A feature met again on the path: divide its earlier entry out and carry its fractions down, so each
-    // feature appears once and the product of its fractions along the path stays exact.
-    let inZero = 1;
-    let inOne = 1;
-    for (let k = start + 1; k < end; k++) {
-      if (pathFeature[k] !== f) continue;
-      inZero = pathZero[k]!;
-      inOne = pathOne[k]!;
-      unwind(start, end, k);
-      end--;
-      break;
-    }
-    const length = end - start;
-    const hotZero = inZero * share[hot]!;
-    if (hotZero !== 0 || inOne !== 0) visit(hot, start, length, hotZero, inOne, f);
-    // The row never takes the cold branch, so it only counts while f is unknown; with no cover it never does.
-    const coldZero = inZero * share[cold]!;
-    if (coldZero !== 0) visit(cold, start, length, coldZero, 0, f);
-  };
-
-  /** Remove entry `i` from the path `start .. end - 1`, undoing its step of the weight polynomial. */
-  const unwind = (start: number, end: number, i: number): void => {
-    const n = end - start;
-    const one = pathOne[i]!;
-    const zero = pathZero[i]!;
-    if (one !== 0) {
-      let next = pathWeight[end - 1]!;
-      for (let j = n - 2; j >= 0; j--) {
-        const w = pathWeight[start + j]!;
-        const restored = (next * n) / ((j + 1) * one);
-        pathWeight[start + j] = restored;
-        next = w - (restored * zero * (n - 1 - j)) / n;
-      }
-    } else {
-      for (let j = n - 2; j >= 0; j--) {
-        pathWeight[start + j] = (pathWeight[start + j]! * n) / (zero * (n - 1 - j));
-      }
-    }
-    for (let j = i; j < end - 1; j++) {
-      pathFeature[j] = pathFeature[j + 1]!;
-      pathZero[j] = pathZero[j + 1]!;
-      pathOne[j] = pathOne[j + 1]!;
-    }
-  };
+  const walker = new Walker(model, share, maxDepth);
 
   const contributions = (input: Float32Array, rows: number, out?: Float64Array): Float64Array => {
     if (!Number.isInteger(rows) || rows < 0 || input.length !== rows * numFeature) {
@@ -232,20 +99,22 @@ export function prepareTreeShap(model: XGBoostModel): TreeShap {
       );
     }
     result.fill(0);
-    x = input;
-    phi = result;
+    walker.x = input;
+    walker.phi = result;
     for (let row = 0; row < rows; row++) {
-      xAt = row * numFeature;
+      walker.xAt = row * numFeature;
       const rowAt = row * groups * width;
       for (let t = 0; t < count; t++) {
-        phiAt = rowAt + treeGroup[t]! * width;
-        visit(treeStart[t]!, 0, 0, 1, 1, -1);
+        walker.phiAt = rowAt + treeGroup[t]! * width;
+        const root = treeStart[t]!;
+        // A tree that is one leaf adds to the bias only.
+        if (left[root] !== -1) visit(walker, root, 0, 0, 1, 1, -1);
       }
       for (let g = 0; g < groups; g++) result[rowAt + g * width + numFeature] = expectedMargins[g]!;
     }
     // Drop the references so a finished call keeps no caller's buffers alive.
-    x = new Float32Array(0);
-    phi = new Float64Array(0);
+    walker.x = EMPTY_INPUT;
+    walker.phi = EMPTY_OUTPUT;
     return result;
   };
 
@@ -268,6 +137,226 @@ export function prepareTreeShap(model: XGBoostModel): TreeShap {
       });
     },
   });
+}
+
+const EMPTY_INPUT = new Float32Array(0);
+const EMPTY_OUTPUT = new Float64Array(0);
+
+/**
+ * What the walk over one model's trees reads and writes: the trees, the path buffers (sized once for the
+ * deepest tree) and the row being explained. One class for every model, so that the walk below is one
+ * function whose compiled code serves them all.
+ */
+class Walker {
+  readonly left: Int32Array;
+  readonly right: Int32Array;
+  readonly feature: Int32Array;
+  readonly threshold: Float32Array;
+  readonly defaultLeft: Uint8Array;
+  readonly leafValue: Float32Array;
+  readonly share: Float64Array;
+  // The path at tree depth d (root 0) holds at most d + 1 entries (the root's placeholder and one per
+  // distinct feature) and is stored after its parent's, so depth D needs (D + 1)(D + 2) / 2 slots in all.
+  readonly pathFeature: Int32Array;
+  readonly pathZero: Float64Array;
+  readonly pathOne: Float64Array;
+  readonly pathWeight: Float64Array;
+  /** Weights of a leaf's path (the parent's extended by one entry), computed without copying the entries. */
+  readonly leafWeight: Float64Array;
+  /** 1/k for the small integers the weight updates divide by: a multiplication is cheaper than a division. */
+  readonly reciprocal: Float64Array;
+  /** The rows being explained, and where the current row starts. */
+  x: Float32Array = EMPTY_INPUT;
+  xAt = 0;
+  /** The output, and where the current row and group's contributions start. */
+  phi: Float64Array = EMPTY_OUTPUT;
+  phiAt = 0;
+
+  constructor(model: XGBoostModel, share: Float64Array, maxDepth: number) {
+    const { left, right, feature, threshold, defaultLeft, leafValue } = model.trees;
+    this.left = left;
+    this.right = right;
+    this.feature = feature;
+    this.threshold = threshold;
+    this.defaultLeft = defaultLeft;
+    this.leafValue = leafValue;
+    this.share = share;
+    const slots = ((maxDepth + 1) * (maxDepth + 2)) / 2;
+    this.pathFeature = new Int32Array(slots);
+    this.pathZero = new Float64Array(slots);
+    this.pathOne = new Float64Array(slots);
+    this.pathWeight = new Float64Array(slots);
+    this.leafWeight = new Float64Array(maxDepth + 2);
+    this.reciprocal = new Float64Array(maxDepth + 3);
+    for (let k = 1; k < this.reciprocal.length; k++) this.reciprocal[k] = 1 / k;
+  }
+}
+
+// A path entry's `one` is whether the row follows the path at that feature's splits: always 1 or 0 (1 at the
+// root, inherited down the hot branch, 0 down the cold one), which spares the divisions by it that the
+// general algorithm has.
+
+/**
+ * Visit the split node `node`, reached with `zero` and `one` fractions for the split feature `splitFeature`
+ * of its parent (−1 at the root). The parent's path is `parentStart .. parentStart + parentLength - 1`; this
+ * node's path is written right after it, so the parent's stays intact for its other child. Leaves are
+ * handled by {@link leaf}, which needs no path of its own.
+ */
+function visit(
+  walker: Walker,
+  node: number,
+  parentStart: number,
+  parentLength: number,
+  zero: number,
+  one: number,
+  splitFeature: number,
+): void {
+  const { pathFeature, pathZero, pathOne, pathWeight, reciprocal } = walker;
+  const start = parentStart + parentLength;
+  // Copy the parent's path and extend it by this node's entry: each weight w_k (k known features among the
+  // path's) becomes zero·w_k·(n−k)/(n+1) + one·w_{k−1}·k/(n+1), n the entries before the new one.
+  const n = parentLength;
+  const over = reciprocal[n + 1]!;
+  pathFeature[start + n] = splitFeature;
+  pathZero[start + n] = zero;
+  pathOne[start + n] = one;
+  pathWeight[start + n] = n === 0 ? 1 : 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const from = parentStart + i;
+    const to = start + i;
+    const w = pathWeight[from]! * over;
+    pathFeature[to] = pathFeature[from]!;
+    pathZero[to] = pathZero[from]!;
+    pathOne[to] = pathOne[from]!;
+    if (one !== 0) pathWeight[to + 1]! += w * (i + 1);
+    pathWeight[to] = zero * w * (n - i);
+  }
+
+  const f = walker.feature[node]!;
+  const v = walker.x[walker.xAt + f]!;
+  const split = walker.threshold[node]!;
+  // x < threshold goes left; NaN fails both comparisons and takes the default branch.
+  const l = walker.left[node]!;
+  const r = walker.right[node]!;
+  const goesLeft = v < split || (!(v >= split) && walker.defaultLeft[node] === 1);
+  const hot = goesLeft ? l : r;
+  const cold = goesLeft ? r : l;
+
+  // A feature met again on the path: divide its earlier entry out and carry its fractions down, so each
+  // feature appears once and the product of its fractions along the path stays exact.
+  let inZero = 1;
+  let inOne = 1;
+  let end = start + n + 1;
+  for (let k = start + 1; k < end; k++) {
+    if (pathFeature[k] !== f) continue;
+    inZero = pathZero[k]!;
+    inOne = pathOne[k]!;
+    unwind(walker, start, end, k);
+    end--;
+    break;
+  }
+  const kept = end - start;
+  const { share, left } = walker;
+  const hotZero = inZero * share[hot]!;
+  if (hotZero !== 0 || inOne !== 0) {
+    if (left[hot] === -1) leaf(walker, hot, start, kept, hotZero, inOne, f);
+    else visit(walker, hot, start, kept, hotZero, inOne, f);
+  }
+  // The row never takes the cold branch, so it only counts while f is unknown; with no cover it never does.
+  const coldZero = inZero * share[cold]!;
+  if (coldZero !== 0) {
+    if (left[cold] === -1) leaf(walker, cold, start, kept, coldZero, 0, f);
+    else visit(walker, cold, start, kept, coldZero, 0, f);
+  }
+}
+
+/**
+ * Add the leaf `node`'s shares to the row's contributions: for each feature on the path, (one − zero) × the
+ * leaf value × the path's weights with its entry divided out, summed over the counts of known features (the
+ * Shapley weights of the subsets that leave it out). The path is the parent's plus the entry for
+ * `splitFeature`; only its weights are computed (into a scratch array), the entries are read in place.
+ */
+function leaf(
+  walker: Walker,
+  node: number,
+  parentStart: number,
+  parentLength: number,
+  zero: number,
+  one: number,
+  splitFeature: number,
+): void {
+  const { pathFeature, pathZero, pathOne, pathWeight, reciprocal, leafWeight: w } = walker;
+  const n = parentLength;
+  const length = n + 1;
+  const over = reciprocal[length]!;
+  w[n] = 0;
+  for (let i = n - 1; i >= 0; i--) {
+    const parent = pathWeight[parentStart + i]! * over;
+    if (one !== 0) w[i + 1]! += parent * (i + 1);
+    w[i] = zero * parent * (n - i);
+  }
+
+  const value = walker.leafValue[node]!;
+  const phi = walker.phi;
+  const phiAt = walker.phiAt;
+  // Entries the row does not follow (one = 0) all get the same share: (one − zero) = −zero cancels the
+  // division by zero that removing the entry takes, leaving the weights summed with 1/(n − j) factors.
+  let coldShare = Number.NaN;
+  const zOver = reciprocal[length]!;
+  for (let i = 1; i <= n; i++) {
+    // Entries 1 .. n − 1 are the parent's; entry n is the one this leaf's parent split adds.
+    const isNew = i === n;
+    const entry = parentStart + i;
+    const z = isNew ? zero : pathZero[entry]!;
+    const o = isNew ? one : pathOne[entry]!;
+    const f = isNew ? splitFeature : pathFeature[entry]!;
+    if (o === 0) {
+      if (Number.isNaN(coldShare)) {
+        let total = 0;
+        for (let j = n - 1; j >= 0; j--) total += w[j]! * reciprocal[n - j]!;
+        coldShare = total * length * value;
+      }
+      phi[phiAt + f]! -= coldShare;
+      continue;
+    }
+    if (z === 1) continue; // one − zero = 0: no share
+    const zScaled = z * zOver;
+    let next = w[n]!;
+    let total = 0;
+    for (let j = n - 1; j >= 0; j--) {
+      const share = next * length * reciprocal[j + 1]!;
+      total += share;
+      next = w[j]! - share * zScaled * (n - j);
+    }
+    phi[phiAt + f]! += total * (1 - z) * value;
+  }
+}
+
+/** Remove entry `i` from the path `start .. end - 1`, undoing its step of the weight polynomial. */
+function unwind(walker: Walker, start: number, end: number, i: number): void {
+  const { pathFeature, pathZero, pathOne, pathWeight, reciprocal } = walker;
+  const length = end - start;
+  const n = length - 1;
+  const zero = pathZero[i]!;
+  if (pathOne[i] !== 0) {
+    const zOver = zero * reciprocal[length]!;
+    let next = pathWeight[end - 1]!;
+    for (let j = n - 1; j >= 0; j--) {
+      const w = pathWeight[start + j]!;
+      const restored = next * length * reciprocal[j + 1]!;
+      pathWeight[start + j] = restored;
+      next = w - restored * zOver * (n - j);
+    }
+  } else {
+    const scale = length / zero;
+    for (let j = n - 1; j >= 0; j--)
+      pathWeight[start + j] = pathWeight[start + j]! * scale * reciprocal[n - j]!;
+  }
+  for (let j = i; j < end - 1; j++) {
+    pathFeature[j] = pathFeature[j + 1]!;
+    pathZero[j] = pathZero[j + 1]!;
+    pathOne[j] = pathOne[j + 1]!;
+  }
 }
 
 /**
