@@ -197,6 +197,8 @@ async function startXGBoost(cases: readonly ExplainCase[]): Promise<XGBoostTimer
   ]);
   if (started instanceof Error) return failure(started.message);
   if (started === undefined || !started.startsWith("ready ")) {
+    // It stopped: let its standard error arrive in full before reading the reason from it.
+    if (child.exitCode === null) await once(child, "close");
     return failure(stderr.trim().split("\n").at(-1) ?? "it exited before it was ready");
   }
   const contribs = cases.map((_, i) => {
