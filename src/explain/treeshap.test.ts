@@ -51,7 +51,7 @@ function blockScales(values: ArrayLike<number>, width: number): number[] {
 }
 
 describe("TreeSHAP on the reference models (fixtures/shap)", () => {
-  test("the fixtures cover the models the brief asks for", () => {
+  test("the fixtures cover missing values, base_score, DART, regression, several classes and the demo", () => {
     for (const name of [
       "binary-logistic-missing",
       "binary-base-score",
