@@ -24,6 +24,10 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
     description: "Merkle checkpoints: root, inclusion and consistency proofs over 1,000,000 leaves",
     load: async () => (await import("./merkle.js")).merkleSuite,
   },
+  explain: {
+    description: "explanations per row: exact TreeSHAP vs XGBoost's C++ pred_contribs on the same rows",
+    load: async () => (await import("./explain.js")).explainSuite,
+  },
 };
 
 const DEFAULT_SUITE = "serving";
