@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import type { FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import { coerceCsvCell } from "../cli/predict.js";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
+import { coerceCsvCell } from "../decision/index.js";
 import { type RunningServer, startServer } from "../server/index.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
