@@ -32,7 +32,7 @@
  */
 import type { FeatureSpec, Manifest } from "../config/index.js";
 import type { FeatureValue } from "../decision/index.js";
-import { type BinaryOutcomes, binaryOutcomes } from "./outcome.js";
+import { binaryOutcomes } from "./outcome.js";
 import { type Random, seededRandom } from "./random.js";
 import type { ReferenceStats } from "./reference-stats.js";
 import type { BatchScorer } from "./types.js";
@@ -185,16 +185,16 @@ export async function findCounterfactuals(
       "no feature may change: every model feature is immutable, or at the end of its range in its only direction",
     );
   }
-  const search = new Search(
+  const search = new Search({
     movers,
     origin,
-    outcomes,
-    decision,
-    sparsityWeight,
-    seededRandom(seed),
-    batchSize,
-    (c) => score(c, max),
-  );
+    flips: (s) => Number.isFinite(s) && outcomes.decisionOf(s) === target,
+    sparsity: sparsityWeight,
+    random: seededRandom(seed),
+    batch: batchSize,
+    // Keep `max` rows for scoring the options again at the end.
+    score: (candidates) => score(candidates, max),
+  });
   let found: Float64Array[] = [];
   // Each search may retire earlier options (below), so a few more searches than options are allowed.
   for (let attempt = 0; found.length < max && attempt < 2 * max; attempt++) {
@@ -203,8 +203,8 @@ export async function findCounterfactuals(
     if (candidate === undefined) break;
     // A later option never changes a superset of an earlier one's features (the search avoids them); when
     // it changes a strict subset, the earlier option is that way out plus extra changes, and is retired.
-    const features = search.changedFeatures(candidate);
-    found = found.filter((earlier) => !isSubset(features, search.changedFeatures(earlier)));
+    const changedSet = search.changedFeatures(candidate);
+    found = found.filter((earlier) => !isSubset(changedSet, search.changedFeatures(earlier)));
     found.push(candidate);
   }
   if (found.length === 0) {
@@ -237,40 +237,41 @@ export async function findCounterfactuals(
   return result(verified);
 }
 
+/** What a search needs: the features that may change, the instance, the goal and the means. */
+interface SearchSetup {
+  readonly movers: readonly Mover[];
+  /** The instance, encoded. */
+  readonly origin: Float64Array;
+  /** Whether a score reaches the target decision. */
+  readonly flips: (score: number) => boolean;
+  /** Distance added per changed feature. */
+  readonly sparsity: number;
+  readonly random: Random;
+  /** Rows per scorer call in the random search. */
+  readonly batch: number;
+  /** Scores candidates, counting them; throws OutOfBudget past the budget. */
+  readonly score: (candidates: readonly Float64Array[]) => Promise<Float64Array>;
+}
+
 /** The search state shared by the options of one instance. */
 class Search {
   readonly #movers: readonly Mover[];
   readonly #origin: Float64Array;
-  readonly #outcomes: BinaryOutcomes;
-  readonly #decision: string;
+  /** Whether a score reaches the target decision. */
+  readonly #flips: (score: number) => boolean;
   readonly #sparsity: number;
   readonly #random: Random;
   readonly #batch: number;
   readonly #score: (candidates: readonly Float64Array[]) => Promise<Float64Array>;
 
-  constructor(
-    movers: readonly Mover[],
-    origin: Float64Array,
-    outcomes: BinaryOutcomes,
-    decision: string,
-    sparsity: number,
-    random: Random,
-    batch: number,
-    score: (candidates: readonly Float64Array[]) => Promise<Float64Array>,
-  ) {
-    this.#movers = movers;
-    this.#origin = origin;
-    this.#outcomes = outcomes;
-    this.#decision = decision;
-    this.#sparsity = sparsity;
-    this.#random = random;
-    this.#batch = batch;
-    this.#score = score;
-  }
-
-  /** Whether a score flips the instance's decision. */
-  #flips(score: number): boolean {
-    return Number.isFinite(score) && this.#outcomes.decisionOf(score) !== this.#decision;
+  constructor(setup: SearchSetup) {
+    this.#movers = setup.movers;
+    this.#origin = setup.origin;
+    this.#flips = setup.flips;
+    this.#sparsity = setup.sparsity;
+    this.#random = setup.random;
+    this.#batch = setup.batch;
+    this.#score = setup.score;
   }
 
   /** Scaled cost of one feature's value (0 when unchanged). */
@@ -283,6 +284,7 @@ class Search {
     return moved + this.#sparsity;
   }
 
+  /** A candidate's distance from the instance (see the module's description). */
   distance(candidate: Float64Array): number {
     let sum = 0;
     for (const m of this.#movers) sum += this.#cost(m, candidate[m.column]!);
