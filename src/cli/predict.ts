@@ -5,8 +5,8 @@ import { pipeline } from "node:stream";
 import type { Command } from "commander";
 import { CsvError, parse as parseCsv } from "csv-parse";
 import { stringify as stringifyCsv } from "csv-stringify/sync";
-import { DEVICES, type Device, type FeatureSpec, loadManifest, type Manifest } from "../config/index.js";
-import { applyPolicy, validateInstance } from "../decision/index.js";
+import { DEVICES, type Device, loadManifest, type Manifest } from "../config/index.js";
+import { applyPolicy, coerceCsvCell, validateInstance } from "../decision/index.js";
 import { type FieldProblem, WardenError } from "../errors/index.js";
 import { createWorkerPool, DynamicBatcher } from "../runtime/index.js";
 import { type CliIo, choiceOption, EXIT, UsageError } from "./index.js";
@@ -24,30 +24,6 @@ interface PredictOptions {
 
 /** Rows scored together: bounds memory for any input size while keeping batches full. */
 const CHUNK_ROWS = 4096;
-
-const MISSING = new Set(["", "NA", "na", "null", "NULL", "NaN"]);
-const TRUE = new Set(["true", "yes", "y", "t", "1"]);
-const FALSE = new Set(["false", "no", "n", "f", "0"]);
-
-/** A CSV cell → a typed value for its feature; unparsable text is kept as-is so validation reports it. */
-export function coerceCsvCell(spec: FeatureSpec, cell: string | undefined): unknown {
-  if (cell === undefined) return undefined;
-  const text = cell.trim();
-  if (MISSING.has(text)) return null;
-  switch (spec.type) {
-    case "number":
-    case "integer": {
-      const n = Number(text);
-      return Number.isNaN(n) ? cell : n;
-    }
-    case "boolean": {
-      const lower = text.toLowerCase();
-      return TRUE.has(lower) ? true : FALSE.has(lower) ? false : cell;
-    }
-    case "category":
-      return text;
-  }
-}
 
 function formatOf(path: string): Format | undefined {
   const ext = extname(path).toLowerCase();

@@ -1,3 +1,13 @@
+export {
+  DEFAULT_COUNTERFACTUAL_EVALUATIONS,
+  DEFAULT_COUNTERFACTUALS,
+  DEFAULT_MAX_REASONS,
+  EXPLANATION_METHODS,
+  EXPLANATION_WHEN,
+  type ExplanationMethod,
+  type ExplanationPolicy,
+  type ExplanationWhen,
+} from "./explanation-policy.js";
 export { featureIndex, loadManifest, parseManifest, sha256File, verifyArtifact } from "./manifest.js";
 export {
   ARTIFACT_FORMATS,
@@ -9,6 +19,8 @@ export {
   type FeatureType,
   type Manifest,
   ManifestSchema,
+  MONOTONE_DIRECTIONS,
+  type MonotoneDirection,
   RISK_TIERS,
   type RiskTier,
   TASKS,

@@ -1,4 +1,5 @@
 import { type Static, Type as T } from "@sinclair/typebox";
+import type { ExplanationPolicy } from "./explanation-policy.js";
 import type { PrivacyPolicy } from "./privacy-policy.js";
 
 /** Closed lists (conventions: const tuples with derived unions). */
@@ -12,8 +13,12 @@ export const ARTIFACT_FORMATS = ["xgboost-json", "onnx"] as const;
 export type ArtifactFormat = (typeof ARTIFACT_FORMATS)[number];
 export const DEVICES = ["cpu", "cuda"] as const;
 export type Device = (typeof DEVICES)[number];
+/** Directions a counterfactual may move a feature in (`monotone`); absent means both. */
+export const MONOTONE_DIRECTIONS = ["increase_only", "decrease_only"] as const;
+export type MonotoneDirection = (typeof MONOTONE_DIRECTIONS)[number];
 
-const literalUnion = <L extends readonly string[]>(values: L) =>
+/** A schema for one of a closed list of strings, described as "one of a, b, c" in errors. */
+export const literalUnion = <L extends readonly string[]>(values: L) =>
   T.Unsafe<L[number]>(
     T.Union(
       values.map((v) => T.Literal(v)),
@@ -33,7 +38,31 @@ export const FeatureSchema = T.Object(
     categories: T.Optional(T.Array(T.String({ minLength: 1 }), { minItems: 1 })),
     nullable: T.Boolean({ default: false }),
     sensitive: T.Boolean({ default: false }),
+    /** Never changed by a counterfactual (a fact about the past, or not in the subject's power). */
     immutable: T.Boolean({ default: false }),
+    /** The reason-code text: one text, or one per direction the value lies in against typical approvals. */
+    reason: T.Optional(
+      T.Union(
+        [
+          T.String({ minLength: 1 }),
+          T.Object(
+            {
+              high: T.Optional(T.String({ minLength: 1 })),
+              low: T.Optional(T.String({ minLength: 1 })),
+              missing: T.Optional(T.String({ minLength: 1 })),
+            },
+            { additionalProperties: false, minProperties: 1 },
+          ),
+        ],
+        { description: "a text, or a mapping of high, low and missing texts" },
+      ),
+    ),
+    /** Related features reported as one reason under this name (their contributions summed). */
+    group: T.Optional(
+      T.String({ minLength: 1, maxLength: 128, description: "a group name (1 to 128 characters)" }),
+    ),
+    /** The only direction a counterfactual may move the feature in. */
+    monotone: T.Optional(literalUnion(MONOTONE_DIRECTIONS)),
   },
   { additionalProperties: false },
 );
@@ -86,6 +115,8 @@ export const ManifestSchema = T.Object(
         labels: T.Optional(T.Array(T.String({ minLength: 1 }), { minItems: 2 })),
         positive_label: T.Optional(T.String({ minLength: 1 })),
         threshold: T.Number({ minimum: 0, maximum: 1, default: 0.5 }),
+        /** Binary: the label of the outcome the subject hopes for (default: the label that is not positive_label). */
+        favorable_label: T.Optional(T.String({ minLength: 1 })),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -123,7 +154,13 @@ export interface Manifest
     /** Index of positive_label in labels (binary). */
     readonly positiveIndex: number;
     readonly threshold: number;
+    /** Binary: the favourable outcome's label (default: the label that is not positive_label); else undefined. */
+    readonly favorable_label: string | undefined;
+    /** Index of favorable_label in labels (binary), -1 otherwise. */
+    readonly favorableIndex: number;
   };
+  /** `policy.explanations`, defaults for the risk tier and artifact format applied. */
+  readonly explanations: ExplanationPolicy;
   /** `policy.retention_days` and `policy.subject_storage`, defaults for the risk tier applied. */
   readonly privacy: PrivacyPolicy;
   /** Absolute path of the manifest file. */

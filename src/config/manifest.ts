@@ -1,9 +1,14 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { describeValue, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
+import {
+  explanationPolicyOf,
+  explanationPolicyProblems,
+  featureExplanationProblems,
+} from "./explanation-policy.js";
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { privacyPolicyOf, privacyPolicyProblems } from "./privacy-policy.js";
 import { schemaProblems } from "./schema-errors.js";
@@ -66,7 +71,10 @@ export function loadManifest(
     raw = { ...record, runtime: { ...runtime, device: options.device } };
   }
   const manifest = parseManifest(raw, file, createHash("sha256").update(text).digest("hex"));
-  if (options.checkArtifact !== false) verifyArtifact(manifest);
+  if (options.checkArtifact !== false) {
+    verifyArtifact(manifest);
+    verifyReference(manifest);
+  }
   return manifest;
 }
 
@@ -115,7 +123,14 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
   const labels = m.task === "binary" ? (m.output.labels ?? BINARY_DEFAULT_LABELS) : m.output.labels;
   const positiveIndex =
     m.task === "binary" ? labels!.indexOf(m.output.positive_label ?? (labels![1] as string)) : -1;
-  const features = m.features.map((f) => Object.freeze({ ...f, categories: freezeArray(f.categories) }));
+  const features = m.features.map((f) => deepFreeze({ ...f, categories: freezeArray(f.categories) }));
+  // The favourable outcome is by default the one that is not scored: models usually score the risk.
+  const favorableIndex =
+    m.task === "binary"
+      ? m.output.favorable_label !== undefined
+        ? labels!.indexOf(m.output.favorable_label)
+        : 1 - positiveIndex
+      : -1;
   const manifest: Manifest = {
     ...m,
     artifact: Object.freeze({ ...m.artifact, absolutePath: resolve(dirname(file), m.artifact.path) }),
@@ -132,9 +147,12 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
       positive_label: m.task === "binary" ? (m.output.positive_label ?? labels?.[1]) : undefined,
       positiveIndex,
       threshold: m.output.threshold,
+      favorable_label: favorableIndex >= 0 ? labels![favorableIndex] : undefined,
+      favorableIndex,
     }),
     policy: deepFreeze(structuredClone(m.policy)),
     privacy: privacyPolicyOf(m.risk_tier, m.policy),
+    explanations: explanationPolicyOf(explanationContext(m), m.policy, file),
     manifestPath: file,
     manifestSha256,
     source: deepFreeze(structuredClone(raw)),
@@ -238,7 +256,28 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
       found: describeValue(labels ?? m.output.positive_label),
     });
   }
+  if (m.output.favorable_label !== undefined) {
+    if (m.task !== "binary") {
+      problems.push({
+        field: "/output/favorable_label",
+        expected: `no favorable_label for a ${m.task} task`,
+        found: describeValue(m.output.favorable_label),
+      });
+    } else {
+      const classes = labels ?? BINARY_DEFAULT_LABELS;
+      if (!classes.includes(m.output.favorable_label)) {
+        problems.push({
+          field: "/output/favorable_label",
+          expected: `one of the labels (${classes.join(", ")})`,
+          found: describeValue(m.output.favorable_label),
+          fix: "name the outcome the subject hopes for, or remove it: the default is the label that is not positive_label",
+        });
+      }
+    }
+  }
+  problems.push(...featureExplanationProblems(m.features));
   problems.push(...privacyPolicyProblems(m.risk_tier, m.policy));
+  problems.push(...explanationPolicyProblems(explanationContext(m), m.policy));
   const b = m.batching;
   b.preferred_batch_sizes.forEach((size, i) => {
     if (size > b.max_batch_size) {
@@ -288,6 +327,31 @@ export function verifyArtifact(manifest: Manifest): void {
       },
     );
   }
+}
+
+/** Check that the explanation reference rows named by the manifest can be read. */
+function verifyReference(manifest: Manifest): void {
+  const path = manifest.explanations.referencePath;
+  if (path === undefined) return;
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (error) {
+    const problem = {
+      field: "/policy/explanations/reference",
+      expected: "a readable CSV file of reference rows, relative to the manifest",
+      found: `${describeValue((manifest.policy.explanations as { reference?: unknown }).reference)}: ${errnoText(error)}`,
+      fix: "fix the path, or remove reference (explanations then have no typical values or counterfactuals)",
+    };
+    throw new WardenError(
+      "WARDEN_ERR_MANIFEST_INVALID",
+      `${manifest.manifestPath}: invalid manifest (1 problem)\n${formatProblems([problem])}`,
+      { details: [{ ...problem, field: `${manifest.manifestPath}#${problem.field}` }] },
+    );
+  }
+}
+
+function explanationContext(m: import("@sinclair/typebox").Static<typeof ManifestSchema>) {
+  return { riskTier: m.risk_tier, task: m.task, format: m.artifact.format };
 }
 
 function errnoText(error: unknown): string {

@@ -10,7 +10,8 @@ export function schemaProblems(schema: TSchema, value: unknown, prefix = ""): Fi
   const seen = new Set<string>();
   const problems: FieldProblem[] = [];
   for (const error of Value.Errors(schema, value)) {
-    const path = error.path === "" ? "/" : error.path;
+    // The root is "/" alone, or the prefix itself ("/policy/explanations", not "/policy/explanations/").
+    const path = error.path === "" ? (prefix === "" ? "/" : "") : error.path;
     // A parent union/object error is followed by more specific children; keep one per path.
     if (seen.has(path)) continue;
     seen.add(path);

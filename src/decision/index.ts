@@ -1,4 +1,11 @@
-export { checkValue, encodeValue, type FeatureValue, type ValidInstance, validateInstance } from "./input.js";
+export {
+  checkValue,
+  coerceCsvCell,
+  encodeValue,
+  type FeatureValue,
+  type ValidInstance,
+  validateInstance,
+} from "./input.js";
 export {
   createDecisionPipeline,
   DECISION_ROUTES,

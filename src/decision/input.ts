@@ -82,6 +82,31 @@ export function checkValue(f: FeatureSpec, value: unknown, field: string): Field
   }
 }
 
+/** CSV cells read as missing, true and false (booleans case-insensitively). */
+const MISSING = new Set(["", "NA", "na", "null", "NULL", "NaN"]);
+const TRUE = new Set(["true", "yes", "y", "t", "1"]);
+const FALSE = new Set(["false", "no", "n", "f", "0"]);
+
+/** A CSV cell → a typed value for its feature; unparsable text is kept as-is so validation reports it. */
+export function coerceCsvCell(spec: FeatureSpec, cell: string | undefined): unknown {
+  if (cell === undefined) return undefined;
+  const text = cell.trim();
+  if (MISSING.has(text)) return null;
+  switch (spec.type) {
+    case "number":
+    case "integer": {
+      const n = Number(text);
+      return Number.isNaN(n) ? cell : n;
+    }
+    case "boolean": {
+      const lower = text.toLowerCase();
+      return TRUE.has(lower) ? true : FALSE.has(lower) ? false : cell;
+    }
+    case "category":
+      return text;
+  }
+}
+
 /** Encode one valid value for the model (numbers as-is, booleans 0/1, categories as their index, null NaN). */
 export function encodeValue(f: FeatureSpec, value: FeatureValue): number {
   if (value === null) return Number.NaN;

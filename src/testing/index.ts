@@ -9,8 +9,8 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import type { FastifyRequest } from "fastify";
 import type { Logger } from "pino";
-import { coerceCsvCell } from "../cli/predict.js";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
+import { coerceCsvCell } from "../decision/index.js";
 import { type RunningServer, startServer } from "../server/index.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -83,13 +83,14 @@ export async function startTestServer(
 }
 
 /**
- * A copy of the XGBoost demo model as another version, in `dir/<version>/`: same artifact, `version:`
- * changed (and so another manifest sha256). Returns the manifest path.
+ * A copy of the XGBoost demo model as another version, in `dir/<version>/`: same artifact and reference
+ * rows, `version:` changed (and so another manifest sha256). Returns the manifest path.
  */
 export function demoVersion(dir: string, version: string): string {
   const folder = join(dir, version);
   mkdirSync(folder, { recursive: true });
   copyFileSync(join(REPO_ROOT, "models/credit-demo/model.json"), join(folder, "model.json"));
+  copyFileSync(HOLDOUT_CSV, join(folder, "holdout.csv"));
   const manifest = readFileSync(DEMO_XGB, "utf8").replace(/^version: .*$/m, `version: "${version}"`);
   const path = join(folder, "manifest.yaml");
   writeFileSync(path, manifest);
