@@ -2,6 +2,7 @@ import { v7 as uuidv7 } from "uuid";
 import type { Manifest } from "../config/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LedgerAttachment, LedgerEntry } from "../ledger/index.js";
+import type { ExplanationRecord, ReasonRecord } from "../explain/model-explainer.js";
 import type { SealedSubject } from "../privacy/seal.js";
 import type { LoadedModel, ModelRegistry, Route, RoutingKey } from "../registry/index.js";
 import { hashKey } from "../registry/index.js";
@@ -37,6 +38,11 @@ export interface DecisionRequest {
   readonly receivedAt: number;
   /** Prefix for field paths in errors, per instance (`instances[3].`), or "" for a single instance. */
   readonly fieldPrefix: (index: number) => string;
+  /**
+   * The client asks for explanations (`explain: true`): given by models whose `policy.explanations.when` is
+   * `on_request`; those with `always` explain every decision anyway, and `never` refuses the request.
+   */
+  readonly explain?: boolean | undefined;
 }
 
 /** The answer for one instance. */
@@ -49,6 +55,28 @@ export interface DecisionResult {
   readonly probabilities?: Readonly<Record<string, number>>;
   readonly decision: string | null;
   readonly latency_ms: number;
+  /** The principal reasons, when the decision was explained (binary models). */
+  readonly reasons?: readonly ReasonSummary[];
+}
+
+/** A reason as a decision's answer gives it (the full explanation is recorded in the ledger). */
+export interface ReasonSummary {
+  readonly code: string;
+  readonly text: string;
+  /** Toward the adverse outcome, margin units. */
+  readonly contribution: number;
+}
+
+/**
+ * Explains decisions off the model's worker (KernelSHAP for a model without trees): in explainer threads
+ * of their own, so that no other request waits for it.
+ */
+export interface OffThreadExplainer {
+  /** One explanation per row, in order. */
+  explain(
+    model: LoadedModel,
+    rows: readonly { readonly row: Float32Array; readonly values: Readonly<Record<string, FeatureValue>> }[],
+  ): Promise<ExplanationRecord[]>;
 }
 
 /** What the pipeline needs from the ledger: an append that resolves once the entry cannot be lost. */
@@ -147,6 +175,7 @@ export function createDecisionPipeline(
   ledger: LedgerSink,
   observer: PipelineObserver = {},
   router: Router = registryRouter(registry),
+  offThread?: OffThreadExplainer,
 ): DecisionPipeline {
   const shadows = new Set<Promise<void>>();
   /**
@@ -322,12 +351,24 @@ export function createDecisionPipeline(
       // on the model's worker, beside inference (runtime/row-tasks.ts), not on this thread.
       const time = new Date().toISOString();
       const decisionIds = valid.map(() => uuidv7());
-      const tasks = valid.map((instance, i): RowTask | undefined =>
-        routes[i]!.model.manifest.privacy.subjectStorage === "clear" ||
-        Object.keys(instance.subject).length === 0
-          ? undefined
-          : { seal: { decisionId: decisionIds[i]!, time, subject: instance.subject } },
-      );
+      // How each instance is explained, if at all: inline beside inference (TreeSHAP), or after it off the
+      // model's thread (KernelSHAP). A refusal (explanations never, or none possible here) comes before inference.
+      let explaining: ExplanationMode[];
+      try {
+        explaining = valid.map((_, i) => explanationMode(routes[i]!.model, request.explain, offThread));
+      } catch (error) {
+        return reject(first, rejection(request, clientIds), error as WardenError);
+      }
+      const tasks = valid.map((instance, i): RowTask | undefined => {
+        const seal =
+          routes[i]!.model.manifest.privacy.subjectStorage === "clear" ||
+          Object.keys(instance.subject).length === 0
+            ? undefined
+            : { decisionId: decisionIds[i]!, time, subject: instance.subject };
+        const explain = explaining[i] === "inline" ? { values: instance.inputs } : undefined;
+        if (seal === undefined && explain === undefined) return undefined;
+        return { ...(seal ? { seal } : {}), ...(explain ? { explain } : {}) };
+      });
 
       // One submit per version that answers (a canary splits a request's instances between two).
       const groups = new Map<LoadedModel, number[]>();
@@ -366,6 +407,28 @@ export function createDecisionPipeline(
       // Decide every row before recording any: a row the policy refuses (a non-finite output) fails the whole
       // request, and then none of its decisions may be in the ledger unanswered.
       const outcomes = valid.map((_, i) => applyPolicy(routes[i]!.model.manifest, rows[i]!));
+      const explanations: (ExplanationRecord | undefined)[] = valid.map((_, i) => rows[i]!.task?.explanation);
+      const offThreadRows = valid.flatMap((_, i) => (explaining[i] === "off-thread" ? [i] : []));
+      if (offThreadRows.length > 0) {
+        // Grouped per version that answered, in order.
+        const byModel = new Map<LoadedModel, number[]>();
+        for (const i of offThreadRows) {
+          const list = byModel.get(routes[i]!.model) ?? [];
+          list.push(i);
+          byModel.set(routes[i]!.model, list);
+        }
+        await Promise.all(
+          [...byModel].map(async ([model, indices]) => {
+            const records = await offThread!.explain(
+              model,
+              indices.map((i) => ({ row: valid[i]!.row, values: valid[i]!.inputs })),
+            );
+            indices.forEach((i, k) => {
+              explanations[i] = records[k];
+            });
+          }),
+        );
+      }
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
       const entries: LedgerEntry[] = [];
@@ -382,6 +445,7 @@ export function createDecisionPipeline(
         const clientId = clientIds[i];
         const subjectId = request.instances[i]!.subject_id as string | undefined;
         const sealed = recordedSubject(manifest, instance.subject, rows[i]!.task?.sealed);
+        const explanation = explanations[i];
         vaultRows.push(sealed?.vaultJson);
         // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
@@ -389,6 +453,7 @@ export function createDecisionPipeline(
           ...(clientId !== undefined ? { client_id: clientId } : {}),
           decision: outcome.decision,
           deployment: route.deployment,
+          ...(explanation !== undefined ? { explanation } : {}),
           inputs: instance.inputs,
           latency_ms: latency,
           manifest_sha256: manifest.manifestSha256,
@@ -425,6 +490,7 @@ export function createDecisionPipeline(
           ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}),
           decision: outcome.decision,
           latency_ms: latency,
+          ...(explanation?.reasons !== undefined ? { reasons: explanation.reasons.map(reasonSummary) } : {}),
         });
       });
       // A protected subject's vault row goes with its entry: one journal write makes both durable, and the
@@ -444,6 +510,56 @@ export function createDecisionPipeline(
       return results;
     },
   };
+}
+
+/** How one instance is explained: not at all, inline on the model's worker, or off its thread afterwards. */
+type ExplanationMode = "none" | "inline" | "off-thread";
+
+/**
+ * Whether and how a model explains a decision, given the client's `explain`.
+ *
+ * @throws WardenError WARDEN_ERR_EXPLANATION_UNAVAILABLE when the client asks and the model's policy says never,
+ *   or the policy's method cannot run on this server.
+ */
+function explanationMode(
+  model: LoadedModel,
+  asked: boolean | undefined,
+  offThread: OffThreadExplainer | undefined,
+): ExplanationMode {
+  const m = model.manifest;
+  const policy = m.explanations;
+  if (policy.when === "never") {
+    if (asked === true) {
+      throw new WardenError(
+        "WARDEN_ERR_EXPLANATION_UNAVAILABLE",
+        `model ${m.name} ${m.version} gives no explanations (policy.explanations.when: never)`,
+        {
+          details: [
+            {
+              field: "explain",
+              expected: "absent or false for this model",
+              found: "true",
+              fix: "leave out explain, or set policy.explanations.when in the model's manifest",
+            },
+          ],
+        },
+      );
+    }
+    return "none";
+  }
+  if (policy.when === "on_request" && asked !== true) return "none";
+  if (policy.method === "treeshap") return "inline";
+  if (offThread === undefined) {
+    throw new WardenError(
+      "WARDEN_ERR_EXPLANATION_UNAVAILABLE",
+      `model ${m.name} ${m.version} explains with ${policy.method}, and this server runs no explainer threads`,
+    );
+  }
+  return "off-thread";
+}
+
+function reasonSummary(reason: ReasonRecord): ReasonSummary {
+  return { code: reason.code, text: reason.text, contribution: reason.contribution };
 }
 
 /** A protected decision's subject as its ledger entry records it, and its vault row. */

@@ -66,6 +66,10 @@ export const ERRORS = {
     status: 409,
     message: "The purge would remove subject data before its retention period ends",
   },
+  WARDEN_ERR_EXPLANATION_UNAVAILABLE: {
+    status: 409,
+    message: "The explanation asked for cannot be given for this model",
+  },
   WARDEN_ERR_USAGE: { status: 400, message: "Invalid command-line usage" },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -1,12 +1,15 @@
 /**
- * Per-row work a model's worker thread does beside inference, so the serving thread does not: today, sealing a
- * protected decision's subject (privacy/seal.ts). A task travels with its row through the dynamic batcher and
+ * Per-row work a model's worker thread does beside inference, so the serving thread does not: sealing a
+ * protected decision's subject (privacy/seal.ts), and explaining the row inline (TreeSHAP and reason codes,
+ * explain/model-explainer.ts). A task travels with its row through the dynamic batcher and
  * comes back with the row's result, in the same messages as the batch: no extra hop between threads.
  */
 import type { Manifest } from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
 import { WardenError } from "../errors/index.js";
+import type { ExplanationRecord, InlineExplainer } from "../explain/model-explainer.js";
 import { type SealedSubject, type SealKeys, sealSubject } from "../privacy/seal.js";
+import type { EngineOutput } from "./types.js";
 
 /** Seal this subject for this decision (the model's `policy.subject_storage` says how). */
 export interface SealTask {
@@ -16,43 +19,64 @@ export interface SealTask {
   readonly subject: Readonly<Record<string, FeatureValue>>;
 }
 
+/** Explain this row inline (TreeSHAP; see explain/model-explainer.ts). */
+export interface ExplainTask {
+  /** The row's model-feature values as validated, for the reason texts. */
+  readonly values: Readonly<Record<string, FeatureValue>>;
+}
+
 /** What to do for one row besides predicting it. */
 export interface RowTask {
   readonly seal?: SealTask;
+  readonly explain?: ExplainTask;
 }
 
 /** The outcome of a row's tasks. */
 export interface RowTaskResult {
   readonly sealed?: SealedSubject;
+  readonly explanation?: ExplanationRecord;
+}
+
+/** What a worker holds for its row tasks. */
+export interface RowTaskContext {
+  readonly manifest: Manifest;
+  /** Subject keys, when the server has them. */
+  readonly keys: SealKeys | undefined;
+  /** The model's inline explainer, when its policy explains with TreeSHAP. */
+  readonly explainer: InlineExplainer | undefined;
 }
 
 /**
- * Run one batch's tasks (one entry per row, `null` for none) for `manifest`, with `keys` when the server has
- * subject keys.
+ * Run one batch's tasks (one entry per row, `null` for none), after the engine answered the batch (`input`,
+ * `output`).
  *
  * @throws WardenError WARDEN_ERR_VAULT when a subject must be sealed and there are no keys, or the model keeps
- *   subjects in clear (the serving thread never asks then).
+ *   subjects in clear (the serving thread never asks then); WARDEN_ERR_EXPLANATION_UNAVAILABLE when a row asks
+ *   for an explanation the model cannot give inline.
  */
 export function runRowTasks(
-  manifest: Manifest,
-  keys: SealKeys | undefined,
+  context: RowTaskContext,
   tasks: readonly (RowTask | null)[],
+  input: Float32Array,
+  output: EngineOutput,
 ): (RowTaskResult | null)[] {
+  const { manifest, keys, explainer } = context;
   const storage = manifest.privacy.subjectStorage;
-  return tasks.map((task) => {
-    if (task === null || task.seal === undefined) return null;
-    if (keys === undefined || storage === "clear") {
-      // Never fall back to clear storage.
-      throw new WardenError(
-        "WARDEN_ERR_VAULT",
-        keys === undefined
-          ? `model ${manifest.name} ${manifest.version} stores subjects ${storage}, and this server has no subject keys`
-          : `model ${manifest.name} ${manifest.version} stores subjects in clear; there is nothing to seal`,
-      );
-    }
-    const { decisionId, time, subject } = task.seal;
-    return {
-      sealed: sealSubject(
+  return tasks.map((task, r) => {
+    if (task === null) return null;
+    let sealed: SealedSubject | undefined;
+    if (task.seal !== undefined) {
+      if (keys === undefined || storage === "clear") {
+        // Never fall back to clear storage.
+        throw new WardenError(
+          "WARDEN_ERR_VAULT",
+          keys === undefined
+            ? `model ${manifest.name} ${manifest.version} stores subjects ${storage}, and this server has no subject keys`
+            : `model ${manifest.name} ${manifest.version} stores subjects in clear; there is nothing to seal`,
+        );
+      }
+      const { decisionId, time, subject } = task.seal;
+      sealed = sealSubject(
         keys,
         {
           model: manifest.name,
@@ -63,7 +87,21 @@ export function runRowTasks(
         decisionId,
         time,
         subject,
-      ),
+      );
+    }
+    let explanation: ExplanationRecord | undefined;
+    if (task.explain !== undefined) {
+      if (explainer === undefined) {
+        throw new WardenError(
+          "WARDEN_ERR_EXPLANATION_UNAVAILABLE",
+          `model ${manifest.name} ${manifest.version} has no inline explainer (policy.explanations: ${manifest.explanations.when}, method ${manifest.explanations.method})`,
+        );
+      }
+      explanation = explainer.explain(input, r, output, task.explain.values);
+    }
+    return {
+      ...(sealed === undefined ? {} : { sealed }),
+      ...(explanation === undefined ? {} : { explanation }),
     };
   });
 }

@@ -5,7 +5,9 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { type Manifest, parseManifest, verifyArtifact } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
+import type { InlineExplainer } from "../explain/model-explainer.js";
 import { loadEngine } from "./engines.js";
+import { inlineExplainerOf } from "./explainers.js";
 import { runRowTasks } from "./row-tasks.js";
 import type { EngineOutput, ModelEngine } from "./types.js";
 import type { WorkerReply, WorkerRequest, WorkerStart } from "./worker-protocol.js";
@@ -16,6 +18,7 @@ if (port === null) throw new Error("runtime/worker.js must run as a worker threa
 const start = workerData as WorkerStart;
 let engine: ModelEngine | undefined;
 let manifest: Manifest | undefined;
+let explainer: InlineExplainer | undefined;
 
 function post(reply: WorkerReply): void {
   port!.postMessage(reply);
@@ -37,6 +40,7 @@ try {
   // manifest, since the ledger records the manifest's hash for every decision this worker would make.
   verifyArtifact(manifest);
   engine = await loadEngine(manifest);
+  explainer = await inlineExplainerOf(manifest, engine);
   post({ type: "ready", id: 0, description: engine.describe() });
 } catch (error) {
   post({ ...serialiseError(error), id: 0 });
@@ -51,7 +55,14 @@ port.on("message", async (request: WorkerRequest) => {
     const output: EngineOutput = await engine!.predict(request.input, request.rows);
     // Row tasks run after inference: a batch whose model fails does no sealing.
     const tasks =
-      request.tasks === undefined ? undefined : runRowTasks(manifest!, start.sealKeys, request.tasks);
+      request.tasks === undefined
+        ? undefined
+        : runRowTasks(
+            { manifest: manifest!, keys: start.sealKeys, explainer },
+            request.tasks,
+            request.input,
+            output,
+          );
     // Copied, not transferred (cheaper for small outputs, and an engine may return views of its own buffers).
     post(
       tasks === undefined

@@ -34,8 +34,23 @@ const DecisionBody = {
   properties: {
     ...Instance.properties,
     instances: { type: "array", items: Instance, minItems: 1 },
+    explain: {
+      type: "boolean",
+      description:
+        "Explain the decisions (reasons in the answer, the full explanation in the ledger). Models whose policy.explanations.when is always explain every decision anyway; never refuses it (409).",
+    },
   },
   additionalProperties: false,
+} as const;
+
+const ReasonSchema = {
+  type: "object",
+  properties: {
+    code: { type: "string", description: "Stable reason code: the feature's name, or its group's" },
+    text: { type: "string", description: "The reason in the manifest's words, with the value and typical values" },
+    contribution: { type: "number", description: "Push toward the adverse outcome, in margin units (log-odds)" },
+  },
+  required: ["code", "text", "contribution"],
 } as const;
 
 const DecisionResultSchema = {
@@ -52,6 +67,12 @@ const DecisionResultSchema = {
     probabilities: { type: "object", additionalProperties: { type: "number" } },
     decision: { type: "string", nullable: true },
     latency_ms: { type: "number" },
+    reasons: {
+      type: "array",
+      items: ReasonSchema,
+      description:
+        "The principal reasons toward the adverse outcome, largest first (at most policy.explanations.max_reasons), when the decision was explained. GET /v1/decisions/{id}/explanation gives the full explanation.",
+    },
   },
   required: ["decision_id", "model", "version", "score", "decision", "latency_ms"],
 } as const;
@@ -98,6 +119,7 @@ interface DecisionBodyType {
   id?: unknown;
   subject_id?: unknown;
   instances?: InstanceInput[];
+  explain?: boolean;
 }
 
 /** A model summary for listings. */
@@ -190,6 +212,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       requestId: request.id,
       receivedAt: request.wardenStart,
       fieldPrefix: batch ? (i) => `instances[${i}].` : () => "",
+      explain: body.explain,
     });
     return batch ? { decisions: results } : (results[0] as DecisionResult);
   };
