@@ -75,10 +75,11 @@ export function sampleBackground(
   size: number,
   seed = 0,
 ): Background {
-  checkShape(data, rows, features);
-  checkSize(size);
-  if (rows <= size) return weightedBackground(data.slice(0, rows * features), rows, features);
-  // Partial Fisher–Yates: the first `size` entries of a shuffled index list, then sorted back into order.
+  return summariseBackground(weightedBackground(data, rows, features), { method: "sample", size, seed });
+}
+
+/** `size` distinct row numbers below `rows`, in increasing order: a partial Fisher–Yates shuffle, sorted. */
+function sampleRows(rows: number, size: number, seed: number): Int32Array {
   const random = seededRandom(seed);
   const order = Int32Array.from({ length: rows }, (_, i) => i);
   for (let i = 0; i < size; i++) {
@@ -87,12 +88,7 @@ export function sampleBackground(
     order[i] = order[j]!;
     order[j] = t;
   }
-  const picked = order.subarray(0, size).sort();
-  const out = new Float32Array(size * features);
-  picked.forEach((row, i) => {
-    out.set(data.subarray(row * features, (row + 1) * features), i * features);
-  });
-  return weightedBackground(out, size, features);
+  return order.slice(0, size).sort();
 }
 
 /** Options of {@link kmeansBackground}. */
@@ -187,22 +183,29 @@ export function kmeansBackground(
 }
 
 /**
- * A background of at most `options.size` rows (default {@link DEFAULT_BACKGROUND_SIZE}) from a larger data
- * set, by weighted k-means (default) or by a seeded sample. Data no larger than the size is used whole,
- * equally weighted.
+ * A background of at most `options.size` rows (default {@link DEFAULT_BACKGROUND_SIZE}) standing for a
+ * larger one, by weighted k-means (default; the input weights count) or by a seeded sample (sampled rows
+ * keep their relative weights). A background no larger than the size is returned as it is.
  */
-export function summariseBackground(
-  data: Float32Array,
-  rows: number,
-  features: number,
-  options: SummaryOptions = {},
-): Background {
+export function summariseBackground(background: Background, options: SummaryOptions = {}): Background {
   const size = options.size ?? DEFAULT_BACKGROUND_SIZE;
   checkSize(size);
-  if (rows <= size) return weightedBackground(data, rows, features);
-  return options.method === "sample"
-    ? sampleBackground(data, rows, features, size, options.seed)
-    : kmeansBackground(data, rows, features, size, { seed: options.seed ?? 0 });
+  const { data, rows, features, weights } = background;
+  if (rows <= size) return background;
+  if (options.method === "sample") {
+    const sample = sampleRows(rows, size, options.seed ?? 0);
+    const out = new Float32Array(size * features);
+    sample.forEach((row, i) => {
+      out.set(data.subarray(row * features, (row + 1) * features), i * features);
+    });
+    return weightedBackground(
+      out,
+      size,
+      features,
+      Array.from(sample, (row) => weights[row]!),
+    );
+  }
+  return kmeansBackground(data, rows, features, size, { seed: options.seed ?? 0, weights });
 }
 
 /** Weighted mean of `values` under a background's weights. */
