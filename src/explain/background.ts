@@ -262,10 +262,16 @@ function standardise(data: Float32Array, rows: number, features: number, weight:
   return out;
 }
 
-function squaredDistance(a: Float64Array, ai: number, b: Float64Array, bi: number, features: number): number {
+function squaredDistance(
+  a: Float64Array,
+  rowA: number,
+  b: Float64Array,
+  rowB: number,
+  features: number,
+): number {
   let d = 0;
   for (let j = 0; j < features; j++) {
-    const diff = a[ai * features + j]! - b[bi * features + j]!;
+    const diff = a[rowA * features + j]! - b[rowB * features + j]!;
     d += diff * diff;
   }
   return d;

@@ -3,8 +3,7 @@
  * function v(S) = Σ_b w_b f(x_S, b_rest) over a background set, in margin space, per output group.
  *
  * The method is the per-pair algorithm behind `feature_perturbation="interventional"` (Lundberg et al.,
- * "From local explanations to global understanding with explainable AI for trees", Nature Machine
- * Intelligence 2020). Fix the explained row x and one background row r. A tree's output f(x_S, r_rest) only
+ * "From local explanations to global understanding", Nature Machine Intelligence 2020). Fix the explained row x and one background row r. A tree's output f(x_S, r_rest) only
  * changes with S at nodes where x and r go different ways; walk the tree from the root, following both
  * ways at such a node, once with the split feature taken from x (it joins the set A) and once from r (it
  * joins the set R). A feature met again further down is already decided and follows its side. A leaf of

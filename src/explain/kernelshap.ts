@@ -35,7 +35,7 @@ export interface KernelShapOptions {
   readonly maxRowsPerCall?: number;
 }
 
-/** Options of {@link createKernelExplainer}. */
+/** Options of {@link createKernelExplainer}; the {@link KernelShapOptions} are defaults for every `explain`. */
 export interface KernelExplainerOptions extends KernelShapOptions {
   /**
    * How a background larger than `summary.size` (default 50, `DEFAULT_BACKGROUND_SIZE`) is shrunk first:
@@ -85,16 +85,15 @@ export async function createKernelExplainer(
   );
   let base = 0;
   for (let b = 0; b < summary.rows; b++) base += summary.weights[b]! * scores[b]!;
-  const defaults = options;
   return Object.freeze({
     background: summary,
     base,
-    async explain(input: Float32Array, rows: number, options: KernelShapOptions = {}) {
+    async explain(input: Float32Array, rows: number, overrides: KernelShapOptions = {}) {
       const m = summary.features;
       if (!Number.isInteger(rows) || rows < 0 || input.length < rows * m) {
         throw new RangeError(`${rows} rows of ${m} features need ${rows * m} values, got ${input.length}`);
       }
-      const settings = { ...defaults, ...options };
+      const settings = { ...options, ...overrides };
       const designs = new Map<number, CoalitionDesign>();
       const out: KernelShapAttribution[] = [];
       for (let row = 0; row < rows; row++) {

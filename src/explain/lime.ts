@@ -88,6 +88,7 @@ export interface LimeStability {
   readonly topKFrequency: Float64Array;
 }
 
+/** An explanation and the stability of its top reasons over the following seeds. */
 export interface LimeResult {
   readonly explanation: LimeExplanation;
   readonly stability: LimeStability;
@@ -134,9 +135,9 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
  * `unique(percentile(values, [25, 50, 75]))`. Empty when every value is missing.
  */
 export function quartileBoundaries(values: ArrayLike<number>): number[] {
-  const present = Float64Array.from(
-    Array.prototype.filter.call(values, (v: number) => !Number.isNaN(v)) as number[],
-  );
+  const kept: number[] = [];
+  for (let i = 0; i < values.length; i++) if (!Number.isNaN(values[i]!)) kept.push(values[i]!);
+  const present = Float64Array.from(kept);
   if (present.length === 0) return [];
   present.sort();
   const cuts = [25, 50, 75].map((q) => percentile(present, q));

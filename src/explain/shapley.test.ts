@@ -53,7 +53,7 @@ test("textbook games: the glove game, a unanimity game and an additive game", ()
   assertClose(unanimity, [0, 2, 2, 2, 0], 1e-15, "unanimity");
   // v(S) = Σ_{i∈S} a_i: each player gets exactly its own a_i.
   const a = [3, -1, 0.5, 7];
-  const additive = exactShapley(4, (s) => a.reduce((sum, ai, i) => sum + ((s >> i) & 1 ? ai : 0), 0));
+  const additive = exactShapley(4, (s) => a.reduce((sum, value, i) => sum + ((s >> i) & 1 ? value : 0), 0));
   assertClose(additive, a, 1e-14, "additive");
 });
 
@@ -72,7 +72,7 @@ test("a random game: the coalition formula equals the mean over all 720 player o
   assert.ok(Math.abs(total - (table[2 ** players - 1]! - table[0]!)) < 1e-12, `efficiency: ${total}`);
 });
 
-test("helpers: popcount and binomial coefficients", () => {
+test("popcount and binomial coefficients; the player count is checked", () => {
   assert.deepEqual([0, 1, 3, 0xff, 0x7fffffff, 0b1011].map(popcount), [0, 1, 2, 8, 31, 3]);
   assert.deepEqual(
     [0, 1, 2, 3, 4].map((k) => binomial(4, k)),
