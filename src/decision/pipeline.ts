@@ -1,8 +1,8 @@
 import { v7 as uuidv7 } from "uuid";
 import type { Manifest } from "../config/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
-import type { LedgerAttachment, LedgerEntry } from "../ledger/index.js";
 import type { ExplanationRecord, ReasonRecord } from "../explain/model-explainer.js";
+import type { LedgerAttachment, LedgerEntry } from "../ledger/index.js";
 import type { SealedSubject } from "../privacy/seal.js";
 import type { LoadedModel, ModelRegistry, Route, RoutingKey } from "../registry/index.js";
 import { hashKey } from "../registry/index.js";

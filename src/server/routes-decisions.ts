@@ -47,8 +47,14 @@ const ReasonSchema = {
   type: "object",
   properties: {
     code: { type: "string", description: "Stable reason code: the feature's name, or its group's" },
-    text: { type: "string", description: "The reason in the manifest's words, with the value and typical values" },
-    contribution: { type: "number", description: "Push toward the adverse outcome, in margin units (log-odds)" },
+    text: {
+      type: "string",
+      description: "The reason in the manifest's words, with the value and typical values",
+    },
+    contribution: {
+      type: "number",
+      description: "Push toward the adverse outcome, in margin units (log-odds)",
+    },
   },
   required: ["code", "text", "contribution"],
 } as const;
