@@ -15,6 +15,8 @@ export {
   type DecisionRoute,
   type InstanceInput,
   type LedgerSink,
+  type OffThreadExplainer,
   type PipelineObserver,
+  type ReasonSummary,
 } from "./pipeline.js";
 export { applyPolicy, type Outcome } from "./policy.js";

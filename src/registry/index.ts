@@ -2,6 +2,7 @@ import { type Device, loadManifest, type Manifest } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import type { SealKeys } from "../privacy/seal.js";
 import { type BatcherObserver, DynamicBatcher } from "../runtime/batcher.js";
+import { createExplainerPool, type ExplainerPool } from "../runtime/explainer-pool.js";
 import type { EngineDescription } from "../runtime/types.js";
 import { createWorkerPool, type ModelExecutor } from "../runtime/worker-pool.js";
 
@@ -11,6 +12,8 @@ export interface LoadedModel {
   readonly description: EngineDescription;
   readonly batcher: DynamicBatcher;
   readonly executor: ModelExecutor;
+  /** Its explainer thread (KernelSHAP, LIME, counterfactuals, ...), started on first use. */
+  readonly explainer: ExplainerPool;
   /** When it was loaded (ISO-8601). */
   readonly loadedAt: string;
 }
@@ -122,6 +125,7 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
         description: executor.description,
         batcher,
         executor,
+        explainer: createExplainerPool(manifest),
         loadedAt: new Date().toISOString(),
       });
       models.set(manifest.name, [...(models.get(manifest.name) ?? []), loaded]);
@@ -178,12 +182,12 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
       else models.delete(name);
       model.batcher.close();
       await model.batcher.drained();
-      await model.executor.close();
+      await Promise.all([model.executor.close(), model.explainer.close()]);
     },
     async close() {
       const all = [...models.values()].flat();
       for (const m of all) m.batcher.close();
-      await Promise.all(all.map((m) => m.executor.close()));
+      await Promise.all(all.flatMap((m) => [m.executor.close(), m.explainer.close()]));
       models.clear();
     },
   };

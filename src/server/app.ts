@@ -9,8 +9,9 @@ import Fastify, {
 } from "fastify";
 import type { ServerConfig } from "../config/index.js";
 import type { LedgerSink } from "../decision/index.js";
-import { createDecisionPipeline, type DecisionPipeline } from "../decision/index.js";
+import { createDecisionPipeline, type DecisionPipeline, type OffThreadExplainer } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
+import type { ExplanationRecord } from "../explain/model-explainer.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
@@ -18,6 +19,7 @@ import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
 import { registerDeploymentRoutes } from "./routes-deployments.js";
+import { registerExplanationRoutes } from "./routes-explanations.js";
 import { registerFeedbackRoutes } from "./routes-feedback.js";
 import { registerOipRoutes } from "./routes-oip.js";
 
@@ -132,6 +134,23 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   // Only JSON bodies are accepted; anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser("text/plain");
+  // KernelSHAP decisions are explained in the model's explainer thread, never on its inference worker.
+  const offThreadExplainer: OffThreadExplainer = {
+    async explain(model, rows) {
+      const width = model.manifest.modelFeatures.length;
+      const input = new Float32Array(rows.length * width);
+      rows.forEach((r, i) => {
+        input.set(r.row, i * width);
+      });
+      const result = await model.explainer.run({
+        kind: "kernelshap",
+        input,
+        rows: rows.length,
+        values: rows.map((r) => r.values),
+      });
+      return result as ExplanationRecord[];
+    },
+  };
   const pipeline: DecisionPipeline = createDecisionPipeline(
     deps.registry,
     deps.ledger,
@@ -145,6 +164,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         ),
     },
     deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
+    offThreadExplainer,
   );
 
   await app.register(swagger, {
@@ -239,6 +259,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
   registerFeedbackRoutes(app, context);
+  registerExplanationRoutes(app, context);
   if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(

@@ -1,0 +1,188 @@
+import { Worker } from "node:worker_threads";
+import type { Manifest } from "../config/index.js";
+import { ERRORS, type ErrorCode, type FieldProblem, WardenError } from "../errors/index.js";
+import type { ExplanationJob, JobResult } from "../explain/service.js";
+import type { ExplainerReply, ExplainerRequest } from "./explainer-worker.js";
+import type { WorkerStart } from "./worker-protocol.js";
+
+const WORKER_URL = new URL("./explainer-worker.js", import.meta.url);
+
+/** Jobs that may wait for a model's explainer thread; more are refused at once (WARDEN_ERR_QUEUE_FULL). */
+export const EXPLAINER_QUEUE_SIZE = 256;
+/** A job not finished within this many ms fails with WARDEN_ERR_TIMEOUT (the thread is restarted). */
+export const EXPLAINER_TIMEOUT_MS = 60_000;
+
+/** One model's explainer thread: its own engine instance, one job at a time, in arrival order. */
+export interface ExplainerPool {
+  run(job: ExplanationJob): Promise<JobResult>;
+  /** Jobs waiting or running. */
+  readonly pending: number;
+  close(): Promise<void>;
+}
+
+interface Pending {
+  readonly id: number;
+  readonly job: ExplanationJob;
+  readonly resolve: (result: JobResult) => void;
+  readonly reject: (error: Error) => void;
+}
+
+function toError(reply: ExplainerReply & { ok: false }): WardenError {
+  const code = (reply.code in ERRORS ? reply.code : "WARDEN_ERR_INTERNAL") as ErrorCode;
+  return new WardenError(code, reply.message, { details: reply.details as FieldProblem[] });
+}
+
+/**
+ * The explainer thread of a model, started on first use (it loads the engine and scores the reference rows,
+ * which takes a moment) and again after it dies or overruns a job. Rows are copied to it.
+ */
+export function createExplainerPool(manifest: Manifest): ExplainerPool {
+  const start: WorkerStart = {
+    manifest: manifest.source,
+    manifestPath: manifest.manifestPath,
+    manifestSha256: manifest.manifestSha256,
+  };
+  const queue: Pending[] = [];
+  let running: Pending | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let worker: Worker | undefined;
+  let ready: Promise<void> | undefined;
+  let nextId = 1;
+  let closed = false;
+
+  const stopWorker = () => {
+    const w = worker;
+    worker = undefined;
+    ready = undefined;
+    if (w !== undefined) void w.terminate();
+  };
+
+  const spawn = (): Promise<void> => {
+    const w = new Worker(WORKER_URL, { workerData: start, name: `explainer:${manifest.name}` });
+    worker = w;
+    return new Promise<void>((resolve, reject) => {
+      let started = false;
+      w.on("message", (reply: ExplainerReply) => {
+        if (!started) {
+          started = true;
+          if (reply.ok) resolve();
+          else {
+            reject(toError(reply));
+            if (worker === w) stopWorker();
+          }
+          return;
+        }
+        const job = running;
+        if (job === undefined || reply.id !== job.id) return;
+        clearTimeout(timer);
+        running = undefined;
+        if (reply.ok) job.resolve(reply.result as JobResult);
+        else job.reject(toError(reply));
+        next();
+      });
+      w.on("error", (error) => {
+        if (!started) {
+          started = true;
+          reject(error);
+        }
+      });
+      w.once("exit", (code) => {
+        if (!started) {
+          started = true;
+          reject(
+            new WardenError(
+              "WARDEN_ERR_INTERNAL",
+              `the explainer thread of ${manifest.name} exited (${code}) before it started`,
+            ),
+          );
+        }
+        if (worker === w) {
+          worker = undefined;
+          ready = undefined;
+        }
+        const job = running;
+        if (job !== undefined) {
+          clearTimeout(timer);
+          running = undefined;
+          job.reject(
+            new WardenError(
+              "WARDEN_ERR_INTERNAL",
+              `the explainer thread of ${manifest.name} stopped (${code})`,
+            ),
+          );
+          next();
+        }
+      });
+    });
+  };
+
+  const next = (): void => {
+    if (running !== undefined || queue.length === 0 || closed) return;
+    const job = queue.shift()!;
+    running = job;
+    ready ??= spawn();
+    ready.then(
+      () => {
+        if (running !== job || worker === undefined) return;
+        timer = setTimeout(() => {
+          if (running !== job) return;
+          running = undefined;
+          job.reject(
+            new WardenError(
+              "WARDEN_ERR_TIMEOUT",
+              `the explanation took longer than ${EXPLAINER_TIMEOUT_MS / 1000} s`,
+              {
+                retryAfterSeconds: 1,
+              },
+            ),
+          );
+          // Its thread may be stuck in the job: start afresh.
+          stopWorker();
+          next();
+        }, EXPLAINER_TIMEOUT_MS);
+        worker.postMessage({ id: job.id, job: job.job } satisfies ExplainerRequest);
+      },
+      (error: unknown) => {
+        if (running !== job) return;
+        running = undefined;
+        ready = undefined;
+        job.reject(error as Error);
+        next();
+      },
+    );
+  };
+
+  return {
+    get pending() {
+      return queue.length + (running === undefined ? 0 : 1);
+    },
+    run(job) {
+      if (closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
+      if (queue.length >= EXPLAINER_QUEUE_SIZE) {
+        return Promise.reject(
+          new WardenError(
+            "WARDEN_ERR_QUEUE_FULL",
+            `${queue.length} explanations of ${manifest.name} are waiting; retry shortly`,
+            { retryAfterSeconds: 1 },
+          ),
+        );
+      }
+      return new Promise<JobResult>((resolve, reject) => {
+        queue.push({ id: nextId++, job, resolve, reject });
+        next();
+      });
+    },
+    async close() {
+      closed = true;
+      for (const job of queue.splice(0)) job.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
+      if (running !== undefined) {
+        running.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
+        running = undefined;
+      }
+      clearTimeout(timer);
+      const w = worker;
+      worker = undefined;
+      if (w !== undefined) await w.terminate();
+    },
+  };
+}

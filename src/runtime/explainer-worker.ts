@@ -1,0 +1,62 @@
+/**
+ * Explainer-thread entry: loads its own instance of one model's engine and its off-thread explainers
+ * (explain/service.ts), and answers one job at a time. A model's inference never waits for it.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { parseManifest, verifyArtifact } from "../config/index.js";
+import { WardenError } from "../errors/index.js";
+import {
+  createExplanationService,
+  type ExplanationJob,
+  type ExplanationService,
+} from "../explain/service.js";
+import { loadEngine } from "./engines.js";
+import type { WorkerStart } from "./worker-protocol.js";
+
+const port = parentPort;
+if (port === null) throw new Error("runtime/explainer-worker.js must run as a worker thread");
+const start = workerData as WorkerStart;
+
+/** Main thread → explainer thread. */
+export type ExplainerRequest =
+  | { readonly id: number; readonly job: ExplanationJob }
+  | { readonly id: -1; readonly close: true };
+/** Explainer thread → main thread; id 0 answers the start. */
+export type ExplainerReply =
+  | { readonly id: number; readonly ok: true; readonly result: unknown }
+  | {
+      readonly id: number;
+      readonly ok: false;
+      readonly code: string;
+      readonly message: string;
+      readonly details: unknown[];
+    };
+
+function failure(id: number, error: unknown): ExplainerReply {
+  if (error instanceof WardenError)
+    return { id, ok: false, code: error.code, message: error.message, details: [...error.details] };
+  const message = error instanceof Error ? error.message : String(error);
+  // A RangeError from the maths is a request the explainer cannot serve, not a crash.
+  return { id, ok: false, code: "WARDEN_ERR_EXPLANATION_UNAVAILABLE", message, details: [] };
+}
+
+let service: ExplanationService | undefined;
+try {
+  const manifest = parseManifest(start.manifest, start.manifestPath, start.manifestSha256);
+  verifyArtifact(manifest);
+  const engine = await loadEngine(manifest);
+  service = await createExplanationService(manifest, engine);
+  port.postMessage({ id: 0, ok: true, result: null } satisfies ExplainerReply);
+} catch (error) {
+  port.postMessage(failure(0, error));
+}
+
+port.on("message", async (request: ExplainerRequest) => {
+  if ("close" in request) process.exit(0);
+  try {
+    const result = await service!.run(request.job);
+    port.postMessage({ id: request.id, ok: true, result } satisfies ExplainerReply);
+  } catch (error) {
+    port.postMessage(failure(request.id, error));
+  }
+});
