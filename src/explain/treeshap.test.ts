@@ -64,11 +64,14 @@ describe("TreeSHAP on the reference models (fixtures/shap)", () => {
     }
   });
 
-  for (const name of fixtureNames) {
-    test(name, () => {
+  for (const [name, algorithm] of fixtureNames.flatMap((n) =>
+    (["tables", "path"] as const).map((a) => [n, a] as const),
+  )) {
+    test(`${name} (${algorithm})`, () => {
       const fixture = readFixture(name);
       const model = readXGBoostModel(join(ROOT, fixture.model));
-      const shap = prepareTreeShap(model);
+      const shap = prepareTreeShap(model, { algorithm });
+      assert.equal(shap.algorithm, algorithm);
       const rows = fixture.inputs.length;
       const width = fixture.num_feature + 1;
       assert.equal(shap.numFeature, fixture.num_feature);
@@ -317,26 +320,31 @@ describe("TreeSHAP on trees written by hand", () => {
       };
     };
     let checked = 0;
-    for (let model = 0; model < 40; model++) {
+    for (let seed = 0; seed < 40; seed++) {
       const features = 1 + random.int(4);
-      const groups = model % 4 === 3 ? 2 : 1;
+      const groups = seed % 4 === 3 ? 2 : 1;
       const trees = Array.from({ length: 1 + random.int(4) }, () => randomTree(0, features));
       const treeGroups = trees.map((_, t) => t % groups);
-      const shap = prepareTreeShap(handModel(trees, { features, groups, treeGroups }));
+      const model = handModel(trees, { features, groups, treeGroups });
+      const tables = prepareTreeShap(model);
+      const path = prepareTreeShap(model, { algorithm: "path" });
+      assert.equal(tables.algorithm, "tables");
       for (let row = 0; row < 8; row++) {
         // Values on the quarter grid land on thresholds too, and a fifth are missing.
         const x = Array.from({ length: features }, () =>
           random.next() < 0.2 ? Number.NaN : Math.round(random.normal() * 4) / 4,
         );
-        const ours = shap.contributions(Float32Array.from(x), 1);
         const expected = bruteForce(trees, treeGroups, groups, x);
-        assert.equal(ours.length, expected.length);
-        for (let i = 0; i < expected.length; i++) {
-          assert.ok(
-            Math.abs(ours[i]! - expected[i]!) <= 1e-9 * Math.max(1, Math.abs(expected[i]!)),
-            `model ${model} row ${row} [${i}]: ${ours[i]} vs ${expected[i]}`,
-          );
-          checked++;
+        for (const shap of [tables, path]) {
+          const ours = shap.contributions(Float32Array.from(x), 1);
+          assert.equal(ours.length, expected.length);
+          for (let i = 0; i < expected.length; i++) {
+            assert.ok(
+              Math.abs(ours[i]! - expected[i]!) <= 1e-9 * Math.max(1, Math.abs(expected[i]!)),
+              `model ${seed} row ${row} [${i}] (${shap.algorithm}): ${ours[i]} vs ${expected[i]}`,
+            );
+            checked++;
+          }
         }
       }
     }

@@ -20,7 +20,18 @@
  */
 import { WardenError } from "../errors/index.js";
 import type { XGBoostModel } from "../runtime/xgboost/model.js";
+import { buildLeafTables, tableContributions } from "./treeshap-tables.js";
 import type { Attribution } from "./types.js";
+
+/** How {@link prepareTreeShap} computes (both give the same values). */
+export interface TreeShapOptions {
+  /**
+   * `tables` (the default where they fit in {@link MAX_TABLE_ENTRIES}): per-leaf tables prepared once, a row
+   * in O(nodes + leaves × depth) (treeshap-tables.ts); `path`: Algorithm 2, O(leaves × depth²) per row, no
+   * preparation.
+   */
+  readonly algorithm?: "tables" | "path";
+}
 
 /** TreeSHAP prepared for one model: per-tree facts computed once, scratch buffers sized once. */
 export interface TreeShap {
@@ -28,6 +39,8 @@ export interface TreeShap {
   readonly numFeature: number;
   /** Output groups: one per class for multi:* models, else 1. */
   readonly groups: number;
+  /** The algorithm in use (see {@link TreeShapOptions}). */
+  readonly algorithm: "tables" | "path";
   /**
    * The bias of each group, in margin units: the base margin plus each tree's expected value (its leaves
    * averaged by cover), i.e. the margin expected when no feature is known. XGBoost's bias column.
@@ -60,7 +73,7 @@ export interface TreeShap {
  * @throws WardenError WARDEN_ERR_ARTIFACT_INVALID when an internal node's cover is not a positive number:
  *   the expectation over its branches, and so the Shapley values, are undefined there.
  */
-export function prepareTreeShap(model: XGBoostModel): TreeShap {
+export function prepareTreeShap(model: XGBoostModel, options: TreeShapOptions = {}): TreeShap {
   const { count, treeStart, treeGroup, left } = model.trees;
   const numFeature = model.numFeature;
   const groups = model.groups;
@@ -80,6 +93,8 @@ export function prepareTreeShap(model: XGBoostModel): TreeShap {
   }
   const expectedMargins = Object.freeze(expected);
   const walker = new Walker(model, share, maxDepth);
+  const tables = options.algorithm === "path" ? undefined : buildLeafTables(model, share);
+  const dirs = new Uint8Array(tables === undefined ? 0 : left.length);
 
   const contributions = (input: Float32Array, rows: number, out?: Float64Array): Float64Array => {
     if (!Number.isInteger(rows) || rows < 0 || input.length !== rows * numFeature) {
@@ -104,12 +119,15 @@ export function prepareTreeShap(model: XGBoostModel): TreeShap {
     for (let row = 0; row < rows; row++) {
       walker.xAt = row * numFeature;
       const rowAt = row * groups * width;
-      for (let t = 0; t < count; t++) {
-        walker.phiAt = rowAt + treeGroup[t]! * width;
-        const root = treeStart[t]!;
-        // A tree that is one leaf adds to the bias only.
-        if (left[root] !== -1) visit(walker, root, 0, 0, 1, 1, -1);
-      }
+      if (tables !== undefined)
+        tableContributions(model, tables, input, row * numFeature, result, rowAt, width, dirs);
+      else
+        for (let t = 0; t < count; t++) {
+          walker.phiAt = rowAt + treeGroup[t]! * width;
+          const root = treeStart[t]!;
+          // A tree that is one leaf adds to the bias only.
+          if (left[root] !== -1) visit(walker, root, 0, 0, 1, 1, -1);
+        }
       for (let g = 0; g < groups; g++) result[rowAt + g * width + numFeature] = expectedMargins[g]!;
     }
     // Drop the references so a finished call keeps no caller's buffers alive.
@@ -121,6 +139,7 @@ export function prepareTreeShap(model: XGBoostModel): TreeShap {
   return Object.freeze({
     numFeature,
     groups,
+    algorithm: tables === undefined ? "path" : "tables",
     expectedMargins,
     contributions,
     explain(row: Float32Array, group = 0): Attribution {
