@@ -114,6 +114,16 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
           `${manifest.manifestPath}: the artifact takes ${executor.description.featureCount} features, the manifest lists ${featureCount} non-sensitive features`,
         );
       }
+      const explainer = createExplainerPool(manifest);
+      if (manifest.explanations.when === "always" && manifest.explanations.method !== "treeshap") {
+        // Every decision waits for this thread: start it with the model, and refuse the model if it cannot.
+        try {
+          await explainer.start();
+        } catch (error) {
+          await Promise.all([executor.close(), explainer.close()]);
+          throw error;
+        }
+      }
       const batcher = new DynamicBatcher(
         manifest.batching,
         executor,
@@ -125,7 +135,7 @@ export function createModelRegistry(options: RegistryOptions = {}): ModelRegistr
         description: executor.description,
         batcher,
         executor,
-        explainer: createExplainerPool(manifest),
+        explainer,
         loadedAt: new Date().toISOString(),
       });
       models.set(manifest.name, [...(models.get(manifest.name) ?? []), loaded]);

@@ -15,6 +15,11 @@ export const EXPLAINER_TIMEOUT_MS = 60_000;
 /** One model's explainer thread: its own engine instance, one job at a time, in arrival order. */
 export interface ExplainerPool {
   run(job: ExplanationJob): Promise<JobResult>;
+  /**
+   * Start the thread now rather than on the first job (for models that explain every decision off-thread), and
+   * resolve once it is ready. Rejects when it cannot start (the reason is the explainer's error).
+   */
+  start(): Promise<void>;
   /** Jobs waiting or running. */
   readonly pending: number;
   close(): Promise<void>;
@@ -155,6 +160,16 @@ export function createExplainerPool(manifest: Manifest): ExplainerPool {
   return {
     get pending() {
       return queue.length + (running === undefined ? 0 : 1);
+    },
+    start() {
+      if (closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
+      ready ??= spawn();
+      const starting = ready;
+      // A failed start is forgotten, so the next job tries again.
+      starting.catch(() => {
+        if (ready === starting) ready = undefined;
+      });
+      return starting;
     },
     run(job) {
       if (closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
