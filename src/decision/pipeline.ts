@@ -490,7 +490,10 @@ export function createDecisionPipeline(
           ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}),
           decision: outcome.decision,
           latency_ms: latency,
-          ...(explanation?.reasons !== undefined ? { reasons: explanation.reasons.map(reasonSummary) } : {}),
+          // The principal reasons of an adverse decision (ECOA/Reg B); a favourable one's explanation is recorded.
+          ...(explanation?.reasons !== undefined && explanation.adverse === true
+            ? { reasons: explanation.reasons.map(reasonSummary) }
+            : {}),
         });
       });
       // A protected subject's vault row goes with its entry: one journal write makes both durable, and the

@@ -77,7 +77,7 @@ const DecisionResultSchema = {
       type: "array",
       items: ReasonSchema,
       description:
-        "The principal reasons toward the adverse outcome, largest first (at most policy.explanations.max_reasons), when the decision was explained. GET /v1/decisions/{id}/explanation gives the full explanation.",
+        "An adverse decision's principal reasons, largest first (at most policy.explanations.max_reasons), when it was explained. Every explained decision, favourable or not, has its full explanation recorded: GET /v1/decisions/{id}/explanation.",
     },
   },
   required: ["decision_id", "model", "version", "score", "decision", "latency_ms"],
