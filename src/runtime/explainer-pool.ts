@@ -32,11 +32,20 @@ function toError(reply: ExplainerReply & { ok: false }): WardenError {
   return new WardenError(code, reply.message, { details: reply.details as FieldProblem[] });
 }
 
+/** Options for {@link createExplainerPool}. */
+export interface ExplainerPoolOptions {
+  /**
+   * Test hook only: called with each explainer thread right after it is created and the pool listens to it,
+   * so that a test can end it (`worker.terminate()`) at a chosen moment. The product never sets it.
+   */
+  readonly onWorkerSpawnForTest?: (worker: Worker) => void;
+}
+
 /**
  * The explainer thread of a model, started on first use (it loads the engine and scores the reference rows,
  * which takes a moment) and again after it dies or overruns a job. Rows are copied to it.
  */
-export function createExplainerPool(manifest: Manifest): ExplainerPool {
+export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOptions = {}): ExplainerPool {
   const start: WorkerStart = {
     manifest: manifest.source,
     manifestPath: manifest.manifestPath,
@@ -96,10 +105,11 @@ export function createExplainerPool(manifest: Manifest): ExplainerPool {
             ),
           );
         }
-        if (worker === w) {
-          worker = undefined;
-          ready = undefined;
-        }
+        // A thread stopped on purpose (a failed start, an overrun, close) has settled its job already; the job
+        // running now, if any, belongs to its successor.
+        if (worker !== w) return;
+        worker = undefined;
+        ready = undefined;
         const job = running;
         if (job !== undefined) {
           clearTimeout(timer);
@@ -113,6 +123,7 @@ export function createExplainerPool(manifest: Manifest): ExplainerPool {
           next();
         }
       });
+      options.onWorkerSpawnForTest?.(w);
     });
   };
 
