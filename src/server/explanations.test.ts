@@ -466,9 +466,9 @@ describe("POST /v1/models/{m}/explain", () => {
       // their bases are the background's mean log-odds, equal to float32 rounding of its probabilities.
       assert.ok(Math.abs(ks_.base - iv.base) <= 1e-5, `bases ${ks_.base} vs ${iv.base}`);
       // Interventional TreeSHAP is exact for that game; KernelSHAP estimates it from 2M + 256 = 278 of the 2,046
-      // coalitions (every coalition of 1, 2, 9 or 10 features, then paired samples). With all 2,046 they agree
-      // to 1e-6 (src/explain/service.test.ts); sampled, on the demo's holdout rows and seeds 0-4 the largest
-      // gap was 0.02 log-odds and the relative L2 gap 1.7%: allowed here, 0.06 and 5%.
+      // coalitions (the smallest and largest in full, then sampled pairs). With all 2,046 the two agree to 1e-5
+      // (src/explain/service.test.ts). Sampled, on 40 holdout rows with seeds 0-4 the largest gap was 0.02
+      // log-odds and the largest relative L2 gap 1.7%: this allows 0.06 and 5%, three times as much.
       let gap2 = 0;
       let norm2 = 0;
       for (const name of names) {
