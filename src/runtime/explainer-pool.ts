@@ -12,9 +12,13 @@ export const EXPLAINER_QUEUE_SIZE = 256;
 /** A job not finished within this many ms fails with WARDEN_ERR_TIMEOUT (the thread is restarted). */
 export const EXPLAINER_TIMEOUT_MS = 60_000;
 
-/** One model's explainer thread: its own engine instance, one job at a time, in arrival order. */
+/**
+ * One model's explainer thread: its own engine instance, one job at a time, in arrival order, except that a
+ * decision's explanation goes ahead of every waiting job that is not one (never ahead of the running job).
+ */
 export interface ExplainerPool {
-  run(job: ExplanationJob): Promise<JobResult>;
+  /** `decision`: a decision waits for this job (KernelSHAP of a model that explains decisions off-thread). */
+  run(job: ExplanationJob, options?: { readonly decision?: boolean }): Promise<JobResult>;
   /** Jobs waiting or running. */
   readonly pending: number;
   close(): Promise<void>;
@@ -23,6 +27,7 @@ export interface ExplainerPool {
 interface Pending {
   readonly id: number;
   readonly job: ExplanationJob;
+  readonly decision: boolean;
   readonly resolve: (result: JobResult) => void;
   readonly reject: (error: Error) => void;
 }
@@ -167,7 +172,7 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
     get pending() {
       return queue.length + (running === undefined ? 0 : 1);
     },
-    run(job) {
+    run(job, runOptions = {}) {
       if (closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
       if (queue.length >= EXPLAINER_QUEUE_SIZE) {
         return Promise.reject(
@@ -179,7 +184,12 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
         );
       }
       return new Promise<JobResult>((resolve, reject) => {
-        queue.push({ id: nextId++, job, resolve, reject });
+        const decision = runOptions.decision === true;
+        const pending: Pending = { id: nextId++, job, decision, resolve, reject };
+        // Explanations asked through /explain may take seconds each; a decision's answer should not wait for them.
+        const at = decision ? queue.findIndex((p) => !p.decision) : -1;
+        if (at === -1) queue.push(pending);
+        else queue.splice(at, 0, pending);
         next();
       });
     },
