@@ -109,6 +109,33 @@ test(
   },
 );
 
+test(
+  "a decision's job goes ahead of the waiting jobs that are not, never ahead of the running one",
+  RECOVERY,
+  async () => {
+    const pool = createExplainerPool(manifest);
+    try {
+      const order: string[] = [];
+      const run = (name: string, decision: boolean) =>
+        pool.run(kernelJob(0), { decision }).then(() => {
+          order.push(name);
+        });
+      // All in one turn: the thread is still starting, so "running" has been taken and the others wait.
+      const all = [
+        run("running", false),
+        run("waiting 1", false),
+        run("decision 1", true),
+        run("waiting 2", false),
+        run("decision 2", true),
+      ];
+      await Promise.all(all);
+      assert.deepEqual(order, ["running", "decision 1", "decision 2", "waiting 1", "waiting 2"]);
+    } finally {
+      await pool.close();
+    }
+  },
+);
+
 test("a thread that died while idle is replaced by the next job", RECOVERY, async () => {
   const threads = watchThreads();
   const pool = createExplainerPool(manifest, threads.options);

@@ -734,6 +734,27 @@ describe("the ONNX demo (KernelSHAP in its explainer thread)", () => {
     assert.equal(finished[0], "xgboost decision", finished.join(", "));
   });
 
+  test("its decisions wait for the job running in its thread, not for the explanations queued behind it", async () => {
+    const onnxExplainer = server.registry.get("credit-demo-onnx").explainer;
+    const { features, subject } = fixtureCase(ADVERSE);
+    const finished: string[] = [];
+    const track = (name: string, request: Promise<{ statusCode: number; body: string }>) =>
+      request.then((response) => {
+        finished.push(name);
+        assert.equal(response.statusCode, 200, response.body);
+      });
+    const lime = (seed: number) =>
+      post("/v1/models/credit-demo-onnx/explain", { features, method: "lime", seed });
+    const explanations = [track("lime 1", lime(1))];
+    while (onnxExplainer.pending < 1) await new Promise((resolve) => setImmediate(resolve));
+    explanations.push(track("lime 2", lime(2)), track("lime 3", lime(3)));
+    while (onnxExplainer.pending < 3) await new Promise((resolve) => setImmediate(resolve));
+    // One LIME job runs, two wait; the decision's KernelSHAP job goes ahead of the waiting ones.
+    const decision = track("decision", post("/v1/models/credit-demo-onnx/decisions", { features, subject }));
+    await Promise.all([decision, ...explanations]);
+    assert.deepEqual(finished, ["lime 1", "decision", "lime 2", "lime 3"]);
+  });
+
   test("a full explainer queue refuses the decision (429) and records the refusal", async () => {
     const model = server.registry.get("credit-demo-onnx");
     const { features } = fixtureCase(ADVERSE);
