@@ -348,7 +348,9 @@ async function assertOptionsFlip(
     const rescored = await explain(model, { features: changed, method });
     assert.equal(rescored.decision, result.target, `option ${key}`);
     assert.equal(option.decision, result.target);
-    assert.equal(rescored.score, option.score);
+    // XGBoost scores a row the same alone or in a batch; ONNX Runtime's kernels may round differently by batch.
+    if (manifest.artifact.format === "xgboost-json") assert.equal(rescored.score, option.score);
+    else assert.ok(Math.abs(rescored.score - option.score) <= 1e-6, `${rescored.score} vs ${option.score}`);
   }
 }
 
