@@ -393,15 +393,19 @@ export function createDecisionPipeline(
             (error: unknown) => Promise.reject({ model, error }),
           ),
       );
-      try {
-        await Promise.all(submitted);
-      } catch (failure) {
+      // Refusals (queue full, timeout) of a model's batcher or explainer thread are recorded; a model failure is
+      // an error, not a decision.
+      const refused = (failure: unknown): Promise<never> => {
         const { model, error } = failure as { model: LoadedModel; error: unknown };
-        // Refusals (queue full, timeout) are recorded; a model failure is an error, not a decision.
         if (error instanceof WardenError && (error.status < 500 || error.code === "WARDEN_ERR_TIMEOUT")) {
           return reject(model, rejection(request, clientIds), error);
         }
         throw error;
+      };
+      try {
+        await Promise.all(submitted);
+      } catch (failure) {
+        return refused(failure);
       }
 
       // Decide every row before recording any: a row the policy refuses (a non-finite output) fails the whole
@@ -417,17 +421,27 @@ export function createDecisionPipeline(
           list.push(i);
           byModel.set(routes[i]!.model, list);
         }
-        await Promise.all(
-          [...byModel].map(async ([model, indices]) => {
-            const records = await offThread!.explain(
-              model,
-              indices.map((i) => ({ row: valid[i]!.row, values: valid[i]!.inputs })),
-            );
-            indices.forEach((i, k) => {
-              explanations[i] = records[k];
-            });
-          }),
-        );
+        try {
+          await Promise.all(
+            [...byModel].map(([model, indices]) =>
+              offThread!
+                .explain(
+                  model,
+                  indices.map((i) => ({ row: valid[i]!.row, values: valid[i]!.inputs })),
+                )
+                .then(
+                  (records) => {
+                    indices.forEach((i, k) => {
+                      explanations[i] = records[k];
+                    });
+                  },
+                  (error: unknown) => Promise.reject({ model, error }),
+                ),
+            ),
+          );
+        } catch (failure) {
+          return refused(failure);
+        }
       }
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];

@@ -12,9 +12,13 @@ export const EXPLAINER_QUEUE_SIZE = 256;
 /** A job not finished within this many ms fails with WARDEN_ERR_TIMEOUT (the thread is restarted). */
 export const EXPLAINER_TIMEOUT_MS = 60_000;
 
-/** One model's explainer thread: its own engine instance, one job at a time, in arrival order. */
+/**
+ * One model's explainer thread: its own engine instance, one job at a time, in arrival order, except that a
+ * decision's explanation goes ahead of every waiting job that is not one (never ahead of the running job).
+ */
 export interface ExplainerPool {
-  run(job: ExplanationJob): Promise<JobResult>;
+  /** `decision`: a decision waits for this job (KernelSHAP of a model that explains decisions off-thread). */
+  run(job: ExplanationJob, options?: { readonly decision?: boolean }): Promise<JobResult>;
   /**
    * Start the thread now rather than on the first job (for models that explain every decision off-thread), and
    * resolve once it is ready. Rejects when it cannot start (the reason is the explainer's error).
@@ -28,6 +32,7 @@ export interface ExplainerPool {
 interface Pending {
   readonly id: number;
   readonly job: ExplanationJob;
+  readonly decision: boolean;
   readonly resolve: (result: JobResult) => void;
   readonly reject: (error: Error) => void;
 }
@@ -37,11 +42,20 @@ function toError(reply: ExplainerReply & { ok: false }): WardenError {
   return new WardenError(code, reply.message, { details: reply.details as FieldProblem[] });
 }
 
+/** Options for {@link createExplainerPool}. */
+export interface ExplainerPoolOptions {
+  /**
+   * Test hook only: called with each explainer thread right after it is created and the pool listens to it,
+   * so that a test can end it (`worker.terminate()`) at a chosen moment. The product never sets it.
+   */
+  readonly onWorkerSpawnForTest?: (worker: Worker) => void;
+}
+
 /**
  * The explainer thread of a model, started on first use (it loads the engine and scores the reference rows,
  * which takes a moment) and again after it dies or overruns a job. Rows are copied to it.
  */
-export function createExplainerPool(manifest: Manifest): ExplainerPool {
+export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOptions = {}): ExplainerPool {
   const start: WorkerStart = {
     manifest: manifest.source,
     manifestPath: manifest.manifestPath,
@@ -101,10 +115,11 @@ export function createExplainerPool(manifest: Manifest): ExplainerPool {
             ),
           );
         }
-        if (worker === w) {
-          worker = undefined;
-          ready = undefined;
-        }
+        // A thread stopped on purpose (a failed start, an overrun, close) has settled its job already; the job
+        // running now, if any, belongs to its successor.
+        if (worker !== w) return;
+        worker = undefined;
+        ready = undefined;
         const job = running;
         if (job !== undefined) {
           clearTimeout(timer);
@@ -118,6 +133,7 @@ export function createExplainerPool(manifest: Manifest): ExplainerPool {
           next();
         }
       });
+      options.onWorkerSpawnForTest?.(w);
     });
   };
 
@@ -171,7 +187,7 @@ export function createExplainerPool(manifest: Manifest): ExplainerPool {
       });
       return starting;
     },
-    run(job) {
+    run(job, runOptions = {}) {
       if (closed) return Promise.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
       if (queue.length >= EXPLAINER_QUEUE_SIZE) {
         return Promise.reject(
@@ -183,7 +199,12 @@ export function createExplainerPool(manifest: Manifest): ExplainerPool {
         );
       }
       return new Promise<JobResult>((resolve, reject) => {
-        queue.push({ id: nextId++, job, resolve, reject });
+        const decision = runOptions.decision === true;
+        const pending: Pending = { id: nextId++, job, decision, resolve, reject };
+        // Explanations asked through /explain may take seconds each; a decision's answer should not wait for them.
+        const at = decision ? queue.findIndex((p) => !p.decision) : -1;
+        if (at === -1) queue.push(pending);
+        else queue.splice(at, 0, pending);
         next();
       });
     },

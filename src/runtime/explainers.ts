@@ -5,15 +5,15 @@ import { XGBoostEngine } from "./xgboost/index.js";
 
 /**
  * The inline explainer a model worker holds: TreeSHAP for an XGBoost model whose policy explains (with its
- * reference rows read and scored once here); undefined otherwise (explanations off, or a method that runs in
- * the explainer threads instead).
+ * reference rows read and scored once here); undefined otherwise (explanations off, or a model without trees).
+ * Whatever method the policy explains decisions with, `POST /explain` may ask an XGBoost model for TreeSHAP.
  */
 export async function inlineExplainerOf(
   manifest: Manifest,
   engine: ModelEngine,
 ): Promise<InlineExplainer | undefined> {
   const policy = manifest.explanations;
-  if (policy.when === "never" || policy.method !== "treeshap" || !(engine instanceof XGBoostEngine)) {
+  if (policy.when === "never" || !(engine instanceof XGBoostEngine)) {
     return undefined;
   }
   const reference = await loadModelReference(manifest, engine);

@@ -42,7 +42,7 @@ export interface RowTaskContext {
   readonly manifest: Manifest;
   /** Subject keys, when the server has them. */
   readonly keys: SealKeys | undefined;
-  /** The model's inline explainer, when its policy explains with TreeSHAP. */
+  /** The model's inline explainer (TreeSHAP), when it is an XGBoost model whose policy explains. */
   readonly explainer: InlineExplainer | undefined;
 }
 

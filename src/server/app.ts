@@ -142,12 +142,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       rows.forEach((r, i) => {
         input.set(r.row, i * width);
       });
-      const result = await model.explainer.run({
-        kind: "kernelshap",
-        input,
-        rows: rows.length,
-        values: rows.map((r) => r.values),
-      });
+      const result = await model.explainer.run(
+        { kind: "kernelshap", input, rows: rows.length, values: rows.map((r) => r.values) },
+        { decision: true },
+      );
       return result as ExplanationRecord[];
     },
   };
