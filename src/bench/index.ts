@@ -25,7 +25,8 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
     load: async () => (await import("./merkle.js")).merkleSuite,
   },
   explain: {
-    description: "explanations per row: exact TreeSHAP vs XGBoost's C++ pred_contribs on the same rows",
+    description:
+      "explanations per row: exact TreeSHAP vs XGBoost's C++ pred_contribs on the same rows; KernelSHAP ms/row",
     load: async () => (await import("./explain.js")).explainSuite,
   },
 };
