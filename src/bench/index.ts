@@ -13,7 +13,8 @@ interface SuiteEntry {
 
 const SUITES: Readonly<Record<string, SuiteEntry>> = {
   serving: {
-    description: "decision throughput and latency: bare Fastify + XGBoost vs Warden (XGBoost, ONNX)",
+    description:
+      "decision throughput and latency: bare Fastify + XGBoost vs Warden (XGBoost with and without explanations, ONNX)",
     load: async () => (await import("./serving.js")).servingSuite,
   },
   ledger: {
