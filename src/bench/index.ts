@@ -13,7 +13,8 @@ interface SuiteEntry {
 
 const SUITES: Readonly<Record<string, SuiteEntry>> = {
   serving: {
-    description: "decision throughput and latency: bare Fastify + XGBoost vs Warden (XGBoost, ONNX)",
+    description:
+      "decision throughput and latency: bare Fastify + XGBoost vs Warden (XGBoost with and without explanations, ONNX)",
     load: async () => (await import("./serving.js")).servingSuite,
   },
   ledger: {
@@ -25,7 +26,8 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
     load: async () => (await import("./merkle.js")).merkleSuite,
   },
   explain: {
-    description: "explanations per row: exact TreeSHAP vs XGBoost's C++ pred_contribs on the same rows",
+    description:
+      "explanations per row: exact TreeSHAP vs XGBoost's C++ pred_contribs on the same rows; KernelSHAP ms/row",
     load: async () => (await import("./explain.js")).explainSuite,
   },
 };

@@ -9,13 +9,21 @@ import { DEVICES, type Device, loadManifest, type Manifest } from "../config/ind
 import { applyPolicy, coerceCsvCell, validateInstance } from "../decision/index.js";
 import { type FieldProblem, WardenError } from "../errors/index.js";
 import { createWorkerPool, DynamicBatcher } from "../runtime/index.js";
-import { type CliIo, choiceOption, EXIT, UsageError } from "./index.js";
+import { type CliIo, choiceOption, EXIT, intOption, UsageError } from "./index.js";
+import {
+  type BatchExplainer,
+  batchExplainerFor,
+  checkExplainFlags,
+  type ExplainFlags,
+  explanationCells,
+  explanationHeader,
+} from "./predict-explain.js";
 import { OutputError, openStreamOutput, reasonOf, type StreamOutput } from "./stream-output.js";
 
 const FORMATS = ["csv", "ndjson"] as const;
 type Format = (typeof FORMATS)[number];
 
-interface PredictOptions {
+interface PredictOptions extends ExplainFlags {
   device?: Device;
   out?: string;
   format?: Format;
@@ -160,8 +168,26 @@ export function predictCommand(
       "input format when the extension does not tell: csv or ndjson",
       choiceOption("--input-format", FORMATS),
     )
+    .option(
+      "--explain",
+      "add each row's explanation, the way the model's policy.explanations explains its decisions: TreeSHAP on " +
+        "the model's worker (XGBoost), else KernelSHAP in an explainer thread (slower: tens of ms a row). CSV: " +
+        "contribution_<feature> per model feature, base, reasons (texts joined by ' | '), reason_codes (joined " +
+        "by '|'); NDJSON: an explanation object. Refused (exit 1) for a model whose policy says never",
+    )
+    .option(
+      "--explain-samples <n>",
+      "KernelSHAP coalitions per row (default 2 × features + 256; at least 2 × features)",
+      intOption("--explain-samples", 1, 1_000_000),
+    )
+    .option(
+      "--explain-seed <n>",
+      "KernelSHAP sampling seed (default 0; the same seed gives the same values)",
+      intOption("--explain-seed", 0, 2 ** 32 - 1),
+    )
     .action((manifestPath: string, inputPath: string, options: PredictOptions) =>
       run(async () => {
+        checkExplainFlags(options);
         const inputFormat = options.inputFormat ?? formatOf(inputPath);
         if (inputFormat === undefined) {
           throw new UsageError(
@@ -174,13 +200,16 @@ export function predictCommand(
         const format: Format =
           options.format ?? (options.out ? (formatOf(options.out) ?? "ndjson") : "ndjson");
         const manifest = loadManifest(manifestPath, { device: options.device });
+        const explainer = batchExplainerFor(manifest, options);
         try {
-          return await score(manifest, inputPath, inputFormat, format, options.out, io);
+          return await score(manifest, inputPath, inputFormat, format, options.out, explainer, io);
         } catch (error) {
           // main() prints a stack for errors outside the registry, which has no code for output failures.
           if (!(error instanceof OutputError)) throw error;
           io.stderr(`warden: ${error.message}\n`);
           return EXIT.failure;
+        } finally {
+          await explainer?.close();
         }
       }),
     );
@@ -198,12 +227,13 @@ async function score(
   inputFormat: Format,
   format: Format,
   outPath: string | undefined,
+  explainer: BatchExplainer | undefined,
   io: CliIo,
 ): Promise<number> {
   const output = await openStreamOutput(outPath, io, "results");
   let tally: Tally;
   try {
-    tally = await scoreRows(manifest, inputPath, inputFormat, format, output, io);
+    tally = await scoreRows(manifest, inputPath, inputFormat, format, output, explainer, io);
   } finally {
     await output.close();
   }
@@ -225,6 +255,7 @@ async function scoreRows(
   inputFormat: Format,
   format: Format,
   output: StreamOutput,
+  explainer: BatchExplainer | undefined,
   io: CliIo,
 ): Promise<Tally> {
   const executor = await createWorkerPool(manifest);
@@ -242,8 +273,13 @@ async function scoreRows(
     const checked = chunk.map((r) =>
       r.readProblem ? { problems: [r.readProblem] } : validateInstance(manifest, r.features, r.subject, ""),
     );
-    const valid = checked.flatMap((c) => (c.instance ? [c.instance.row] : []));
-    const results = await batcher.submit(valid);
+    const valid = checked.flatMap((c) => (c.instance ? [c.instance] : []));
+    const results = await batcher.submit(
+      valid.map((v) => v.row),
+      explainer?.tasksFor(valid),
+    );
+    const explanations = explainer ? await explainer.explain(valid, results) : undefined;
+    const blankExplanation = explainer ? explanationCells(manifest, undefined) : [];
     let next = 0;
     const out: string[] = [];
     chunk.forEach((r, i) => {
@@ -255,11 +291,12 @@ async function scoreRows(
         io.stderr(`row ${r.row}: ${message}\n`);
         out.push(
           format === "csv"
-            ? stringifyCsv([[r.row, "", "", ...labels.map(() => ""), message]])
+            ? stringifyCsv([[r.row, "", "", ...labels.map(() => ""), ...blankExplanation, message]])
             : `${JSON.stringify({ row: r.row, error: c.problems })}\n`,
         );
         return;
       }
+      const explanation = explanations?.[next];
       const outcome = applyPolicy(manifest, results[next++]!);
       out.push(
         format === "csv"
@@ -269,10 +306,17 @@ async function scoreRows(
                 outcome.decision ?? "",
                 outcome.score,
                 ...labels.map((l) => outcome.probabilities?.[l] ?? ""),
+                ...(explainer ? explanationCells(manifest, explanation) : []),
                 "",
               ],
             ])
-          : `${JSON.stringify({ row: r.row, decision: outcome.decision, score: outcome.score, ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}) })}\n`,
+          : `${JSON.stringify({
+              row: r.row,
+              decision: outcome.decision,
+              score: outcome.score,
+              ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}),
+              ...(explanation ? { explanation } : {}),
+            })}\n`,
       );
     });
     await output.write(out.join(""));
@@ -280,9 +324,20 @@ async function scoreRows(
   try {
     if (format === "csv") {
       await output.write(
-        stringifyCsv([["row", "decision", "score", ...labels.map((l) => `p_${l}`), "error"]]),
+        stringifyCsv([
+          [
+            "row",
+            "decision",
+            "score",
+            ...labels.map((l) => `p_${l}`),
+            ...(explainer ? explanationHeader(manifest) : []),
+            "error",
+          ],
+        ]),
       );
     }
+    // KernelSHAP takes tens of ms a row: smaller chunks keep its results coming.
+    const chunkRows = explainer?.rowsPerChunk ?? CHUNK_ROWS;
     let chunk: InputRow[] = [];
     const rows = labelReadErrors(
       inputPath,
@@ -290,7 +345,7 @@ async function scoreRows(
     );
     for await (const row of rows) {
       chunk.push(row);
-      if (chunk.length === CHUNK_ROWS) {
+      if (chunk.length === chunkRows) {
         await flush(chunk);
         chunk = [];
         if (output.closed) break;

@@ -30,6 +30,36 @@ export const SERVICE_BACKGROUND_SIZE = 20;
 /** Coalitions per KernelSHAP explanation beyond the 2M singles and complements (product default). */
 export const SERVICE_EXTRA_COALITIONS = 256;
 
+/**
+ * What KernelSHAP and LIME explain for a model, and a scorer of it over the model's engine: the log-odds of
+ * class 1 for a binary model (the units of TreeSHAP's values and of the reason codes), else the policy's score.
+ */
+export function explainedOutput(
+  manifest: Manifest,
+  engine: ModelEngine,
+): { readonly output: string; readonly scorer: BatchScorer } {
+  const labels = manifest.output.labels;
+  if (manifest.task !== "binary") {
+    return {
+      output: manifest.task === "multiclass" ? "probability of the decided class" : "value",
+      scorer: (input, rows) => policyScores(manifest, engine, input, rows),
+    };
+  }
+  const positiveIsClass1 = manifest.output.positiveIndex === 1;
+  return {
+    output: `log-odds of ${labels![1]}`,
+    async scorer(input, rows) {
+      const scores = await policyScores(manifest, engine, input, rows);
+      for (let r = 0; r < rows; r++) {
+        const p1 = positiveIsClass1 ? scores[r]! : 1 - scores[r]!;
+        const p = Math.min(Math.max(p1, 1e-15), 1 - 1e-15);
+        scores[r] = Math.log(p / (1 - p));
+      }
+      return scores;
+    },
+  };
+}
+
 /** The jobs an explainer thread takes. Rows are in the model's encoding. */
 export type ExplanationJob =
   | {
@@ -96,24 +126,7 @@ export async function createExplanationService(
   const labels = manifest.output.labels;
   const binary = manifest.task === "binary";
   const outcomes = binary ? binaryOutcomes(manifest) : undefined;
-  // What KernelSHAP and LIME explain: the log-odds of class 1 for a binary model (the units of TreeSHAP's and
-  // of the reason codes), else the policy's score.
-  const output = binary
-    ? `log-odds of ${labels![1]}`
-    : manifest.task === "multiclass"
-      ? "probability of the decided class"
-      : "value";
-  const positiveIsClass1 = manifest.output.positiveIndex === 1;
-  const explained: BatchScorer = async (input, rows) => {
-    const scores = await policyScores(manifest, engine, input, rows);
-    if (!binary) return scores;
-    for (let r = 0; r < rows; r++) {
-      const p1 = positiveIsClass1 ? scores[r]! : 1 - scores[r]!;
-      const p = Math.min(Math.max(p1, 1e-15), 1 - 1e-15);
-      scores[r] = Math.log(p / (1 - p));
-    }
-    return scores;
-  };
+  const { output, scorer: explained } = explainedOutput(manifest, engine);
   const policyScore: BatchScorer = (input, rows) => policyScores(manifest, engine, input, rows);
   const needReference = (what: string): ModelReference => {
     if (reference !== undefined) return reference;
