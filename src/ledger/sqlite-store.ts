@@ -428,7 +428,8 @@ function pickEntry(input: LedgerEntry): LedgerEntry {
     });
   }
   const { id, kind, time, model, version, artifact_sha256 } = input;
-  return { id, kind, time, model, version, artifact_sha256, body: input.body };
+  // Keys in code-unit order: with a body in order too, canonicalJson writes the entry with JSON.stringify.
+  return { artifact_sha256, body: input.body, id, kind, model, time, version };
 }
 
 function toRecord(row: Row): LedgerRecord {
