@@ -40,8 +40,10 @@ test("defaults: high risk explains always with TreeSHAP and 4 reasons; no refere
     maxReasons: 4,
     referencePath: undefined,
     counterfactuals: { enabled: false, max: 3, maxEvaluations: DEFAULT_COUNTERFACTUAL_EVALUATIONS },
+    kernelshap: { background: 20, samples: undefined },
   });
   assert.ok(Object.isFrozen(m.explanations) && Object.isFrozen(m.explanations.counterfactuals));
+  assert.ok(Object.isFrozen(m.explanations.kernelshap));
   assert.equal(manifest({ risk_tier: "limited", policy: {} }).explanations.when, "on_request");
   assert.equal(manifest({ risk_tier: "minimal", policy: {} }).explanations.when, "on_request");
   const onnx = manifest({
@@ -65,6 +67,7 @@ test("a reference turns counterfactuals on and resolves against the manifest's f
         max_reasons: 2,
         reference: "../shared/r.csv",
         counterfactuals: { enabled: false, max: 5, max_evaluations: 500 },
+        kernelshap: { background: 8, samples: 100 },
       },
     },
   });
@@ -74,7 +77,9 @@ test("a reference turns counterfactuals on and resolves against the manifest's f
     maxReasons: 2,
     referencePath: "/models/shared/r.csv",
     counterfactuals: { enabled: false, max: 5, maxEvaluations: 500 },
+    kernelshap: { background: 8, samples: 100 },
   });
+  assert.deepEqual(m.explanations.kernelshap, { background: 20, samples: undefined });
 });
 
 test("favorable_label defaults to the label that is not scored, and may name either class", () => {
@@ -103,6 +108,7 @@ test("bad explanation policies are refused field by field, with what was expecte
         max_reasons: 11,
         colour: "red",
         counterfactuals: { max: 0, max_evaluations: 10, extra: 1 },
+        kernelshap: { background: 0, samples: 1.5 },
       },
     },
   });
@@ -111,6 +117,8 @@ test("bad explanation policies are refused field by field, with what was expecte
     "/policy/explanations/counterfactuals/extra",
     "/policy/explanations/counterfactuals/max",
     "/policy/explanations/counterfactuals/max_evaluations",
+    "/policy/explanations/kernelshap/background",
+    "/policy/explanations/kernelshap/samples",
     "/policy/explanations/max_reasons",
     "/policy/explanations/when",
   ]);

@@ -22,6 +22,10 @@ export const DEFAULT_MAX_REASONS = 4;
 export const DEFAULT_COUNTERFACTUALS = 3;
 /** Rows the model may score while searching one instance's counterfactuals, by default. */
 export const DEFAULT_COUNTERFACTUAL_EVALUATIONS = 20_000;
+/** KernelSHAP's background by default: a k-means summary of the reference rows in this many rows. */
+export const DEFAULT_KERNELSHAP_BACKGROUND = 20;
+/** Coalitions KernelSHAP evaluates by default beyond 2 × features (singles and their complements). */
+export const DEFAULT_KERNELSHAP_EXTRA_SAMPLES = 256;
 
 /** `policy.explanations` as written (every field optional). */
 export const ExplanationsPolicySchema = T.Object(
@@ -53,10 +57,23 @@ export const ExplanationsPolicySchema = T.Object(
         { additionalProperties: false, description: "a mapping of enabled, max and max_evaluations" },
       ),
     ),
+    kernelshap: T.Optional(
+      T.Object(
+        {
+          background: T.Optional(
+            T.Integer({ minimum: 1, maximum: 1000, description: "a whole number from 1 to 1000" }),
+          ),
+          samples: T.Optional(
+            T.Integer({ minimum: 2, maximum: 100_000, description: "a whole number from 2 to 100000" }),
+          ),
+        },
+        { additionalProperties: false, description: "a mapping of background and samples" },
+      ),
+    ),
   },
   {
     additionalProperties: false,
-    description: "a mapping of when, method, max_reasons, reference and counterfactuals",
+    description: "a mapping of when, method, max_reasons, reference, counterfactuals and kernelshap",
   },
 );
 
@@ -78,6 +95,15 @@ export interface ExplanationPolicy {
     /** Rows the model may score per instance while searching (100 to 1,000,000, default 20,000). */
     readonly maxEvaluations: number;
   };
+  readonly kernelshap: {
+    /** Background rows (k-means of the reference rows; 1 to 1,000, default 20). */
+    readonly background: number;
+    /**
+     * Coalitions per explained row (2 to 100,000), or undefined for the default 2 × features + 256. Each
+     * explained row costs background × coalitions model evaluations.
+     */
+    readonly samples: number | undefined;
+  };
 }
 
 interface ExplanationContext {
@@ -92,6 +118,7 @@ type RawExplanations = {
   max_reasons?: number;
   reference?: string;
   counterfactuals?: { enabled?: boolean; max?: number; max_evaluations?: number };
+  kernelshap?: { background?: number; samples?: number };
 };
 
 const AT = "/policy/explanations";
@@ -168,6 +195,10 @@ export function explanationPolicyOf(
         (when !== "never" && referencePath !== undefined && context.task === "binary"),
       max: e.counterfactuals?.max ?? DEFAULT_COUNTERFACTUALS,
       maxEvaluations: e.counterfactuals?.max_evaluations ?? DEFAULT_COUNTERFACTUAL_EVALUATIONS,
+    }),
+    kernelshap: Object.freeze({
+      background: e.kernelshap?.background ?? DEFAULT_KERNELSHAP_BACKGROUND,
+      samples: e.kernelshap?.samples,
     }),
   });
 }

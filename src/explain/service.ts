@@ -5,7 +5,11 @@
  * thread (runtime/explainer-worker.ts) holds one and answers jobs, so these slower methods never hold up a
  * model's inference.
  */
-import type { Manifest } from "../config/index.js";
+import {
+  DEFAULT_KERNELSHAP_BACKGROUND,
+  DEFAULT_KERNELSHAP_EXTRA_SAMPLES,
+  type Manifest,
+} from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
 import { WardenError } from "../errors/index.js";
 import type { ModelEngine } from "../runtime/types.js";
@@ -25,10 +29,10 @@ import {
 import { binaryOutcomes } from "./outcome.js";
 import type { BatchScorer } from "./types.js";
 
-/** Background rows KernelSHAP and interventional TreeSHAP compare against (k-means of the reference rows). */
-export const SERVICE_BACKGROUND_SIZE = 20;
-/** Coalitions per KernelSHAP explanation beyond the 2M singles and complements (product default). */
-export const SERVICE_EXTRA_COALITIONS = 256;
+/** KernelSHAP's background rows by default (`policy.explanations.kernelshap.background`). */
+export const SERVICE_BACKGROUND_SIZE = DEFAULT_KERNELSHAP_BACKGROUND;
+/** Coalitions beyond 2 × features by default (`policy.explanations.kernelshap.samples` overrides the total). */
+export const SERVICE_EXTRA_COALITIONS = DEFAULT_KERNELSHAP_EXTRA_SAMPLES;
 
 /**
  * What KernelSHAP and LIME explain for a model, and a scorer of it over the model's engine: the log-odds of
@@ -142,7 +146,7 @@ export async function createExplanationService(
       ref.rows.input,
       ref.rows.rows,
       width,
-      Math.min(SERVICE_BACKGROUND_SIZE, ref.rows.rows),
+      Math.min(manifest.explanations.kernelshap.background, ref.rows.rows),
       { seed: 0 },
     );
     return background;
@@ -197,9 +201,10 @@ export async function createExplanationService(
       switch (job.kind) {
         case "kernelshap": {
           kernel ??= await createKernelExplainer(explained, backgroundOf(), {
-            summary: { size: SERVICE_BACKGROUND_SIZE, seed: 0 },
+            summary: { size: manifest.explanations.kernelshap.background, seed: 0 },
           });
-          const nsamples = job.nsamples ?? 2 * width + SERVICE_EXTRA_COALITIONS;
+          const nsamples =
+            job.nsamples ?? manifest.explanations.kernelshap.samples ?? 2 * width + SERVICE_EXTRA_COALITIONS;
           const attributions = await kernel.explain(job.input, job.rows, { seed: job.seed ?? 0, nsamples });
           return records("kernelshap", job.input, job.rows, job.values, attributions);
         }
