@@ -104,7 +104,7 @@ function ksUnequalSizeTail(m0: number, n0: number, g: number, h: number): number
  * Pr(D_N ≥ D) of the one-sample statistic with N = round(n_a·n_b / (n_a + n_b)) (SciPy's `kstwo.sf`).
  * If the exact computation fails numerically, falls back to the asymptotic one, like SciPy.
  *
- * @example ksTwoSample([1, 2, 3], [4, 5, 6]) // { statistic: 1, pValue: 0.1, method: "exact" }
+ * @example ksTwoSample([1, 2, 3], [4, 5, 6]) // { statistic: 1, pValue: ≈ 0.1 (= 2 / C(6, 3)), method: "exact" }
  */
 export function ksTwoSample(a: readonly number[], b: readonly number[]): KsResult {
   const x = sortedCopy(a);
