@@ -105,6 +105,8 @@ describe("time windows (fake clock)", () => {
     w.add(4); // reuses the first bucket's slot
     t = 10_100; // back again: that bucket has expired
     assert.equal(w.add(5), false);
+    t = 8_000; // before anything the window holds: dropped too, though its slot (never used) is older
+    assert.equal(w.add(6), false);
     t = 13_100;
     assert.deepEqual(sorted(w.summary()), [2, 4]);
   });

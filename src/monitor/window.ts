@@ -114,6 +114,7 @@ export function timeWindow<S, O>(kind: SummaryKind<S, O>, options: TimeWindowOpt
   const epochs = new Array<number>(buckets).fill(Number.NEGATIVE_INFINITY);
   const ring: (S | undefined)[] = new Array(buckets).fill(undefined);
   const counts = new Array<number>(buckets).fill(0);
+  let latest = Number.NEGATIVE_INFINITY;
   const slotOf = (epoch: number): number => ((epoch % buckets) + buckets) % buckets;
   const live = (): number[] => {
     const current = Math.floor(now() / bucketMs);
@@ -129,7 +130,9 @@ export function timeWindow<S, O>(kind: SummaryKind<S, O>, options: TimeWindowOpt
       const epoch = Math.floor(now() / bucketMs);
       const slot = slotOf(epoch);
       const held = epochs[slot]!;
+      if (epoch <= latest - buckets) return false; // the clock stepped back past the window
       if (held > epoch) return false; // a newer bucket already owns the slot: this one has expired
+      if (epoch > latest) latest = epoch;
       if (held < epoch) {
         epochs[slot] = epoch;
         ring[slot] = kind.create();
