@@ -15,7 +15,12 @@
 import type { FeatureSpec, Manifest } from "../config/index.js";
 import type { FeatureValue } from "../decision/index.js";
 import { binaryOutcomes } from "./outcome.js";
-import { type FeatureStats, favorableQuantile, type ReferenceStats } from "./reference-stats.js";
+import {
+  type FeatureStats,
+  favorableQuantile,
+  type NumericStats,
+  type ReferenceStats,
+} from "./reference-stats.js";
 import type { Attribution } from "./types.js";
 
 /**
@@ -116,8 +121,10 @@ export function reasonCodes(
   const sign = (options.attributionClass ?? 1) === adverseIndex ? 1 : -1;
   const statsByName = new Map(options.stats?.features.map((s) => [s.name, s]));
 
-  // Members of each reason, in model-feature order; a feature without a group is its own reason.
-  const entries = new Map<string, { kind: "feature" | "group"; factors: ReasonFactor[]; total: number }>();
+  // Members of each reason, in model-feature order; a feature without a group is its own reason. Texts are
+  // written only for the reasons given (formatting numbers is most of the cost, and this runs per decision).
+  type Pending = Omit<ReasonFactor, "text"> & { readonly spec: FeatureSpec; readonly stats?: FeatureStats };
+  const entries = new Map<string, { kind: "feature" | "group"; factors: Pending[]; total: number }>();
   features.forEach((f, j) => {
     const raw = attribution.values[j]!;
     if (!Number.isFinite(raw)) throw new RangeError(`the attribution of ${f.name} is ${raw}`);
@@ -125,13 +132,14 @@ export function reasonCodes(
     const value = values[f.name] ?? null;
     const stats = statsByName.get(f.name);
     const direction = directionOf(value, stats);
-    const factor: ReasonFactor = Object.freeze({
+    const factor: Pending = {
       feature: f.name,
       value,
       contribution,
       direction,
-      text: factorText(f, value, direction, stats),
-    });
+      spec: f,
+      ...(stats ? { stats } : {}),
+    };
     const code = f.group ?? f.name;
     const entry = entries.get(code) ?? {
       kind: f.group === undefined ? "feature" : "group",
@@ -145,9 +153,22 @@ export function reasonCodes(
 
   const reasons = [...entries]
     .filter(([, e]) => e.total > MIN_REASON_CONTRIBUTION)
+    .sort(([a, x], [b, y]) => y.total - x.total || (a < b ? -1 : a > b ? 1 : 0))
+    .slice(0, maxReasons)
     .map(([code, e]): ReasonCode => {
       // Stable sort: equal contributions keep model-feature order.
-      const factors = [...e.factors].sort((a, b) => b.contribution - a.contribution);
+      const factors = [...e.factors]
+        .sort((a, b) => b.contribution - a.contribution)
+        .map(
+          (p): ReasonFactor =>
+            Object.freeze({
+              feature: p.feature,
+              value: p.value,
+              contribution: p.contribution,
+              direction: p.direction,
+              text: factorText(p.spec, p.value, p.direction, p.stats),
+            }),
+        );
       const pushing = factors.filter((x) => x.contribution > MIN_REASON_CONTRIBUTION);
       const text =
         e.kind === "feature"
@@ -160,9 +181,7 @@ export function reasonCodes(
         text,
         factors: Object.freeze(factors),
       });
-    })
-    .sort((a, b) => b.contribution - a.contribution || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0))
-    .slice(0, maxReasons);
+    });
   return Object.freeze({ decision, adverse: decision === outcomes.adverse, reasons: Object.freeze(reasons) });
 }
 
@@ -212,13 +231,12 @@ function typicalText(
 ): string | undefined {
   if (stats === undefined) return undefined;
   if (stats.kind === "numeric") {
-    const [q25, q50, q75] = [0.25, 0.5, 0.75].map((level) => favorableQuantile(stats, level));
-    if (q25 === undefined || q50 === undefined || q75 === undefined) return undefined;
-    if (typeof value === "number" && direction === "high" && value > q75)
-      return `at most ${formatNumber(q75)}`;
-    if (typeof value === "number" && direction === "low" && value < q25)
-      return `at least ${formatNumber(q25)}`;
-    return q25 === q75 ? formatNumber(q50) : `${formatNumber(q25)} to ${formatNumber(q75)}`;
+    const quartiles = quartilesOf(stats);
+    if (quartiles === undefined) return undefined;
+    const { q25, q75, text } = quartiles;
+    if (typeof value === "number" && direction === "high" && value > q75) return `at most ${text.q75}`;
+    if (typeof value === "number" && direction === "low" && value < q25) return `at least ${text.q25}`;
+    return q25 === q75 ? text.q50 : `${text.q25} to ${text.q75}`;
   }
   let mode: string | undefined;
   let best = 0;
@@ -231,6 +249,28 @@ function typicalText(
   if (mode === undefined) return undefined;
   const modeValue: FeatureValue = f.type === "boolean" ? mode === "true" : mode;
   return modeValue === value ? undefined : formatValue(f, modeValue);
+}
+
+/** Favourable quartiles of a feature, and their texts, worked out once per statistics object. */
+interface Quartiles {
+  readonly q25: number;
+  readonly q50: number;
+  readonly q75: number;
+  readonly text: { readonly q25: string; readonly q50: string; readonly q75: string };
+}
+const quartileCache = new WeakMap<NumericStats, Quartiles | null>();
+
+function quartilesOf(stats: NumericStats): Quartiles | undefined {
+  let cached = quartileCache.get(stats);
+  if (cached === undefined) {
+    const [q25, q50, q75] = [0.25, 0.5, 0.75].map((level) => favorableQuantile(stats, level));
+    cached =
+      q25 === undefined || q50 === undefined || q75 === undefined
+        ? null
+        : { q25, q50, q75, text: { q25: formatNumber(q25), q50: formatNumber(q50), q75: formatNumber(q75) } };
+    quartileCache.set(stats, cached);
+  }
+  return cached ?? undefined;
 }
 
 /**
