@@ -3,6 +3,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { test } from "node:test";
 import { WardenError } from "../errors/index.js";
 import { type BatchingPolicy, DynamicBatcher } from "./batcher.js";
+import type { RowTask } from "./row-tasks.js";
 import type { EngineOutput } from "./types.js";
 import type { ModelExecutor } from "./worker-pool.js";
 
@@ -282,4 +283,46 @@ test("with no queue delay, rows submitted in the same event-loop turn share one 
     batches.map((b) => b.rows),
     [5, 1],
   );
+});
+
+test("a row whose task fails fails its own request only; the others in its batch are answered", async () => {
+  const listeners: (() => void)[] = [];
+  const seen: ((RowTask | null)[] | undefined)[] = [];
+  const executor: ModelExecutor = {
+    description: { format: "onnx", featureCount: 2, inputs: [], outputs: [], details: {} },
+    idleCount: () => 1,
+    liveCount: () => 1,
+    isReady: () => true,
+    onIdle: (l) => {
+      listeners.push(l);
+    },
+    async run(input, rows, tasks) {
+      seen.push(tasks === undefined ? undefined : [...tasks]);
+      const values = new Float64Array(rows);
+      for (let r = 0; r < rows; r++) values[r] = input[r * 2]! + input[r * 2 + 1]!;
+      // The worker's answer for a task that failed: an error for that row, nothing for the others.
+      const results = tasks?.map((task) =>
+        task?.explain?.values.fail === true
+          ? { error: { code: "WARDEN_ERR_EXPLANATION_UNAVAILABLE", message: "no explainer here" } }
+          : null,
+      );
+      return { kind: "values", width: 1, values, ...(results ? { tasks: results } : {}) };
+    },
+    close: async () => {},
+  };
+  const batcher = new DynamicBatcher(policy({ max_queue_delay_us: 0 }), executor, 2);
+  const failing = batcher.submit([rowOf(1, 2)], [{ explain: { values: { fail: true } } }]);
+  const plain = batcher.submit([rowOf(3, 4)]);
+  const fine = batcher.submit([rowOf(5, 6)], [{ explain: { values: { fail: false } } }]);
+  await assert.rejects(failing, (error: unknown) => {
+    assert.ok(error instanceof WardenError);
+    assert.equal(error.code, "WARDEN_ERR_EXPLANATION_UNAVAILABLE");
+    return true;
+  });
+  assert.equal((await plain)[0]!.values[0], 7);
+  assert.equal((await fine)[0]!.values[0], 11);
+  // All three rode in one batch, with a task slot per row.
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.length, 3);
+  assert.equal(seen[0]![1], null);
 });

@@ -1,4 +1,4 @@
-import { WardenError } from "../errors/index.js";
+import { ERRORS, type ErrorCode, WardenError } from "../errors/index.js";
 import type { RowTask, RowTaskResult } from "./row-tasks.js";
 import type { EngineOutput } from "./types.js";
 import type { ModelExecutor } from "./worker-pool.js";
@@ -318,6 +318,12 @@ export class DynamicBatcher {
         taken.forEach((row, r) => {
           const request = row.request;
           if (request.settled) return;
+          const failed = output.tasks?.[r]?.error;
+          if (failed !== undefined) {
+            const code = (failed.code in ERRORS ? failed.code : "WARDEN_ERR_INTERNAL") as ErrorCode;
+            this.#fail(request, new WardenError(code, failed.message));
+            return;
+          }
           request.results[row.index] = {
             values: output.values.subarray(r * w, (r + 1) * w),
             margins: output.margins?.subarray(r * mw, (r + 1) * mw),

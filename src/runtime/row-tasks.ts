@@ -35,6 +35,8 @@ export interface RowTask {
 export interface RowTaskResult {
   readonly sealed?: SealedSubject;
   readonly explanation?: ExplanationRecord;
+  /** Why the row's tasks failed (then nothing else is set): only this row's request fails, not its batch. */
+  readonly error?: { readonly code: string; readonly message: string };
 }
 
 /** What a worker holds for its row tasks. */
@@ -50,9 +52,10 @@ export interface RowTaskContext {
  * Run one batch's tasks (one entry per row, `null` for none), after the engine answered the batch (`input`,
  * `output`).
  *
- * @throws WardenError WARDEN_ERR_VAULT when a subject must be sealed and there are no keys, or the model keeps
- *   subjects in clear (the serving thread never asks then); WARDEN_ERR_EXPLANATION_UNAVAILABLE when a row asks
- *   for an explanation the model cannot give inline.
+ * A row whose task fails gets `{error}` (WARDEN_ERR_VAULT when a subject must be sealed and there are no keys, or
+ * the model keeps subjects in clear — the serving thread never asks then; WARDEN_ERR_EXPLANATION_UNAVAILABLE
+ * when it asks for an explanation the model cannot give inline; whatever an explainer raised): the batcher
+ * fails that row's request only.
  */
 export function runRowTasks(
   context: RowTaskContext,
@@ -60,10 +63,34 @@ export function runRowTasks(
   input: Float32Array,
   output: EngineOutput,
 ): (RowTaskResult | null)[] {
-  const { manifest, keys, explainer } = context;
-  const storage = manifest.privacy.subjectStorage;
   return tasks.map((task, r) => {
     if (task === null) return null;
+    try {
+      return runRowTask(context, task, r, input, output);
+    } catch (error) {
+      return {
+        error:
+          error instanceof WardenError
+            ? { code: error.code, message: error.message }
+            : {
+                code: "WARDEN_ERR_INTERNAL",
+                message: error instanceof Error ? error.message : String(error),
+              },
+      };
+    }
+  });
+}
+
+function runRowTask(
+  context: RowTaskContext,
+  task: RowTask,
+  r: number,
+  input: Float32Array,
+  output: EngineOutput,
+): RowTaskResult {
+  const { manifest, keys, explainer } = context;
+  const storage = manifest.privacy.subjectStorage;
+  {
     let sealed: SealedSubject | undefined;
     if (task.seal !== undefined) {
       if (keys === undefined || storage === "clear") {
@@ -103,5 +130,5 @@ export function runRowTasks(
       ...(sealed === undefined ? {} : { sealed }),
       ...(explanation === undefined ? {} : { explanation }),
     };
-  });
+  }
 }
