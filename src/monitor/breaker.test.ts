@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { loadManifest } from "../config/index.js";
-import { readReferenceRows } from "../explain/reference-stats.js";
+import { readReferenceRows } from "../explain/index.js";
 import { xgboostScorer } from "../testing/demo-scorer.js";
 import { DEMO_XGB, HOLDOUT_CSV } from "../testing/index.js";
 import {
