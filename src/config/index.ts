@@ -1,4 +1,14 @@
 export {
+  type BreakerPolicy,
+  BreakerPolicySchema,
+  breakerPolicyOf,
+  breakerPolicyProblems,
+  DEFAULT_BREAKER_COOL_DOWN_S,
+  DEFAULT_BREAKER_PROBE_FRACTION,
+  DEFAULT_BREAKER_PROBES_TO_CLOSE,
+  DEFAULT_BREAKER_WINDOW,
+} from "./breaker-policy.js";
+export {
   DEFAULT_COUNTERFACTUAL_EVALUATIONS,
   DEFAULT_COUNTERFACTUALS,
   DEFAULT_KERNELSHAP_BACKGROUND,

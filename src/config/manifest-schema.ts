@@ -1,4 +1,5 @@
 import { type Static, Type as T } from "@sinclair/typebox";
+import type { BreakerPolicy } from "./breaker-policy.js";
 import type { ExplanationPolicy } from "./explanation-policy.js";
 import type { PrivacyPolicy } from "./privacy-policy.js";
 
@@ -163,6 +164,8 @@ export interface Manifest
   readonly explanations: ExplanationPolicy;
   /** `policy.retention_days` and `policy.subject_storage`, defaults for the risk tier applied. */
   readonly privacy: PrivacyPolicy;
+  /** `policy.breaker`, defaults applied; undefined when the manifest configures no circuit breaker. */
+  readonly breaker: BreakerPolicy | undefined;
   /** Absolute path of the manifest file. */
   readonly manifestPath: string;
   /** sha256 of the manifest file's bytes. */

@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { describeValue, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
+import { breakerPolicyOf, breakerPolicyProblems } from "./breaker-policy.js";
 import {
   explanationPolicyOf,
   explanationPolicyProblems,
@@ -153,6 +154,7 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     policy: deepFreeze(structuredClone(m.policy)),
     privacy: privacyPolicyOf(m.risk_tier, m.policy),
     explanations: explanationPolicyOf(explanationContext(m), m.policy, file),
+    breaker: breakerPolicyOf(m.policy),
     manifestPath: file,
     manifestSha256,
     source: deepFreeze(structuredClone(raw)),
@@ -278,6 +280,7 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
   problems.push(...featureExplanationProblems(m.features));
   problems.push(...privacyPolicyProblems(m.risk_tier, m.policy));
   problems.push(...explanationPolicyProblems(explanationContext(m), m.policy));
+  problems.push(...breakerPolicyProblems(m.version, m.policy));
   const b = m.batching;
   b.preferred_batch_sizes.forEach((size, i) => {
     if (size > b.max_batch_size) {

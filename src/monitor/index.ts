@@ -2,8 +2,9 @@
  * Monitoring statistics as a library: drift tests checked against SciPy (`drift.ts`, `special.ts`), multiple
  * testing and the dataset verdict (`multiple-testing.ts`), mergeable summaries (`sketch.ts`, `sketch-counts.ts`),
  * sliding windows of them (`window.ts`), and binary performance, realised and label-free
- * (`performance.ts`, `performance-summary.ts`).
+ * (`performance.ts`, `performance-summary.ts`); circuit breakers driven by them (`breaker.ts`).
  */
+export * from "./breaker.js";
 export * from "./drift.js";
 export * from "./multiple-testing.js";
 export * from "./performance.js";
