@@ -108,3 +108,44 @@ function typicalRow(): Float32Array {
   }
   return row;
 }
+
+test("a hand-built tree scores by s = 2^(−h/c(ψ)), with c(size) added at external nodes", () => {
+  // ψ = 4. Root: x < 5 → node 1 (1 row); else node 2: x < 10 → node 3 (2 rows), else node 4 (1 row).
+  // Missing values are split as −10.
+  const forest = isolationForestFromJSON({
+    kind: "isolation-forest",
+    version: 1,
+    width: 1,
+    seed: 0,
+    subsample: 4,
+    heightLimit: 2,
+    missingAs: [-10],
+    contamination: 0.01,
+    threshold: 0.6,
+    trees: [
+      {
+        feature: [0, -1, 0, -1, -1],
+        threshold: [5, 0, 10, 0, 0],
+        left: [1, -1, 3, -1, -1],
+        right: [2, -1, 4, -1, -1],
+        size: [0, 1, 0, 2, 1],
+      },
+    ],
+  });
+  const c4 = 13 / 6;
+  // x = 0: one edge, a leaf of one row: h = 1.
+  assert.ok(Math.abs(forest.score([0]) - 2 ** (-1 / c4)) < 1e-15);
+  // x = 7: two edges into a leaf of two rows: h = 2 + c(2) = 3.
+  assert.ok(Math.abs(forest.score([7]) - 2 ** (-3 / c4)) < 1e-15);
+  // x = 12: two edges, one row: h = 2.
+  assert.ok(Math.abs(forest.score([12]) - 2 ** (-2 / c4)) < 1e-15);
+  // Missing: split as −10, the left leaf.
+  assert.equal(forest.score([Number.NaN]), forest.score([0]));
+  assert.ok(forest.isAnomalous(forest.score([0])));
+  assert.ok(!forest.isAnomalous(forest.score([7])));
+});
+
+test("two distinct rows with ψ = 2: every path has length 1 = c(2), so every score is 0.5", () => {
+  const forest = fitIsolationForest([0, 1], 2, 1, { trees: 5, seed: 9 });
+  for (const x of [0, 0.5, 1, 100, Number.NaN]) assert.equal(forest.score([x]), 0.5);
+});
