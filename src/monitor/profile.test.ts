@@ -189,3 +189,18 @@ test("the same seed gives the same profile; a small sample keeps a seeded subset
     RangeError,
   );
 });
+
+test("a model that is not binary gets no positive share; the profile still reads back", () => {
+  const regression = { ...manifest, task: "regression" as const };
+  const values = Float64Array.from(scores, (s) => 1000 * s);
+  const p = buildReferenceProfile(regression, reference.input, reference.rows, values, {
+    referenceSha256: sha256,
+    referenceFile: "holdout.csv",
+    createdAt,
+  });
+  assert.equal(p.score.task, "regression");
+  assert.equal(p.score.positiveShare, null);
+  assert.equal(p.score.threshold, null);
+  assert.equal(p.score.positiveLabel, null);
+  assert.deepEqual(referenceProfileFromJSON(JSON.parse(JSON.stringify(p))).score, p.score);
+});
