@@ -8,6 +8,7 @@ import { ledgerPurgeCommand } from "./ledger-purge.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
 import { modelsCommand } from "./models.js";
 import { predictCommand } from "./predict.js";
+import { profileCommand } from "./profile.js";
 import { serveCommand } from "./serve.js";
 
 /** Exit codes (closed list): 0 ok, 1 the command failed, 2 it was used wrongly. */
@@ -75,6 +76,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   ledgerPurgeCommand(program, io, run);
   exportTrainingCommand(program, io, run);
   modelsCommand(program, io, run);
+  profileCommand(program, io, run);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     for (const sub of command.commands)
