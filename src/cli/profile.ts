@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import { loadManifest } from "../config/index.js";
 import { formatProblems, WardenError } from "../errors/index.js";
 import { policyScores } from "../explain/model-explainer.js";
 import { readReferenceRows } from "../explain/reference-stats.js";
-import { buildReferenceProfile, type ReferenceProfile } from "../monitor/index.js";
+import { buildReferenceProfile, profilePath, type ReferenceProfile } from "../monitor/index.js";
 import { loadEngine } from "../runtime/engines.js";
 import { type CliIo, EXIT, intOption } from "./index.js";
 import { reasonOf } from "./stream-output.js";
@@ -15,11 +15,6 @@ interface BuildOptions {
   out?: string;
   dataDir: string;
   seed: number;
-}
-
-/** Where `warden profile build` stores a profile by default: `<data-dir>/profiles/<model>/<version>.json`. */
-export function profilePath(dataDir: string, model: string, version: string): string {
-  return join(resolve(dataDir), "profiles", model, `${version}.json`);
 }
 
 /** `warden profile build`: a model version's reference profile from reference rows. */

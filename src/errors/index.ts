@@ -70,6 +70,10 @@ export const ERRORS = {
     status: 409,
     message: "The explanation asked for cannot be given for this model",
   },
+  WARDEN_ERR_PROFILE_NOT_FOUND: {
+    status: 404,
+    message: "The model version has no reference profile",
+  },
   WARDEN_ERR_USAGE: { status: 400, message: "Invalid command-line usage" },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -5,6 +5,10 @@
  * thread (runtime/explainer-worker.ts) holds one and answers jobs, so these slower methods never hold up a
  * model's inference.
  */
+
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import {
   DEFAULT_KERNELSHAP_BACKGROUND,
   DEFAULT_KERNELSHAP_EXTRA_SAMPLES,
@@ -12,6 +16,7 @@ import {
 } from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
 import { WardenError } from "../errors/index.js";
+import { buildReferenceProfile, type ReferenceProfile } from "../monitor/profile.js";
 import type { ModelEngine } from "../runtime/types.js";
 import { XGBoostEngine } from "../runtime/xgboost/index.js";
 import { type Background, kmeansBackground } from "./background.js";
@@ -27,6 +32,7 @@ import {
   reasonRecords,
 } from "./model-explainer.js";
 import { binaryOutcomes } from "./outcome.js";
+import { readReferenceRows } from "./reference-stats.js";
 import type { BatchScorer } from "./types.js";
 
 /** KernelSHAP's background rows by default (`policy.explanations.kernelshap.background`). */
@@ -81,6 +87,13 @@ export type ExplanationJob =
       readonly runs?: number | undefined;
     }
   | {
+      /** A reference profile of the model version (monitor/profile.ts) from a CSV of reference rows. */
+      readonly kind: "profile";
+      /** Absolute path of the CSV (default: the manifest's `policy.explanations.reference`). */
+      readonly reference?: string | undefined;
+      readonly seed?: number | undefined;
+    }
+  | {
       readonly kind: "counterfactuals";
       readonly row: Float32Array;
       readonly seed?: number | undefined;
@@ -109,7 +122,7 @@ export interface LimeReport {
   };
 }
 
-export type JobResult = ExplanationRecord[] | LimeReport | CounterfactualResult;
+export type JobResult = ExplanationRecord[] | LimeReport | CounterfactualResult | ReferenceProfile;
 
 /** One model's off-thread explainers. */
 export interface ExplanationService {
@@ -259,6 +272,41 @@ export async function createExplanationService(
               top_k_frequency: byName(stability.topKFrequency),
             },
           };
+        }
+        case "profile": {
+          const path = job.reference ?? manifest.explanations.referencePath;
+          if (path === undefined) {
+            throw new WardenError(
+              "WARDEN_ERR_EXPLANATION_UNAVAILABLE",
+              `model ${manifest.name} ${manifest.version} names no reference rows: give a reference file to profile it on`,
+              {
+                details: [
+                  { field: "reference", expected: "the path of a CSV of reference rows", found: "none" },
+                ],
+              },
+            );
+          }
+          let bytes: Buffer;
+          try {
+            bytes = readFileSync(path);
+          } catch (error) {
+            throw new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}`, {
+              details: [
+                {
+                  field: "reference",
+                  expected: "a readable CSV file on the server",
+                  found: (error as Error).message,
+                },
+              ],
+            });
+          }
+          const rows = readReferenceRows(manifest, path);
+          const scores = await policyScores(manifest, engine, rows.input, rows.rows);
+          return buildReferenceProfile(manifest, rows.input, rows.rows, scores, {
+            referenceSha256: createHash("sha256").update(bytes).digest("hex"),
+            referenceFile: basename(path),
+            seed: job.seed ?? 0,
+          });
         }
         case "counterfactuals": {
           if (!binary) {

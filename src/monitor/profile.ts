@@ -12,6 +12,7 @@
  *
  * The profile is plain JSON data; {@link referenceProfileFromJSON} checks a stored one field by field.
  */
+import { join, resolve } from "node:path";
 import type { FeatureSpec, Manifest } from "../config/index.js";
 import { seededRandom } from "../explain/random.js";
 import {
@@ -421,4 +422,9 @@ export function referenceProfileFromJSON(json: unknown): ReferenceProfile {
   });
   if (forestWidth !== width) fail("anomaly.width", `must equal the number of features (${width})`);
   return deepFreeze(structuredClone(j) as unknown as ReferenceProfile);
+}
+
+/** Where a data folder keeps a model version's profile: `<data_dir>/profiles/<model>/<version>.json`. */
+export function profilePath(dataDir: string, model: string, version: string): string {
+  return join(resolve(dataDir), "profiles", model, `${version}.json`);
 }

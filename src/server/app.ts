@@ -22,6 +22,7 @@ import { registerDeploymentRoutes } from "./routes-deployments.js";
 import { registerExplanationRoutes } from "./routes-explanations.js";
 import { registerFeedbackRoutes } from "./routes-feedback.js";
 import { registerOipRoutes } from "./routes-oip.js";
+import { registerProfileRoutes } from "./routes-profiles.js";
 
 /** What the HTTP layer needs. */
 export interface AppDependencies {
@@ -258,6 +259,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   registerDecisionRoutes(app, context);
   registerFeedbackRoutes(app, context);
   registerExplanationRoutes(app, context);
+  registerProfileRoutes(app, context);
   if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(
