@@ -8,6 +8,7 @@
 export * from "./anomaly.js";
 export * from "./breaker.js";
 export * from "./drift.js";
+export * from "./live.js";
 export * from "./multiple-testing.js";
 export * from "./performance.js";
 export * from "./performance-summary.js";
