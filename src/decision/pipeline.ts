@@ -96,6 +96,11 @@ export interface PipelineObserver {
   onRejected?(model: LoadedModel, reason: string): void;
   /** A shadow score or its record failed (the served answer is not affected). */
   onShadowError?(model: LoadedModel, error: Error): void;
+  /**
+   * A decision was recorded: its model version, encoded row and policy score (for the live monitors). Called
+   * once per decision, after the ledger has it; must be cheap (O(features)).
+   */
+  onDecided?(model: LoadedModel, row: Float32Array, score: number): void;
 }
 
 /** The decision pipeline: validate → infer (batched, worker threads) → decide → record. */
@@ -524,6 +529,11 @@ export function createDecisionPipeline(
         }
       }
       await Promise.all(writes);
+      if (observer.onDecided !== undefined) {
+        valid.forEach((instance, i) =>
+          observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score),
+        );
+      }
       return results;
     },
   };

@@ -21,8 +21,8 @@ import { registerDecisionRoutes } from "./routes-decisions.js";
 import { registerDeploymentRoutes } from "./routes-deployments.js";
 import { registerExplanationRoutes } from "./routes-explanations.js";
 import { registerFeedbackRoutes } from "./routes-feedback.js";
+import { createLiveMonitors, type LiveMonitors, registerMonitoringRoutes } from "./routes-monitoring.js";
 import { registerOipRoutes } from "./routes-oip.js";
-import { registerProfileRoutes } from "./routes-profiles.js";
 
 /** What the HTTP layer needs. */
 export interface AppDependencies {
@@ -135,6 +135,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   // Only JSON bodies are accepted; anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser("text/plain");
+  const monitors: LiveMonitors = createLiveMonitors(deps.config.data_dir, (message) => app.log.warn(message));
   // KernelSHAP decisions are explained in the model's explainer thread, never on its inference worker.
   const offThreadExplainer: OffThreadExplainer = {
     async explain(model, rows) {
@@ -154,6 +155,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     deps.registry,
     deps.ledger,
     {
+      onDecided: (model, row, score) => monitors.of(model).observe(row, score),
       onRejected: (model, reason) =>
         deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
       onShadowError: (model, error) =>
@@ -254,12 +256,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return reply.status(404).send(error.toJSON());
   });
 
-  const context = { ...deps, pipeline, isReady: deps.isReady ?? (() => true) };
+  const context = { ...deps, pipeline, monitors, isReady: deps.isReady ?? (() => true) };
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
   registerFeedbackRoutes(app, context);
   registerExplanationRoutes(app, context);
-  registerProfileRoutes(app, context);
+  registerMonitoringRoutes(app, context);
   if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(
@@ -279,5 +281,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 /** Shared state passed to route modules. */
 export type RouteContext = AppDependencies & {
   readonly pipeline: DecisionPipeline;
+  readonly monitors: LiveMonitors;
   readonly isReady: () => boolean;
 };

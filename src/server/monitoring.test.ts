@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
+import { validateInstance } from "../decision/index.js";
 import { profilePath, referenceProfileFromJSON } from "../monitor/index.js";
-import { HOLDOUT_CSV, startTestServer } from "../testing/index.js";
+import { DEMO_XGB, HOLDOUT_CSV, holdoutInstances, loadManifest, startTestServer } from "../testing/index.js";
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 let server: Server;
@@ -72,4 +73,48 @@ test("a reference file that is not there, an unknown version and a bad body are 
   assert.equal(unknown.status, 404);
   const bad = await post("/v1/admin/models/credit-demo/versions/1.0.0/profile", { seed: -1, colour: "red" });
   assert.equal(bad.status, 400);
+});
+
+test("the live monitor counts every decision, and tests drift once the version has a profile", async () => {
+  const manifest = loadManifest(DEMO_XGB);
+  const cases = holdoutInstances(manifest)
+    .filter((row) => validateInstance(manifest, row.features, row.subject, "").instance !== undefined)
+    // Spread over the file (it is not in random order), so that the rows are a sample of its population.
+    .filter((_, i) => i % 14 === 0);
+  const decide = async (instances: unknown[]) => {
+    const response = await fetch(url("/v1/models/credit-demo/decisions"), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ instances }),
+    });
+    assert.equal(response.status, 200);
+  };
+  const report = async () => {
+    const response = await fetch(url("/v1/models/credit-demo/monitor"));
+    assert.equal(response.status, 200);
+    return (await response.json()) as {
+      observed: number;
+      window: number;
+      profile: unknown;
+      dataset: { drifted: boolean } | null;
+      features: { name: string; drift?: { test: string; drifted: boolean } }[];
+    };
+  };
+  const before = await report();
+  await decide(cases.map((c) => ({ features: c.features, subject: c.subject })));
+  const after = await report();
+  assert.equal(after.observed - before.observed, cases.length);
+  // The profile built by the first test is in force: holdout rows come from its population.
+  assert.ok(after.profile !== null);
+  assert.equal(after.dataset?.drifted, false);
+  // Loan amounts 2.5 times the holdout's: Amount drifts.
+  await decide(
+    cases.map((c) => ({
+      features: { ...c.features, Amount: Math.min(100_000, (c.features.Amount as number) * 2.5) },
+      subject: c.subject,
+    })),
+  );
+  const shifted = await report();
+  assert.equal(shifted.features.find((f) => f.name === "Amount")?.drift?.drifted, true);
+  assert.equal(shifted.features.find((f) => f.name === "Home")?.drift?.test, "chi2");
 });
