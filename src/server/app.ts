@@ -21,7 +21,12 @@ import { registerDecisionRoutes } from "./routes-decisions.js";
 import { registerDeploymentRoutes } from "./routes-deployments.js";
 import { registerExplanationRoutes } from "./routes-explanations.js";
 import { registerFeedbackRoutes } from "./routes-feedback.js";
-import { createLiveMonitors, type LiveMonitors, registerMonitoringRoutes } from "./routes-monitoring.js";
+import {
+  createLiveMonitors,
+  type LiveMonitors,
+  registerMonitoringRoutes,
+  registerMonitorMetrics,
+} from "./routes-monitoring.js";
 import { registerOipRoutes } from "./routes-oip.js";
 
 /** What the HTTP layer needs. */
@@ -136,6 +141,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // Only JSON bodies are accepted; anything else is a 415, not a string that fails validation later.
   app.removeContentTypeParser("text/plain");
   const monitors: LiveMonitors = createLiveMonitors(deps.config.data_dir, (message) => app.log.warn(message));
+  registerMonitorMetrics(deps.metrics.registry, () => deps.registry.list(), monitors);
   // KernelSHAP decisions are explained in the model's explainer thread, never on its inference worker.
   const offThreadExplainer: OffThreadExplainer = {
     async explain(model, rows) {

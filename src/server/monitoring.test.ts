@@ -118,3 +118,25 @@ test("the live monitor counts every decision, and tests drift once the version h
   assert.equal(shifted.features.find((f) => f.name === "Amount")?.drift?.drifted, true);
   assert.equal(shifted.features.find((f) => f.name === "Home")?.drift?.test, "chi2");
 });
+
+test("/metrics carries the live monitor: drift p-values and missing rates per feature, the dataset verdict", async () => {
+  const text = await (await fetch(url("/metrics"))).text();
+  const line = (name: string, labels: string) =>
+    text.split("\n").find((l) => l.startsWith(`${name}{${labels}}`) || l.startsWith(`${name}{${labels},`));
+  const report = (await (await fetch(url("/v1/models/credit-demo/monitor"))).json()) as {
+    features: { name: string; missing_rate: number; drift?: { p_value: number } }[];
+    dataset: { drifted: boolean } | null;
+  };
+  const income = report.features.find((f) => f.name === "Income")!;
+  const missing = line("warden_monitor_missing_rate", 'model="credit-demo",version="1.0.0",feature="Income"');
+  assert.ok(missing, "missing rate of Income");
+  assert.equal(Number(missing.split(" ").pop()), income.missing_rate);
+  const amount = line("warden_monitor_drift_p_value", 'model="credit-demo",version="1.0.0",feature="Amount"');
+  assert.ok(amount, "drift p-value of Amount");
+  assert.equal(
+    Number(amount.split(" ").pop()),
+    report.features.find((f) => f.name === "Amount")!.drift!.p_value,
+  );
+  const dataset = line("warden_monitor_dataset_drift", 'model="credit-demo",version="1.0.0"');
+  assert.equal(Number(dataset!.split(" ").pop()), report.dataset!.drifted ? 1 : 0);
+});

@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
+import { Gauge, type Registry } from "prom-client";
 import { WardenError } from "../errors/index.js";
 import {
   createLiveMonitor,
@@ -182,4 +183,70 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
     { schema: monitorSchema(true) },
     monitor,
   );
+}
+
+/**
+ * Monitor gauges on `registry`, computed when Prometheus scrapes (a report per loaded version): drift p-value
+ * and statistic per feature, missing rate per feature, anomaly rate, and the dataset verdict (1 drifted).
+ */
+export function registerMonitorMetrics(
+  registry: Registry,
+  models: () => readonly LoadedModel[],
+  monitors: LiveMonitors,
+): Gauge[] {
+  const labels = ["model", "version", "feature"] as const;
+  const statistic = new Gauge({
+    name: "warden_monitor_drift_statistic",
+    // Registered below, on this server's registry only (never the global one).
+    registers: [],
+    help: "statistic of the feature's drift test (KS D or chi-squared) over the live window",
+    labelNames: labels,
+  });
+  const missing = new Gauge({
+    name: "warden_monitor_missing_rate",
+    // Registered below, on this server's registry only (never the global one).
+    registers: [],
+    help: "share of the live window's decisions without a value for the feature",
+    labelNames: labels,
+  });
+  const anomaly = new Gauge({
+    name: "warden_monitor_anomaly_rate",
+    // Registered below, on this server's registry only (never the global one).
+    registers: [],
+    help: "share of the live window's rows the reference profile's Isolation Forest finds anomalous",
+    labelNames: ["model", "version"] as const,
+  });
+  const dataset = new Gauge({
+    name: "warden_monitor_dataset_drift",
+    // Registered below, on this server's registry only (never the global one).
+    registers: [],
+    help: "1 when the live window's dataset verdict is drift (share of drifted features or Bonferroni), else 0",
+    labelNames: ["model", "version"] as const,
+  });
+  // The registry serialises metrics in the order they were registered: the first one's collect() fills all
+  // of them from one report per version, before any is written.
+  const pValue = new Gauge({
+    name: "warden_monitor_drift_p_value",
+    // Registered below, on this server's registry only (never the global one).
+    registers: [],
+    help: "p-value of the feature's drift test (KS or chi-squared) over the live window against the reference profile",
+    labelNames: labels,
+    collect() {
+      for (const gauge of [this, statistic, missing, anomaly, dataset]) gauge.reset();
+      for (const model of models()) {
+        const { name: m, version: v } = model.manifest;
+        const report = monitors.of(model).report();
+        for (const f of report.features) {
+          missing.set({ model: m, version: v, feature: f.name }, f.missing_rate);
+          if (f.drift === undefined) continue;
+          this.set({ model: m, version: v, feature: f.name }, f.drift.p_value);
+          statistic.set({ model: m, version: v, feature: f.name }, f.drift.statistic);
+        }
+        if (report.anomaly_rate !== null) anomaly.set({ model: m, version: v }, report.anomaly_rate);
+        if (report.dataset !== null) dataset.set({ model: m, version: v }, report.dataset.drifted ? 1 : 0);
+      }
+    },
+  });
+  for (const gauge of [pValue, statistic, missing, anomaly, dataset]) registry.registerMetric(gauge);
+  return [pValue, statistic, missing, anomaly, dataset];
 }
