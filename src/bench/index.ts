@@ -25,6 +25,10 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
     description: "Merkle checkpoints: root, inclusion and consistency proofs over 1,000,000 leaves",
     load: async () => (await import("./merkle.js")).merkleSuite,
   },
+  monitor: {
+    description: "live monitor cost: the per-decision update (µs per feature) vs one prediction; a report",
+    load: async () => (await import("./monitor.js")).monitorSuite,
+  },
   explain: {
     description:
       "explanations per row: exact TreeSHAP vs XGBoost's C++ pred_contribs on the same rows; KernelSHAP ms/row",
