@@ -530,9 +530,9 @@ export function createDecisionPipeline(
       }
       await Promise.all(writes);
       if (observer.onDecided !== undefined) {
-        valid.forEach((instance, i) =>
-          observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score),
-        );
+        valid.forEach((instance, i) => {
+          observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score);
+        });
       }
       return results;
     },
