@@ -133,3 +133,16 @@ test("chi-squared bins expected to hold fewer than 5 are pooled, into the sparse
     [100, 200],
   ]);
 });
+
+test("a report is kept until a decision or a profile changes it", async () => {
+  const monitor = createLiveMonitor(features, { window: 100, profile: await profile() });
+  await observeAll(monitor, fresh, 40);
+  const first = monitor.report();
+  assert.equal(monitor.report(), first, "the same report while nothing changed");
+  monitor.observe(fresh.subarray(0, width), 0.5);
+  const second = monitor.report();
+  assert.notEqual(second, first);
+  assert.equal(second.observed, 41);
+  monitor.setProfile(null);
+  assert.equal(monitor.report().profile, null);
+});

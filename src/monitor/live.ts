@@ -90,7 +90,10 @@ export function createLiveMonitor(
   let observed = 0;
   let profile: ReferenceProfile | null = null;
   let forest: IsolationForest | null = null;
+  /** The last report, until a decision or a profile changes what it would say (scrapes of an idle model are free). */
+  let cached: MonitorReport | undefined;
   const setProfile = (p: ReferenceProfile | null) => {
+    cached = undefined;
     if (p !== null && p.features.length !== width) {
       throw new RangeError(`the profile has ${p.features.length} features, the model ${width}`);
     }
@@ -114,89 +117,95 @@ export function createLiveMonitor(
       next = (next + 1) % size;
       if (filled < size) filled++;
       observed++;
+      cached = undefined;
     },
     setProfile,
     report() {
-      const enough = profile !== null && filled >= MIN_DRIFT_OBSERVATIONS;
-      const reports: FeatureReport[] = features.map((f, j) => {
-        const values = column(j);
-        const present = values.filter((v) => !Number.isNaN(v));
-        const missingRate = filled === 0 ? 0 : (filled - present.length) / filled;
-        const numeric = f.type === "number" || f.type === "integer";
-        const outside = numeric
-          ? present.filter((v) => (f.min !== undefined && v < f.min) || (f.max !== undefined && v > f.max))
-              .length
-          : 0;
-        const base = {
-          name: f.name,
-          missing_rate: missingRate,
-          out_of_range_rate: present.length === 0 ? 0 : outside / present.length,
-        };
-        if (!enough) return base;
-        const reference = profile!.features[j]!;
-        if (reference.kind === "numeric") {
-          if (present.length === 0 || reference.sample.values.length === 0) return base;
-          const ks = ksTwoSample(present, reference.sample.values);
-          return {
-            ...base,
-            drift: { test: "ks", statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha },
-          };
-        }
-        // Categories (booleans as false/true) in the profile's order, missing as one more.
-        const levels = Object.keys(reference.counts.counts);
-        const expected = [...levels.map((l) => reference.counts.counts[l]!), reference.counts.missing];
-        const seen = new Array<number>(levels.length + 1).fill(0);
-        for (const v of values) {
-          if (Number.isNaN(v)) seen[levels.length]! += 1;
-          else seen[v]! += 1;
-        }
-        const chi = chiSquaredGoodnessOfFit(...poolSparse(seen, expected));
-        return {
-          ...base,
-          drift: { test: "chi2", statistic: chi.statistic, p_value: chi.pValue, drifted: chi.pValue < alpha },
-        };
-      });
-      const windowScores = Array.from(scores.subarray(0, filled));
-      const mean = filled === 0 ? null : windowScores.reduce((a, b) => a + b, 0) / filled;
-      let scoreDrift: MonitorReport["score"]["drift"];
-      if (enough && profile!.score.sample.values.length > 0) {
-        const ks = ksTwoSample(windowScores, profile!.score.sample.values);
-        scoreDrift = { statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha };
-      }
-      let anomalyRate: number | null = null;
-      if (forest !== null && filled > 0) {
-        let anomalous = 0;
-        for (let i = 0; i < filled; i++) {
-          if (forest.isAnomalous(forest.score(rows.subarray(i * width, (i + 1) * width)))) anomalous++;
-        }
-        anomalyRate = anomalous / filled;
-      }
-      const tested = reports.filter((r) => r.drift !== undefined);
-      return {
-        observed,
-        window: filled,
-        window_size: size,
-        alpha,
-        profile:
-          profile === null
-            ? null
-            : {
-                reference_sha256: profile.provenance.referenceSha256,
-                created_at: profile.provenance.createdAt,
-                rows: profile.provenance.rows,
-              },
-        features: reports,
-        score: { mean, ...(scoreDrift ? { drift: scoreDrift } : {}) },
-        anomaly_rate: anomalyRate,
-        dataset: enough
-          ? datasetDriftVerdict(
-              tested.map((r) => ({ feature: r.name, drifted: r.drift!.drifted, pValue: r.drift!.p_value })),
-              { alpha },
-            )
-          : null,
-      };
+      cached ??= compute();
+      return cached;
     },
   };
+
+  function compute(): MonitorReport {
+    const enough = profile !== null && filled >= MIN_DRIFT_OBSERVATIONS;
+    const reports: FeatureReport[] = features.map((f, j) => {
+      const values = column(j);
+      const present = values.filter((v) => !Number.isNaN(v));
+      const missingRate = filled === 0 ? 0 : (filled - present.length) / filled;
+      const numeric = f.type === "number" || f.type === "integer";
+      const outside = numeric
+        ? present.filter((v) => (f.min !== undefined && v < f.min) || (f.max !== undefined && v > f.max))
+            .length
+        : 0;
+      const base = {
+        name: f.name,
+        missing_rate: missingRate,
+        out_of_range_rate: present.length === 0 ? 0 : outside / present.length,
+      };
+      if (!enough) return base;
+      const reference = profile!.features[j]!;
+      if (reference.kind === "numeric") {
+        if (present.length === 0 || reference.sample.values.length === 0) return base;
+        const ks = ksTwoSample(present, reference.sample.values);
+        return {
+          ...base,
+          drift: { test: "ks", statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha },
+        };
+      }
+      // Categories (booleans as false/true) in the profile's order, missing as one more.
+      const levels = Object.keys(reference.counts.counts);
+      const expected = [...levels.map((l) => reference.counts.counts[l]!), reference.counts.missing];
+      const seen = new Array<number>(levels.length + 1).fill(0);
+      for (const v of values) {
+        if (Number.isNaN(v)) seen[levels.length]! += 1;
+        else seen[v]! += 1;
+      }
+      const chi = chiSquaredGoodnessOfFit(...poolSparse(seen, expected));
+      return {
+        ...base,
+        drift: { test: "chi2", statistic: chi.statistic, p_value: chi.pValue, drifted: chi.pValue < alpha },
+      };
+    });
+    const windowScores = Array.from(scores.subarray(0, filled));
+    const mean = filled === 0 ? null : windowScores.reduce((a, b) => a + b, 0) / filled;
+    let scoreDrift: MonitorReport["score"]["drift"];
+    if (enough && profile!.score.sample.values.length > 0) {
+      const ks = ksTwoSample(windowScores, profile!.score.sample.values);
+      scoreDrift = { statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha };
+    }
+    let anomalyRate: number | null = null;
+    if (forest !== null && filled > 0) {
+      let anomalous = 0;
+      for (let i = 0; i < filled; i++) {
+        if (forest.isAnomalous(forest.score(rows.subarray(i * width, (i + 1) * width)))) anomalous++;
+      }
+      anomalyRate = anomalous / filled;
+    }
+    const tested = reports.filter((r) => r.drift !== undefined);
+    return {
+      observed,
+      window: filled,
+      window_size: size,
+      alpha,
+      profile:
+        profile === null
+          ? null
+          : {
+              reference_sha256: profile.provenance.referenceSha256,
+              created_at: profile.provenance.createdAt,
+              rows: profile.provenance.rows,
+            },
+      features: reports,
+      score: { mean, ...(scoreDrift ? { drift: scoreDrift } : {}) },
+      anomaly_rate: anomalyRate,
+      dataset: enough
+        ? datasetDriftVerdict(
+            tested.map((r) => ({ feature: r.name, drifted: r.drift!.drifted, pValue: r.drift!.p_value })),
+            { alpha },
+          )
+        : null,
+    };
+  }
 }
 
 /** Smallest expected count a chi-squared bin may have (Cochran's rule); sparser bins are pooled. */
