@@ -153,6 +153,46 @@ export function modelSummary(model: LoadedModel): Record<string, unknown> {
   };
 }
 
+/**
+ * The cases of a body that holds either one (`features` and its companions, `fields`) or several
+ * (`instances`).
+ *
+ * @throws WardenError WARDEN_ERR_BAD_REQUEST when it holds both, or neither.
+ */
+export function bodyCases<C, B extends { readonly instances?: C[] | undefined; readonly features?: unknown }>(
+  body: B,
+  fields: readonly (keyof B)[],
+  single: () => C,
+): { cases: C[]; batch: boolean } {
+  const batch = body.instances !== undefined;
+  if (batch && fields.some((field) => body[field] !== undefined)) {
+    throw new WardenError(
+      "WARDEN_ERR_BAD_REQUEST",
+      "send either features (one case) or instances (several), not both",
+      {
+        details: [{ field: "instances", expected: "absent when features is present", found: "both present" }],
+      },
+    );
+  }
+  if (!batch && body.features === undefined) {
+    throw new WardenError(
+      "WARDEN_ERR_BAD_REQUEST",
+      "the body needs features (one case) or instances (several)",
+      {
+        details: [
+          {
+            field: "features",
+            expected: 'an object such as {"features": {...}}',
+            found: "missing",
+            fix: "or send instances: [...]",
+          },
+        ],
+      },
+    );
+  }
+  return { cases: batch ? body.instances! : [single()], batch };
+}
+
 export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const decide = async (
     request: FastifyRequest<{ Params: { model: string; version?: string }; Body: DecisionBodyType }>,
@@ -161,43 +201,16 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
     const loaded = ctx.registry.get(model, version);
     request.wardenModel = { name: loaded.manifest.name, version: loaded.manifest.version };
     const body = request.body;
-    const batch = body.instances !== undefined;
-    if (
-      batch &&
-      (body.features !== undefined ||
-        body.subject !== undefined ||
-        body.id !== undefined ||
-        body.subject_id !== undefined)
-    ) {
-      throw new WardenError(
-        "WARDEN_ERR_BAD_REQUEST",
-        "send either features (one case) or instances (several), not both",
-        {
-          details: [
-            { field: "instances", expected: "absent when features is present", found: "both present" },
-          ],
-        },
-      );
-    }
-    if (!batch && body.features === undefined) {
-      throw new WardenError(
-        "WARDEN_ERR_BAD_REQUEST",
-        "the body needs features (one case) or instances (several)",
-        {
-          details: [
-            {
-              field: "features",
-              expected: 'an object such as {"features": {...}}',
-              found: "missing",
-              fix: "or send instances: [...]",
-            },
-          ],
-        },
-      );
-    }
-    const instances: InstanceInput[] = batch
-      ? body.instances!
-      : [{ features: body.features, subject: body.subject, id: body.id, subject_id: body.subject_id }];
+    const { cases: instances, batch } = bodyCases<InstanceInput, DecisionBodyType>(
+      body,
+      ["features", "subject", "id", "subject_id"],
+      () => ({
+        features: body.features,
+        subject: body.subject,
+        id: body.id,
+        subject_id: body.subject_id,
+      }),
+    );
     if (instances.length > ctx.config.max_instances_per_request) {
       throw new WardenError("WARDEN_ERR_BAD_REQUEST", `too many instances in one request`, {
         details: [

@@ -12,7 +12,7 @@ import type { ExplanationJob, JobResult } from "../explain/service.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
-import { errorResponses, pathParams } from "./routes-decisions.js";
+import { bodyCases, errorResponses, pathParams } from "./routes-decisions.js";
 
 /** Methods `POST /explain` takes. */
 export const EXPLAIN_METHODS = ["treeshap", "interventional", "kernelshap", "lime"] as const;
@@ -162,29 +162,7 @@ export function registerExplanationRoutes(app: FastifyInstance, ctx: RouteContex
     const { params, body } = request;
     const model = ctx.registry.get(params.model, params.version);
     const m = model.manifest;
-    const batch = body.instances !== undefined;
-    if (batch && body.features !== undefined) {
-      throw new WardenError(
-        "WARDEN_ERR_BAD_REQUEST",
-        "send either features (one case) or instances (several), not both",
-        {
-          details: [
-            { field: "instances", expected: "absent when features is present", found: "both present" },
-          ],
-        },
-      );
-    }
-    if (!batch && body.features === undefined) {
-      throw new WardenError(
-        "WARDEN_ERR_BAD_REQUEST",
-        "the body needs features (one case) or instances (several)",
-        {
-          details: [
-            { field: "features", expected: 'an object such as {"features": {...}}', found: "missing" },
-          ],
-        },
-      );
-    }
+    const { cases, batch } = bodyCases(body, ["features", "subject", "id"], () => body);
     const method = methodFor(model, body.method);
     if (body.counterfactuals === true && !m.explanations.counterfactuals.enabled) {
       throw unavailable(
@@ -192,7 +170,6 @@ export function registerExplanationRoutes(app: FastifyInstance, ctx: RouteContex
         { field: "counterfactuals", expected: "false or absent for this model", found: "true" },
       );
     }
-    const cases = batch ? body.instances! : [body as ExplainCaseInput];
     const problems: FieldProblem[] = [];
     const rows: { row: Float32Array; values: Readonly<Record<string, FeatureValue>> }[] = [];
     cases.forEach((c, i) => {
