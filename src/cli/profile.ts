@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { basename, dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
 import type { Command } from "commander";
 import { loadManifest } from "../config/index.js";
 import { formatProblems, WardenError } from "../errors/index.js";
 import { policyScores } from "../explain/model-explainer.js";
 import { readReferenceRows } from "../explain/reference-stats.js";
-import { buildReferenceProfile, profilePath, type ReferenceProfile } from "../monitor/index.js";
+import { buildReferenceProfile, profilePath, type ReferenceProfile, saveProfile } from "../monitor/index.js";
 import { loadEngine } from "../runtime/engines.js";
 import { type CliIo, EXIT, intOption } from "./index.js";
 import { reasonOf } from "./stream-output.js";
@@ -93,13 +93,10 @@ function readRows(manifest: Parameters<typeof readReferenceRows>[0], path: strin
   }
 }
 
-/** Write through a temporary file and a rename, so a reader never sees half a profile. */
+/** Write the profile whole (see saveProfile), an unwritable target named as the input error it is. */
 function writeProfile(target: string, profile: ReferenceProfile): void {
-  const temporary = `${target}.${process.pid}.tmp`;
   try {
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(temporary, `${JSON.stringify(profile)}\n`);
-    renameSync(temporary, target);
+    saveProfile(target, profile);
   } catch (error) {
     throw new WardenError(
       "WARDEN_ERR_INPUT_FILE",

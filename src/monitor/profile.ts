@@ -12,7 +12,8 @@
  *
  * The profile is plain JSON data; {@link referenceProfileFromJSON} checks a stored one field by field.
  */
-import { join, resolve } from "node:path";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import type { FeatureSpec, Manifest } from "../config/index.js";
 import { seededRandom } from "../explain/random.js";
 import {
@@ -427,4 +428,16 @@ export function referenceProfileFromJSON(json: unknown): ReferenceProfile {
 /** Where a data folder keeps a model version's profile: `<data_dir>/profiles/<model>/<version>.json`. */
 export function profilePath(dataDir: string, model: string, version: string): string {
   return join(resolve(dataDir), "profiles", model, `${version}.json`);
+}
+
+/**
+ * Write a profile to `target` through a temporary file and a rename, so a reader never sees half of one.
+ *
+ * @throws the file system's error when the folder or file cannot be written.
+ */
+export function saveProfile(target: string, profile: ReferenceProfile): void {
+  const temporary = `${target}.${process.pid}.tmp`;
+  mkdirSync(dirname(target), { recursive: true });
+  writeFileSync(temporary, `${JSON.stringify(profile)}\n`);
+  renameSync(temporary, target);
 }

@@ -4,7 +4,7 @@
  * (`<data_dir>/profiles/<model>/<version>.json`), and read back. Live monitors: one per loaded model version,
  * fed by every decision it makes, compared with its profile when asked (`GET /v1/models/{m}/monitor`).
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { Gauge, type Registry } from "prom-client";
@@ -15,6 +15,7 @@ import {
   profilePath,
   type ReferenceProfile,
   referenceProfileFromJSON,
+  saveProfile,
 } from "../monitor/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
@@ -105,10 +106,7 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
         seed: request.body?.seed,
       })) as ReferenceProfile;
       const target = profilePath(ctx.config.data_dir, m.name, m.version);
-      const temporary = `${target}.${process.pid}.tmp`;
-      mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(temporary, `${JSON.stringify(profile)}\n`);
-      renameSync(temporary, target);
+      saveProfile(target, profile);
       ctx.monitors.profileBuilt(model, profile);
       return reply.status(201).send({
         model: m.name,
