@@ -7,6 +7,7 @@ import { ledgerProofCommands } from "./ledger-proofs.js";
 import { ledgerPurgeCommand } from "./ledger-purge.js";
 import { ledgerVerifyCommand } from "./ledger-verify.js";
 import { modelsCommand } from "./models.js";
+import { monitorCommand } from "./monitor-report.js";
 import { predictCommand } from "./predict.js";
 import { profileCommand } from "./profile.js";
 import { serveCommand } from "./serve.js";
@@ -77,6 +78,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   exportTrainingCommand(program, io, run);
   modelsCommand(program, io, run);
   profileCommand(program, io, run);
+  monitorCommand(program, io, run);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     for (const sub of command.commands)

@@ -41,11 +41,15 @@ export function exportFormat(format: ExportFormat | undefined, out: string | und
   return ext === ".csv" ? "csv" : "ndjson";
 }
 
-/** --since must come before --until. */
-export function checkTimeRange(since: number | undefined, until: number | undefined): void {
+/** --since must come before --until (or the command's flags of the same meaning). */
+export function checkTimeRange(
+  since: number | undefined,
+  until: number | undefined,
+  flags: readonly [string, string] = ["--since", "--until"],
+): void {
   if (since !== undefined && until !== undefined && since >= until) {
     throw new UsageError(
-      `--since (${new Date(since).toISOString()}) must be earlier than --until (${new Date(until).toISOString()})`,
+      `${flags[0]} (${new Date(since).toISOString()}) must be earlier than ${flags[1]} (${new Date(until).toISOString()})`,
     );
   }
 }

@@ -13,6 +13,7 @@ export * from "./multiple-testing.js";
 export * from "./performance.js";
 export * from "./performance-summary.js";
 export * from "./profile.js";
+export * from "./range-report.js";
 export * from "./sketch.js";
 export * from "./sketch-counts.js";
 export * from "./special.js";
