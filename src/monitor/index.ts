@@ -9,6 +9,7 @@ export * from "./anomaly.js";
 export * from "./breaker.js";
 export * from "./drift.js";
 export * from "./live.js";
+export * from "./live-performance.js";
 export * from "./multiple-testing.js";
 export * from "./performance.js";
 export * from "./performance-summary.js";
