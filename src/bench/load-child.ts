@@ -23,6 +23,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   if (new URL(spec.url).hostname !== "127.0.0.1")
     throw new Error(`refusing to load ${spec.url}: only 127.0.0.1`);
   const seconds = spec.warmupSeconds + spec.seconds;
+  const started = process.cpuUsage();
   const instance = autocannon({
     url: spec.url,
     connections: spec.connections,
@@ -51,6 +52,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
     latencies[n++] = ms;
   });
   const result = await instance;
+  const used = process.cpuUsage(started);
   const sorted = latencies.subarray(0, n).sort();
   return {
     connections: spec.connections,
@@ -60,6 +62,7 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
     ...counts(result),
     // Present: every run above has a warm-up.
     warmup: counts(result.warmup!),
+    cpu: { loadGenerator: (used.user + used.system) / 1e6 },
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { cpuSince, threadCpu } from "./cpu.js";
 
 /** One request of the sequence each connection loops over. */
 export interface LoadRequest {
@@ -46,6 +47,15 @@ export interface LoadResult extends PhaseCounts {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly warmup: PhaseCounts;
+  /**
+   * CPU seconds over the whole run (warm-up and measured): the load generator's process, and, when the server
+   * runs in this process, its main thread and its other threads. Absent where /proc is not there.
+   */
+  readonly cpu?: {
+    readonly loadGenerator: number;
+    readonly serverMain?: number;
+    readonly serverOthers?: number;
+  };
 }
 
 const CHILD = fileURLToPath(new URL("./load-child.js", import.meta.url));
@@ -58,7 +68,18 @@ const GRACE_MS = 30_000;
  *
  * @throws Error when the child fails, exits without a result, or overruns its time (it is then killed).
  */
-export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+export async function runLoad(
+  spec: LoadSpec,
+  options: { serverInProcess?: boolean } = {},
+): Promise<LoadResult> {
+  const before = options.serverInProcess ? threadCpu() : undefined;
+  const result = await runChild(spec);
+  const server = cpuSince(before);
+  if (result.cpu === undefined || server === undefined) return result;
+  return { ...result, cpu: { ...result.cpu, serverMain: server.main, serverOthers: server.others } };
+}
+
+function runChild(spec: LoadSpec): Promise<LoadResult> {
   // execArgv: [] so that flags given to the parent (--cpu-prof while profiling the server) stay off the child.
   const child = fork(CHILD, [], { execArgv: [], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   return new Promise<LoadResult>((resolve, reject) => {

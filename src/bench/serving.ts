@@ -27,6 +27,7 @@
  * rather than running one after the other, so that drift in the machine's speed (other tenants, CPU frequency)
  * lands on all of them alike instead of skewing the ratios to (a).
  */
+import { availableParallelism } from "node:os";
 import Database from "better-sqlite3";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
 import { validateInstance } from "../decision/index.js";
@@ -271,6 +272,51 @@ function checkWarden(scenario: Scenario, ledger: LedgerCheck, lines: string[]): 
   return failures === 0 && kept;
 }
 
+/** CPU µs per request of one run: [server main thread, server's other threads, load generator]. */
+function cpuPerRequest(run: LoadResult): [number, number, number] | undefined {
+  const { cpu } = run;
+  if (cpu?.serverMain === undefined || cpu.serverOthers === undefined) return undefined;
+  const responses = run.ok + run.non2xx + run.warmup.ok + run.warmup.non2xx;
+  if (responses === 0) return undefined;
+  const us = (seconds: number) => (seconds * 1e6) / responses;
+  return [us(cpu.serverMain), us(cpu.serverOthers), us(cpu.loadGenerator)];
+}
+
+/**
+ * CPU time per request at the target concurrency (median of the rounds), and the throughput that CPU time
+ * allows on this machine's cores: no scheduling can do better than cores / (server + load generator CPU per
+ * request), since here the load generator shares the cores with the server.
+ */
+function cpuLines(scenarios: readonly Scenario[]): string[] {
+  const cores = availableParallelism();
+  const rows: string[][] = [];
+  for (const s of scenarios) {
+    const per = runsAt(s, TARGET_CONCURRENCY)
+      .map(cpuPerRequest)
+      .filter((x) => x !== undefined);
+    if (per.length === 0) return [];
+    const main = median(per.map((p) => p[0]));
+    const others = median(per.map((p) => p[1]));
+    const load = median(per.map((p) => p[2]));
+    rows.push([
+      s.label,
+      main.toFixed(0),
+      others.toFixed(0),
+      (main + others).toFixed(0),
+      load.toFixed(0),
+      count((cores * 1e6) / (main + others + load)),
+    ]);
+  }
+  return [
+    `CPU time per request at concurrency ${TARGET_CONCURRENCY}, µs (median of the rounds; /proc per thread, ` +
+      "warm-up included):",
+    formatTable(
+      ["scenario", "main thread", "other threads", "server", "load generator", `req/s ${cores} cores allow`],
+      rows,
+    ),
+  ];
+}
+
 /**
  * The serving benchmark: (a) bare Fastify + XGBoost, (b) Warden + XGBoost, (b′) the same without
  * explanations, (c) Warden + ONNX.
@@ -296,13 +342,17 @@ export const servingSuite: BenchSuite = {
                 `${WARMUP_SECONDS} s warm-up + ${seconds} s`,
             );
             s.runs.push(
-              await runLoad({
-                url: s.url,
-                connections,
-                seconds,
-                warmupSeconds: WARMUP_SECONDS,
-                requests: s.requests,
-              }),
+              await runLoad(
+                {
+                  url: s.url,
+                  connections,
+                  seconds,
+                  warmupSeconds: WARMUP_SECONDS,
+                  requests: s.requests,
+                },
+                // Every server here runs in this process: its threads' CPU time is read around each run.
+                { serverInProcess: true },
+              ),
             );
           }
         }
@@ -341,6 +391,8 @@ export const servingSuite: BenchSuite = {
         ],
         baseline,
       ),
+      "",
+      ...cpuLines(scenarios),
       "",
       `targets at concurrency ${TARGET_CONCURRENCY} (on (b), the full decision path with explanations):`,
       `  (b) throughput ≥ ${MIN_THROUGHPUT_RATIO} × (a): ${ratio.toFixed(2)} × (median; ${spread}) — ${ratio >= MIN_THROUGHPUT_RATIO ? "met" : "MISSED"}`,
