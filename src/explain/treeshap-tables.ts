@@ -16,8 +16,8 @@
  * every k. Grouping the subsets of A = B ∖ {k} by size, Σ_S w(s) ∏_{A∖S} z = Σ_s w(s) e_{|A|−s}(z_A), with
  * e the elementary symmetric polynomials, so a table entry costs O(d²).
  *
- * A row then costs one pass over the split nodes (which way it goes), one over each leaf's path splits (its
- * B), and d table reads per leaf.
+ * A row then costs one pass over the split nodes (which way it goes), one over all nodes in preorder (each
+ * node's B from its parent's), and d table reads per leaf.
  */
 import type { XGBoostModel } from "../runtime/xgboost/model.js";
 
@@ -30,19 +30,27 @@ const MAX_PATH_FEATURES = 16;
 export interface LeafTables {
   /** Leaves with at least one split above them. */
   readonly leaves: number;
-  /** Per leaf: output group, distinct path features, first table entry, first feature, first split, splits. */
+  /** Per leaf: output group, distinct path features, first table entry, first feature. */
   readonly leafGroup: Int32Array;
   readonly leafFeatures: Uint8Array;
   readonly tableAt: Int32Array;
   readonly featureAt: Int32Array;
-  readonly splitAt: Int32Array;
-  readonly splitCount: Uint8Array;
   /** Distinct path features of the leaves, concatenated. */
   readonly features: Int32Array;
-  /** The path splits of the leaves, concatenated: node, whether the path goes left there, feature bit. */
-  readonly splitNode: Int32Array;
-  readonly splitLeft: Uint8Array;
-  readonly splitBit: Uint8Array;
+  /** The node of each leaf. */
+  readonly leafNode: Int32Array;
+  /** Roots of the tabulated trees (their follow-set is "everything so far"). */
+  readonly roots: Int32Array;
+  /**
+   * Every other node of the tabulated trees, parents before children: its parent, whether it is the parent's
+   * left child, and the bit of the parent's split feature among the distinct features of the path to it.
+   */
+  readonly order: Int32Array;
+  readonly orderParent: Int32Array;
+  readonly orderLeft: Uint8Array;
+  readonly orderBit: Uint8Array;
+  /** Scratch: each node's follow-set bits for the row at hand. */
+  readonly follow: Int32Array;
   /** Entry (B · d + k): feature k's share for the follow-set B. */
   readonly table: Float64Array;
 }
@@ -61,32 +69,47 @@ interface Split {
  */
 export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafTables | undefined {
   const { count, treeStart, treeGroup, left, right, feature, leafValue } = model.trees;
-  type Leaf = { group: number; value: number; splits: Split[] };
+  type Leaf = { node: number; group: number; value: number; splits: Split[] };
   const found: Leaf[] = [];
+  const roots: number[] = [];
+  const order: number[] = [];
+  const orderParent: number[] = [];
+  const orderLeft: number[] = [];
+  const orderBit: number[] = [];
   let entries = 0;
   for (let t = 0; t < count; t++) {
     const root = treeStart[t]!;
     if (left[root] === -1) continue;
+    roots.push(root);
     const path: Split[] = [];
+    /** Distinct features of the path so far, in order of first appearance: a leaf's table columns. */
+    const distinct: number[] = [];
     const walk = (node: number): boolean => {
       if (left[node] === -1) {
-        const distinct = new Set(path.map((s) => s.feature)).size;
-        if (distinct > MAX_PATH_FEATURES) return false;
-        entries += 2 ** distinct * distinct;
+        if (distinct.length > MAX_PATH_FEATURES) return false;
+        entries += 2 ** distinct.length * distinct.length;
         if (entries > MAX_TABLE_ENTRIES) return false;
-        found.push({ group: treeGroup[t]!, value: leafValue[node]!, splits: [...path] });
+        found.push({ node, group: treeGroup[t]!, value: leafValue[node]!, splits: [...path] });
         return true;
       }
       const f = feature[node]!;
+      const seen = distinct.indexOf(f);
+      if (seen === -1) distinct.push(f);
+      const bit = seen === -1 ? distinct.length - 1 : seen;
       for (const [child, goesLeft] of [
         [left[node]!, true],
         [right[node]!, false],
       ] as const) {
+        order.push(child);
+        orderParent.push(node);
+        orderLeft.push(goesLeft ? 1 : 0);
+        orderBit.push(bit);
         path.push({ node, left: goesLeft, feature: f, share: share[child]! });
         const ok = walk(child);
         path.pop();
         if (!ok) return false;
       }
+      if (seen === -1) distinct.pop();
       return true;
     };
     if (!walk(root)) return undefined;
@@ -97,16 +120,10 @@ export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafT
   const leafFeatures = new Uint8Array(leaves);
   const tableAt = new Int32Array(leaves);
   const featureAt = new Int32Array(leaves);
-  const splitAt = new Int32Array(leaves);
-  const splitCount = new Uint8Array(leaves);
-  const totalSplits = found.reduce((n, l) => n + l.splits.length, 0);
+  const leafNode = new Int32Array(leaves);
   const featureList: number[] = [];
-  const splitNode = new Int32Array(totalSplits);
-  const splitLeft = new Uint8Array(totalSplits);
-  const splitBit = new Uint8Array(totalSplits);
   const table = new Float64Array(entries);
   let tableNext = 0;
-  let splitNext = 0;
   found.forEach((leaf, l) => {
     const distinct: number[] = [];
     const z: number[] = [];
@@ -118,18 +135,13 @@ export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafT
         z.push(1);
       }
       z[k]! *= s.share;
-      splitNode[splitNext] = s.node;
-      splitLeft[splitNext] = s.left ? 1 : 0;
-      splitBit[splitNext] = k;
-      splitNext++;
     }
     const d = distinct.length;
     leafGroup[l] = leaf.group;
     leafFeatures[l] = d;
     tableAt[l] = tableNext;
     featureAt[l] = featureList.length;
-    splitAt[l] = splitNext - leaf.splits.length;
-    splitCount[l] = leaf.splits.length;
+    leafNode[l] = leaf.node;
     featureList.push(...distinct);
     fillLeafTable(table, tableNext, leaf.value, z);
     tableNext += 2 ** d * d;
@@ -140,12 +152,14 @@ export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafT
     leafFeatures,
     tableAt,
     featureAt,
-    splitAt,
-    splitCount,
     features: Int32Array.from(featureList),
-    splitNode,
-    splitLeft,
-    splitBit,
+    leafNode,
+    roots: Int32Array.from(roots),
+    order: Int32Array.from(order),
+    orderParent: Int32Array.from(orderParent),
+    orderLeft: Uint8Array.from(orderLeft),
+    orderBit: Uint8Array.from(orderBit),
+    follow: new Int32Array(left.length),
     table,
   };
 }
@@ -219,7 +233,10 @@ function followSplits(model: XGBoostModel, x: Float32Array, xAt: number, dirs: U
   }
 }
 
-/** Each leaf's follow-set from the split directions, and its table row added to the contributions. */
+/**
+ * Each node's follow-set (bit k set while the row has followed every split on the path's k-th distinct
+ * feature), parents before children, then each leaf's table row added to the contributions.
+ */
 function addLeafShares(
   tables: LeafTables,
   phi: Float64Array,
@@ -227,16 +244,17 @@ function addLeafShares(
   width: number,
   dirs: Uint8Array,
 ): void {
-  const { leaves, leafGroup, leafFeatures, tableAt, featureAt, splitAt, splitCount, features } = tables;
-  const { splitNode, splitLeft, splitBit, table } = tables;
+  const { leaves, leafGroup, leafFeatures, tableAt, featureAt, features, leafNode, table } = tables;
+  const { roots, order, orderParent, orderLeft, orderBit, follow } = tables;
+  for (let r = 0; r < roots.length; r++) follow[roots[r]!] = -1;
+  for (let i = 0; i < order.length; i++) {
+    const parent = orderParent[i]!;
+    const b = follow[parent]!;
+    follow[order[i]!] = dirs[parent] === orderLeft[i] ? b : b & ~(1 << orderBit[i]!);
+  }
   for (let l = 0; l < leaves; l++) {
     const d = leafFeatures[l]!;
-    let b = (1 << d) - 1;
-    const s0 = splitAt[l]!;
-    const s1 = s0 + splitCount[l]!;
-    for (let s = s0; s < s1; s++) {
-      if (dirs[splitNode[s]!] !== splitLeft[s]) b &= ~(1 << splitBit[s]!);
-    }
+    const b = follow[leafNode[l]!]! & ((1 << d) - 1);
     const row = tableAt[l]! + b * d;
     const f0 = featureAt[l]!;
     const out = phiAt + leafGroup[l]! * width;
