@@ -146,3 +146,51 @@ test("a report is kept until a decision or a profile changes it", async () => {
   monitor.setProfile(null);
   assert.equal(monitor.report().profile, null);
 });
+
+test("the time window reports the decisions of its span, expires them by the clock, and says when it is capped", async () => {
+  const p = await profile();
+  let now = 1_000_000;
+  const monitor = createLiveMonitor(features, {
+    window: 50,
+    timeWindowMs: 60_000,
+    timeWindowCapacity: 300,
+    profile: p,
+    now: () => now,
+  });
+  const scores = await scorer(fresh, freshRows);
+  const rowOf = (r: number) => fresh.subarray(r * width, (r + 1) * width);
+  // 200 decisions a second apart, then nothing.
+  for (let r = 0; r < 200; r++) {
+    monitor.observe(rowOf(r), scores[r]!);
+    now += 1000;
+  }
+  // The span holds the last 60 s: the latest 60 decisions (made at now − 60 s ... now − 1 s).
+  const timed = monitor.report("time");
+  assert.equal(timed.window_kind, "time");
+  assert.equal(timed.window_span_s, 60);
+  assert.equal(timed.window, 59);
+  assert.equal(timed.window_capped, false);
+  // The same figures as a count monitor fed only those decisions.
+  const same = createLiveMonitor(features, { window: 59, profile: p });
+  for (let r = 141; r < 200; r++) same.observe(rowOf(r), scores[r]!);
+  const expected = same.report();
+  assert.deepEqual(timed.features, expected.features);
+  assert.deepEqual(timed.score, expected.score);
+  assert.equal(timed.anomaly_rate, expected.anomaly_rate);
+  // The count window is the latest 50, whatever the clock says.
+  assert.equal(monitor.report().window, 50);
+  assert.equal(monitor.report().window_kind, "count");
+  // Thirty seconds later, half of them have left the span; two minutes later, all.
+  now += 30_000;
+  assert.equal(monitor.report("time").window, 29);
+  now += 120_000;
+  assert.equal(monitor.report("time").window, 0);
+  assert.equal(monitor.report("time").dataset, null);
+  assert.equal(monitor.report().window, 50);
+  // A burst of 400 decisions in one second overflows the 300 kept: the report says it is capped.
+  for (let r = 0; r < 400; r++) monitor.observe(rowOf(r % freshRows), scores[r % freshRows]!);
+  const burst = monitor.report("time");
+  assert.equal(burst.window, 300);
+  assert.equal(burst.window_capped, true);
+  assert.throws(() => createLiveMonitor(features, { timeWindowMs: 0 }), /timeWindowMs/);
+});

@@ -12,8 +12,16 @@ import { chiSquaredGoodnessOfFit, ksTwoSample } from "./drift.js";
 import { type DatasetDriftVerdict, DEFAULT_ALPHA, datasetDriftVerdict } from "./multiple-testing.js";
 import type { ReferenceProfile } from "./profile.js";
 
-/** Decisions a live monitor keeps by default. */
+/** Decisions the count window holds by default. */
 export const DEFAULT_LIVE_WINDOW = 500;
+/** Span of the time window by default: the last hour. */
+export const DEFAULT_TIME_WINDOW_MS = 3_600_000;
+/** Decisions kept for the time window by default (its cap: a busier hour is reported on its latest ones). */
+export const DEFAULT_TIME_WINDOW_CAPACITY = 5000;
+
+/** Which window a report covers: the latest decisions by count, or those of the last span of time. */
+export const LIVE_WINDOWS = ["count", "time"] as const;
+export type LiveWindow = (typeof LIVE_WINDOWS)[number];
 /** Fewest decisions in the window before drift is tested (below it the report says so). */
 export const MIN_DRIFT_OBSERVATIONS = 30;
 
@@ -37,7 +45,17 @@ export interface MonitorReport {
   /** Decisions observed since start, and those in the window. */
   readonly observed: number;
   readonly window: number;
+  /** `count`: the latest `window_size` decisions; `time`: those of the last `window_span_s` seconds. */
+  readonly window_kind: LiveWindow;
+  /** Count window: its length; time window: the most it keeps (see `window_capped`). */
   readonly window_size: number;
+  /** Time window only: its span in seconds. */
+  readonly window_span_s?: number;
+  /**
+   * Time window only: true when more decisions were made in the span than it keeps, so the report covers the
+   * latest `window_size` of them.
+   */
+  readonly window_capped?: boolean;
   readonly alpha: number;
   /** Whether a reference profile is loaded (drift and anomalies need one), and its provenance when it is. */
   readonly profile: {
@@ -58,42 +76,72 @@ export interface MonitorReport {
 
 /** A live monitor. */
 export interface LiveMonitor {
-  /** Record one decision: its encoded row (NaN = missing) and its policy score. O(features). */
-  observe(row: ArrayLike<number>, score: number): void;
-  /** Compare the window with the profile (O(window · log window) per feature). */
-  report(): MonitorReport;
+  /**
+   * Record one decision: its encoded row (NaN = missing), its policy score, and when it was made (default:
+   * the monitor's clock). O(features).
+   */
+  observe(row: ArrayLike<number>, score: number, time?: number): void;
+  /** Compare a window (default `count`) with the profile (O(window · log window) per feature). */
+  report(window?: LiveWindow): MonitorReport;
   /** Use this profile from now on (null: none). */
   setProfile(profile: ReferenceProfile | null): void;
 }
 
+/** Options of {@link createLiveMonitor}. */
+export interface LiveMonitorOptions {
+  /** Decisions in the count window. Default {@link DEFAULT_LIVE_WINDOW}. */
+  readonly window?: number;
+  /** Span of the time window, ms. Default {@link DEFAULT_TIME_WINDOW_MS}. */
+  readonly timeWindowMs?: number;
+  /** Most decisions the time window keeps (≥ window). Default {@link DEFAULT_TIME_WINDOW_CAPACITY}. */
+  readonly timeWindowCapacity?: number;
+  readonly profile?: ReferenceProfile | null;
+  readonly alpha?: number;
+  /** The clock, ms since the epoch. Default Date.now. */
+  readonly now?: () => number;
+}
+
 /**
- * A live monitor over `features` (the manifest's model features, in order), with `window` decisions (default
- * {@link DEFAULT_LIVE_WINDOW}) and the profile to compare with, when there is one.
+ * A live monitor over `features` (the manifest's model features, in order): one ring buffer of the latest
+ * decisions (rows, scores, times) serves both windows, the count window reading its latest `window` entries
+ * and the time window those within its span; and the profile to compare with, when there is one.
  */
 export function createLiveMonitor(
   features: readonly FeatureSpec[],
-  options: {
-    readonly window?: number;
-    readonly profile?: ReferenceProfile | null;
-    readonly alpha?: number;
-  } = {},
+  options: LiveMonitorOptions = {},
 ): LiveMonitor {
   const size = options.window ?? DEFAULT_LIVE_WINDOW;
   if (!Number.isInteger(size) || size < 1)
     throw new RangeError(`window must be a whole number >= 1, got ${size}`);
+  const span = options.timeWindowMs ?? DEFAULT_TIME_WINDOW_MS;
+  if (!Number.isInteger(span) || span < 1)
+    throw new RangeError(`timeWindowMs must be a whole number >= 1, got ${span}`);
+  const capacity = Math.max(size, options.timeWindowCapacity ?? DEFAULT_TIME_WINDOW_CAPACITY);
+  if (!Number.isInteger(capacity))
+    throw new RangeError(`timeWindowCapacity must be a whole number, got ${capacity}`);
+  const now = options.now ?? Date.now;
   const alpha = options.alpha ?? DEFAULT_ALPHA;
   const width = features.length;
-  const rows = new Float64Array(size * width);
-  const scores = new Float64Array(size);
+  const rows = new Float64Array(capacity * width);
+  const scores = new Float64Array(capacity);
+  const times = new Float64Array(capacity);
+  /** Next slot to write; slots are written in time order, so the latest k are the k before `next`. */
   let next = 0;
   let filled = 0;
   let observed = 0;
+  /** Time of the last decision the ring pushed out (−∞ before the first). */
+  let evicted = Number.NEGATIVE_INFINITY;
   let profile: ReferenceProfile | null = null;
   let forest: IsolationForest | null = null;
-  /** The last report, until a decision or a profile changes what it would say (scrapes of an idle model are free). */
+  /**
+   * The last count report, until a decision or a profile changes what it would say (scrapes of an idle model
+   * are free); the time window's, also until its oldest decision leaves the span.
+   */
   let cached: MonitorReport | undefined;
+  let cachedTime: { report: MonitorReport; validUntil: number } | undefined;
   const setProfile = (p: ReferenceProfile | null) => {
     cached = undefined;
+    cachedTime = undefined;
     if (p !== null && p.features.length !== width) {
       throw new RangeError(`the profile has ${p.features.length} features, the model ${width}`);
     }
@@ -102,36 +150,62 @@ export function createLiveMonitor(
   };
   setProfile(options.profile ?? null);
 
-  const column = (j: number): number[] => {
-    const out: number[] = [];
-    for (let i = 0; i < filled; i++) out.push(rows[i * width + j]!);
-    return out;
-  };
+  /** Slot of the i-th latest decision (0: the latest). */
+  const slot = (i: number): number => (next - 1 - i + capacity) % capacity;
 
   return {
-    observe(row, score) {
+    observe(row, score, time) {
       if (row.length !== width) throw new RangeError(`a row of ${row.length} values; the model has ${width}`);
       const at = next * width;
+      if (filled === capacity) evicted = times[next]!;
       for (let j = 0; j < width; j++) rows[at + j] = row[j]!;
       scores[next] = score;
-      next = (next + 1) % size;
-      if (filled < size) filled++;
+      times[next] = time ?? now();
+      next = (next + 1) % capacity;
+      if (filled < capacity) filled++;
       observed++;
       cached = undefined;
+      cachedTime = undefined;
     },
     setProfile,
-    report() {
-      cached ??= compute();
-      return cached;
+    report(window = "count") {
+      if (window === "count") {
+        cached ??= compute(Math.min(size, filled), { window_kind: "count", window_size: size });
+        return cached;
+      }
+      const t = now();
+      if (cachedTime !== undefined && t < cachedTime.validUntil) return cachedTime.report;
+      // The latest decisions within the span (times are in order: stop at the first one outside it).
+      const from = t - span;
+      let n = 0;
+      while (n < filled && times[slot(n)]! > from) n++;
+      const report = compute(n, {
+        window_kind: "time",
+        window_size: capacity,
+        window_span_s: span / 1000,
+        // Full of decisions in the span, and the last one pushed out was in it too.
+        window_capped: n === capacity && evicted > from,
+      });
+      // Valid until the oldest decision in the window leaves the span (or forever while the window is empty).
+      cachedTime = { report, validUntil: n === 0 ? Number.POSITIVE_INFINITY : times[slot(n - 1)]! + span };
+      return report;
     },
   };
 
-  function compute(): MonitorReport {
-    const enough = profile !== null && filled >= MIN_DRIFT_OBSERVATIONS;
+  function compute(
+    n: number,
+    kind: Pick<MonitorReport, "window_kind" | "window_size" | "window_span_s" | "window_capped">,
+  ): MonitorReport {
+    const column = (j: number): number[] => {
+      const out: number[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = rows[slot(i) * width + j]!;
+      return out;
+    };
+    const enough = profile !== null && n >= MIN_DRIFT_OBSERVATIONS;
     const reports: FeatureReport[] = features.map((f, j) => {
       const values = column(j);
       const present = values.filter((v) => !Number.isNaN(v));
-      const missingRate = filled === 0 ? 0 : (filled - present.length) / filled;
+      const missingRate = n === 0 ? 0 : (n - present.length) / n;
       const numeric = f.type === "number" || f.type === "integer";
       const outside = numeric
         ? present.filter((v) => (f.min !== undefined && v < f.min) || (f.max !== undefined && v > f.max))
@@ -166,26 +240,28 @@ export function createLiveMonitor(
         drift: { test: "chi2", statistic: chi.statistic, p_value: chi.pValue, drifted: chi.pValue < alpha },
       };
     });
-    const windowScores = Array.from(scores.subarray(0, filled));
-    const mean = filled === 0 ? null : windowScores.reduce((a, b) => a + b, 0) / filled;
+    const windowScores: number[] = new Array(n);
+    for (let i = 0; i < n; i++) windowScores[i] = scores[slot(i)]!;
+    const mean = n === 0 ? null : windowScores.reduce((a, b) => a + b, 0) / n;
     let scoreDrift: MonitorReport["score"]["drift"];
     if (enough && profile!.score.sample.values.length > 0) {
       const ks = ksTwoSample(windowScores, profile!.score.sample.values);
       scoreDrift = { statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha };
     }
     let anomalyRate: number | null = null;
-    if (forest !== null && filled > 0) {
+    if (forest !== null && n > 0) {
       let anomalous = 0;
-      for (let i = 0; i < filled; i++) {
-        if (forest.isAnomalous(forest.score(rows.subarray(i * width, (i + 1) * width)))) anomalous++;
+      for (let i = 0; i < n; i++) {
+        const at = slot(i) * width;
+        if (forest.isAnomalous(forest.score(rows.subarray(at, at + width)))) anomalous++;
       }
-      anomalyRate = anomalous / filled;
+      anomalyRate = anomalous / n;
     }
     const tested = reports.filter((r) => r.drift !== undefined);
     return {
       observed,
-      window: filled,
-      window_size: size,
+      window: n,
+      ...kind,
       alpha,
       profile:
         profile === null

@@ -117,6 +117,26 @@ test("the live monitor counts every decision, and tests drift once the version h
   const shifted = await report();
   assert.equal(shifted.features.find((f) => f.name === "Amount")?.drift?.drifted, true);
   assert.equal(shifted.features.find((f) => f.name === "Home")?.drift?.test, "chi2");
+  // The time window (the last hour) holds every decision of this test: both halves, so Amount drifts there too.
+  const timed = await fetch(url("/v1/models/credit-demo/versions/1.0.0/monitor?window=time"));
+  assert.equal(timed.status, 200);
+  const byTime = (await timed.json()) as {
+    window: number;
+    window_kind: string;
+    window_span_s: number;
+    window_capped: boolean;
+    features: { name: string; drift?: { drifted: boolean } }[];
+  };
+  assert.equal(byTime.window_kind, "time");
+  assert.equal(byTime.window_span_s, 3600);
+  assert.equal(byTime.window_capped, false);
+  assert.equal(byTime.window, shifted.observed);
+  assert.equal(byTime.features.find((f) => f.name === "Amount")?.drift?.drifted, true);
+  const bad = await fetch(url("/v1/models/credit-demo/monitor?window=week"));
+  assert.equal(bad.status, 400);
+  const error = (await bad.json()) as { code: string; details: { field: string }[] };
+  assert.equal(error.code, "WARDEN_ERR_BAD_REQUEST");
+  assert.equal(error.details[0]!.field, "window");
 });
 
 test("/metrics carries the live monitor: drift p-values and missing rates per feature, the dataset verdict", async () => {

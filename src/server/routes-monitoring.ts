@@ -11,7 +11,9 @@ import { Gauge, type Registry } from "prom-client";
 import { WardenError } from "../errors/index.js";
 import {
   createLiveMonitor,
+  LIVE_WINDOWS,
   type LiveMonitor,
+  type LiveWindow,
   profilePath,
   type ReferenceProfile,
   referenceProfileFromJSON,
@@ -155,28 +157,42 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
     },
   );
 
-  const monitor = async (request: { params: { model: string; version?: string } }) => {
+  const monitor = async (request: {
+    params: { model: string; version?: string };
+    query: { window?: LiveWindow };
+  }) => {
     const model = ctx.registry.get(request.params.model, request.params.version);
     return {
       model: model.manifest.name,
       version: model.manifest.version,
-      ...ctx.monitors.of(model).report(),
+      ...ctx.monitors.of(model).report(request.query.window ?? "count"),
     };
   };
   const monitorSchema = (withVersion: boolean) => ({
     summary: withVersion ? "A model version's live monitor" : "The live monitor of a model's default version",
     description:
-      "The last decisions (500 by default) against the version's reference profile: per feature the missing and out-of-range rates and a drift test (two-sample KS for numbers against the profile's sample, chi-squared for categories with sparse bins pooled), the score's drift, the share of anomalous rows (the profile's Isolation Forest), and the dataset verdict with how many features drift by chance and the Bonferroni correction. Without a profile (POST /v1/admin/models/{m}/versions/{v}/profile or warden profile build), only the rates.",
+      "The last decisions against the version's reference profile — `?window=count` (the default): the latest 500; `?window=time`: those of the last hour, at most 5,000 (`window_capped` says when a busier hour was cut to its latest 5,000) — : per feature the missing and out-of-range rates and a drift test (two-sample KS for numbers against the profile's sample, chi-squared for categories with sparse bins pooled), the score's drift, the share of anomalous rows (the profile's Isolation Forest), and the dataset verdict with how many features drift by chance and the Bonferroni correction. Without a profile (POST /v1/admin/models/{m}/versions/{v}/profile or warden profile build), only the rates.",
     tags: ["monitoring"],
     params: withVersion ? pathParams("model", "version") : pathParams("model"),
+    querystring: {
+      type: "object",
+      properties: {
+        window: {
+          type: "string",
+          enum: [...LIVE_WINDOWS],
+          description: "count: the latest decisions (default); time: the decisions of the last hour",
+        },
+      },
+      additionalProperties: false,
+    },
     response: { 404: errorResponses[404] },
   });
-  app.get<{ Params: { model: string } }>(
+  app.get<{ Params: { model: string }; Querystring: { window?: LiveWindow } }>(
     "/v1/models/:model/monitor",
     { schema: monitorSchema(false) },
     monitor,
   );
-  app.get<{ Params: { model: string; version: string } }>(
+  app.get<{ Params: { model: string; version: string }; Querystring: { window?: LiveWindow } }>(
     "/v1/models/:model/versions/:version/monitor",
     { schema: monitorSchema(true) },
     monitor,
