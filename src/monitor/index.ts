@@ -15,6 +15,7 @@ export * from "./performance.js";
 export * from "./performance-summary.js";
 export * from "./profile.js";
 export * from "./range-report.js";
+export * from "./report-thread.js";
 export * from "./sketch.js";
 export * from "./sketch-counts.js";
 export * from "./special.js";

@@ -83,8 +83,29 @@ export interface LiveMonitor {
   observe(row: ArrayLike<number>, score: number, time?: number): void;
   /** Compare a window (default `count`) with the profile (O(window · log window) per feature). */
   report(window?: LiveWindow): MonitorReport;
+  /**
+   * A window's decisions copied out (O(window · features)), for {@link computeReport} elsewhere (another
+   * thread): `report` without the maths.
+   */
+  snapshot(window?: LiveWindow): WindowSnapshot;
+  /** The profile in use (null: none). */
+  profile(): ReferenceProfile | null;
+  /** A counter that moves whenever a report could change (a decision, a profile). */
+  changes(): number;
   /** Use this profile from now on (null: none). */
   setProfile(profile: ReferenceProfile | null): void;
+}
+
+/** The decisions of one window, latest first, as {@link computeReport} takes them. */
+export interface WindowSnapshot {
+  /** `n` rows of the model's features (row-major), and their scores. */
+  readonly rows: Float64Array;
+  readonly scores: Float64Array;
+  readonly n: number;
+  /** Decisions observed since start. */
+  readonly observed: number;
+  readonly alpha: number;
+  readonly window: Pick<MonitorReport, "window_kind" | "window_size" | "window_span_s" | "window_capped">;
 }
 
 /** Options of {@link createLiveMonitor}. */
@@ -139,9 +160,11 @@ export function createLiveMonitor(
    */
   let cached: MonitorReport | undefined;
   let cachedTime: { report: MonitorReport; validUntil: number } | undefined;
+  let changes = 0;
   const setProfile = (p: ReferenceProfile | null) => {
     cached = undefined;
     cachedTime = undefined;
+    changes++;
     if (p !== null && p.features.length !== width) {
       throw new RangeError(`the profile has ${p.features.length} features, the model ${width}`);
     }
@@ -164,124 +187,162 @@ export function createLiveMonitor(
       next = (next + 1) % capacity;
       if (filled < capacity) filled++;
       observed++;
+      changes++;
       cached = undefined;
       cachedTime = undefined;
     },
     setProfile,
+    profile: () => profile,
+    changes: () => changes,
+    snapshot(window = "count") {
+      return window === "count" ? countSnapshot() : timeSnapshot().snapshot;
+    },
     report(window = "count") {
       if (window === "count") {
-        cached ??= compute(Math.min(size, filled), { window_kind: "count", window_size: size });
+        cached ??= computeReport(features, countSnapshot(), profile, forest);
         return cached;
       }
-      const t = now();
-      if (cachedTime !== undefined && t < cachedTime.validUntil) return cachedTime.report;
-      // The latest decisions within the span (times are in order: stop at the first one outside it).
-      const from = t - span;
-      let n = 0;
-      while (n < filled && times[slot(n)]! > from) n++;
-      const report = compute(n, {
+      if (cachedTime !== undefined && now() < cachedTime.validUntil) return cachedTime.report;
+      const { snapshot, validUntil } = timeSnapshot();
+      const report = computeReport(features, snapshot, profile, forest);
+      cachedTime = { report, validUntil };
+      return report;
+    },
+  };
+
+  function copy(n: number): { rows: Float64Array; scores: Float64Array } {
+    const out = { rows: new Float64Array(n * width), scores: new Float64Array(n) };
+    for (let i = 0; i < n; i++) {
+      const at = slot(i);
+      out.rows.set(rows.subarray(at * width, (at + 1) * width), i * width);
+      out.scores[i] = scores[at]!;
+    }
+    return out;
+  }
+
+  function countSnapshot(): WindowSnapshot {
+    const n = Math.min(size, filled);
+    return { ...copy(n), n, observed, alpha, window: { window_kind: "count", window_size: size } };
+  }
+
+  /** The time window's snapshot, and until when it stays the same if nothing is observed. */
+  function timeSnapshot(): { snapshot: WindowSnapshot; validUntil: number } {
+    // The latest decisions within the span (times are in order: stop at the first one outside it).
+    const from = now() - span;
+    let n = 0;
+    while (n < filled && times[slot(n)]! > from) n++;
+    const snapshot: WindowSnapshot = {
+      ...copy(n),
+      n,
+      observed,
+      alpha,
+      window: {
         window_kind: "time",
         window_size: capacity,
         window_span_s: span / 1000,
         // Full of decisions in the span, and the last one pushed out was in it too.
         window_capped: n === capacity && evicted > from,
-      });
-      // Valid until the oldest decision in the window leaves the span (or forever while the window is empty).
-      cachedTime = { report, validUntil: n === 0 ? Number.POSITIVE_INFINITY : times[slot(n - 1)]! + span };
-      return report;
-    },
-  };
-
-  function compute(
-    n: number,
-    kind: Pick<MonitorReport, "window_kind" | "window_size" | "window_span_s" | "window_capped">,
-  ): MonitorReport {
-    const column = (j: number): number[] => {
-      const out: number[] = new Array(n);
-      for (let i = 0; i < n; i++) out[i] = rows[slot(i) * width + j]!;
-      return out;
+      },
     };
-    const enough = profile !== null && n >= MIN_DRIFT_OBSERVATIONS;
-    const reports: FeatureReport[] = features.map((f, j) => {
-      const values = column(j);
-      const present = values.filter((v) => !Number.isNaN(v));
-      const missingRate = n === 0 ? 0 : (n - present.length) / n;
-      const numeric = f.type === "number" || f.type === "integer";
-      const outside = numeric
-        ? present.filter((v) => (f.min !== undefined && v < f.min) || (f.max !== undefined && v > f.max))
-            .length
-        : 0;
-      const base = {
-        name: f.name,
-        missing_rate: missingRate,
-        out_of_range_rate: present.length === 0 ? 0 : outside / present.length,
-      };
-      if (!enough) return base;
-      const reference = profile!.features[j]!;
-      if (reference.kind === "numeric") {
-        if (present.length === 0 || reference.sample.values.length === 0) return base;
-        const ks = ksTwoSample(present, reference.sample.values);
-        return {
-          ...base,
-          drift: { test: "ks", statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha },
-        };
-      }
-      // Categories (booleans as false/true) in the profile's order, missing as one more.
-      const levels = Object.keys(reference.counts.counts);
-      const expected = [...levels.map((l) => reference.counts.counts[l]!), reference.counts.missing];
-      const seen = new Array<number>(levels.length + 1).fill(0);
-      for (const v of values) {
-        if (Number.isNaN(v)) seen[levels.length]! += 1;
-        else seen[v]! += 1;
-      }
-      const chi = chiSquaredGoodnessOfFit(...poolSparse(seen, expected));
+    // Until the oldest decision in the window leaves the span (or forever while the window is empty).
+    return { snapshot, validUntil: n === 0 ? Number.POSITIVE_INFINITY : times[slot(n - 1)]! + span };
+  }
+}
+
+/**
+ * A window's report against `profile` (and its Isolation Forest, built from the profile when not given):
+ * the maths of {@link LiveMonitor.report}, for any thread. O(n · log n) per feature.
+ */
+export function computeReport(
+  features: readonly FeatureSpec[],
+  snapshot: WindowSnapshot,
+  profile: ReferenceProfile | null,
+  forest: IsolationForest | null = profile === null ? null : isolationForestFromJSON(profile.anomaly),
+): MonitorReport {
+  const { rows, scores, n, observed, alpha } = snapshot;
+  const width = features.length;
+  const column = (j: number): number[] => {
+    const out: number[] = new Array(n);
+    for (let i = 0; i < n; i++) out[i] = rows[i * width + j]!;
+    return out;
+  };
+  const enough = profile !== null && n >= MIN_DRIFT_OBSERVATIONS;
+  const reports: FeatureReport[] = features.map((f, j) => {
+    const values = column(j);
+    const present = values.filter((v) => !Number.isNaN(v));
+    const missingRate = n === 0 ? 0 : (n - present.length) / n;
+    const numeric = f.type === "number" || f.type === "integer";
+    const outside = numeric
+      ? present.filter((v) => (f.min !== undefined && v < f.min) || (f.max !== undefined && v > f.max)).length
+      : 0;
+    const base = {
+      name: f.name,
+      missing_rate: missingRate,
+      out_of_range_rate: present.length === 0 ? 0 : outside / present.length,
+    };
+    if (!enough) return base;
+    const reference = profile!.features[j]!;
+    if (reference.kind === "numeric") {
+      if (present.length === 0 || reference.sample.values.length === 0) return base;
+      const ks = ksTwoSample(present, reference.sample.values);
       return {
         ...base,
-        drift: { test: "chi2", statistic: chi.statistic, p_value: chi.pValue, drifted: chi.pValue < alpha },
+        drift: { test: "ks", statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha },
       };
-    });
-    const windowScores: number[] = new Array(n);
-    for (let i = 0; i < n; i++) windowScores[i] = scores[slot(i)]!;
-    const mean = n === 0 ? null : windowScores.reduce((a, b) => a + b, 0) / n;
-    let scoreDrift: MonitorReport["score"]["drift"];
-    if (enough && profile!.score.sample.values.length > 0) {
-      const ks = ksTwoSample(windowScores, profile!.score.sample.values);
-      scoreDrift = { statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha };
     }
-    let anomalyRate: number | null = null;
-    if (forest !== null && n > 0) {
-      let anomalous = 0;
-      for (let i = 0; i < n; i++) {
-        const at = slot(i) * width;
-        if (forest.isAnomalous(forest.score(rows.subarray(at, at + width)))) anomalous++;
-      }
-      anomalyRate = anomalous / n;
+    // Categories (booleans as false/true) in the profile's order, missing as one more.
+    const levels = Object.keys(reference.counts.counts);
+    const expected = [...levels.map((l) => reference.counts.counts[l]!), reference.counts.missing];
+    const seen = new Array<number>(levels.length + 1).fill(0);
+    for (const v of values) {
+      if (Number.isNaN(v)) seen[levels.length]! += 1;
+      else seen[v]! += 1;
     }
-    const tested = reports.filter((r) => r.drift !== undefined);
+    const chi = chiSquaredGoodnessOfFit(...poolSparse(seen, expected));
     return {
-      observed,
-      window: n,
-      ...kind,
-      alpha,
-      profile:
-        profile === null
-          ? null
-          : {
-              reference_sha256: profile.provenance.referenceSha256,
-              created_at: profile.provenance.createdAt,
-              rows: profile.provenance.rows,
-            },
-      features: reports,
-      score: { mean, ...(scoreDrift ? { drift: scoreDrift } : {}) },
-      anomaly_rate: anomalyRate,
-      dataset: enough
-        ? datasetDriftVerdict(
-            tested.map((r) => ({ feature: r.name, drifted: r.drift!.drifted, pValue: r.drift!.p_value })),
-            { alpha },
-          )
-        : null,
+      ...base,
+      drift: { test: "chi2", statistic: chi.statistic, p_value: chi.pValue, drifted: chi.pValue < alpha },
     };
+  });
+  const windowScores = Array.from(scores);
+  const mean = n === 0 ? null : windowScores.reduce((a, b) => a + b, 0) / n;
+  let scoreDrift: MonitorReport["score"]["drift"];
+  if (enough && profile!.score.sample.values.length > 0) {
+    const ks = ksTwoSample(windowScores, profile!.score.sample.values);
+    scoreDrift = { statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha };
   }
+  let anomalyRate: number | null = null;
+  if (forest !== null && n > 0) {
+    let anomalous = 0;
+    for (let i = 0; i < n; i++) {
+      if (forest.isAnomalous(forest.score(rows.subarray(i * width, (i + 1) * width)))) anomalous++;
+    }
+    anomalyRate = anomalous / n;
+  }
+  const tested = reports.filter((r) => r.drift !== undefined);
+  return {
+    observed,
+    window: n,
+    ...snapshot.window,
+    alpha,
+    profile:
+      profile === null
+        ? null
+        : {
+            reference_sha256: profile.provenance.referenceSha256,
+            created_at: profile.provenance.createdAt,
+            rows: profile.provenance.rows,
+          },
+    features: reports,
+    score: { mean, ...(scoreDrift ? { drift: scoreDrift } : {}) },
+    anomaly_rate: anomalyRate,
+    dataset: enough
+      ? datasetDriftVerdict(
+          tested.map((r) => ({ feature: r.name, drifted: r.drift!.drifted, pValue: r.drift!.p_value })),
+          { alpha },
+        )
+      : null,
+  };
 }
 
 /** Smallest expected count a chi-squared bin may have (Cochran's rule); sparser bins are pooled. */
