@@ -142,6 +142,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.removeContentTypeParser("text/plain");
   const monitors: LiveMonitors = createLiveMonitors(deps.config.data_dir, (message) => app.log.warn(message));
   registerMonitorMetrics(deps.metrics.registry, () => deps.registry.list(), monitors);
+  app.addHook("onClose", async () => {
+    await monitors.close();
+  });
   // KernelSHAP decisions are explained in the model's explainer thread, never on its inference worker.
   const offThreadExplainer: OffThreadExplainer = {
     async explain(model, rows) {
@@ -161,7 +164,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     deps.registry,
     deps.ledger,
     {
-      onDecided: (model, row, score) => monitors.of(model).observe(row, score),
+      onDecided: (model, row, score) => monitors.decided(model, row, score),
       onRejected: (model, reason) =>
         deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
       onShadowError: (model, error) =>

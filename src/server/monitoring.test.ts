@@ -160,3 +160,68 @@ test("/metrics carries the live monitor: drift p-values and missing rates per fe
   const dataset = line("warden_monitor_dataset_drift", 'model="credit-demo",version="1.0.0"');
   assert.equal(Number(dataset!.split(" ").pop()), report.dataset!.drifted ? 1 : 0);
 });
+
+test("outcomes feed the live performance: realised figures beside the CBPE estimate, on the monitor and /metrics", async () => {
+  const manifest = loadManifest(DEMO_XGB);
+  const cases = holdoutInstances(manifest)
+    .filter((row) => validateInstance(manifest, row.features, row.subject, "").instance !== undefined)
+    .filter((_, i) => i % 9 === 4);
+  const before = (await (await fetch(url("/v1/models/credit-demo/monitor"))).json()) as {
+    performance: { by_count: { decisions: number; outcomes: number } };
+  };
+  const response = await fetch(url("/v1/models/credit-demo/decisions"), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ instances: cases.map((c) => ({ features: c.features, subject: c.subject })) }),
+  });
+  assert.equal(response.status, 200);
+  const { decisions } = (await response.json()) as {
+    decisions: { decision_id: string; decision: string; score: number }[];
+  };
+  let right = 0;
+  for (const [i, d] of decisions.entries()) {
+    const recorded = await fetch(url(`/v1/decisions/${d.decision_id}/outcomes`), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ outcome: cases[i]!.status, source: "collections" }),
+    });
+    assert.equal(recorded.status, 201);
+    if (d.decision === cases[i]!.status) right++;
+  }
+  const report = (await (await fetch(url("/v1/models/credit-demo/monitor"))).json()) as {
+    performance: {
+      threshold: number;
+      by_count: {
+        decisions: number;
+        outcomes: number;
+        realised: { accuracy: number };
+        estimated: { accuracy: number };
+        estimated_on_labelled: { accuracy: number };
+      };
+      by_time: { hours: number; outcomes: number };
+    };
+  };
+  const p = report.performance;
+  assert.equal(p.threshold, 0.5);
+  assert.equal(p.by_count.decisions - before.performance.by_count.decisions, cases.length);
+  // The first outcomes this server has seen: the realised accuracy is the share decided right, counted here.
+  assert.equal(before.performance.by_count.outcomes, 0);
+  assert.equal(p.by_count.outcomes, cases.length);
+  assert.ok(Math.abs(p.by_count.realised.accuracy - right / cases.length) < 1e-12);
+  // CBPE over the labelled decisions: Σ max(p, 1 − p) / n from the answered scores.
+  const expected =
+    decisions.reduce((s, d) => s + (d.score >= 0.5 ? d.score : 1 - d.score), 0) / decisions.length;
+  assert.ok(Math.abs(p.by_count.estimated_on_labelled.accuracy - expected) < 1e-12);
+  assert.equal(p.by_time.hours, 24);
+  assert.equal(p.by_time.outcomes, cases.length);
+  const text = await (await fetch(url("/metrics"))).text();
+  const gauge = text
+    .split("\n")
+    .find((l) =>
+      l.startsWith(
+        'warden_monitor_performance{model="credit-demo",version="1.0.0",window="count",basis="realised",figure="accuracy"}',
+      ),
+    );
+  assert.ok(gauge, "the realised accuracy gauge");
+  assert.ok(Math.abs(Number(gauge.split(" ").pop()) - right / cases.length) < 1e-12);
+});

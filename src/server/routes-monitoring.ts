@@ -11,9 +11,13 @@ import { Gauge, type Registry } from "prom-client";
 import { WardenError } from "../errors/index.js";
 import {
   createLiveMonitor,
+  createLivePerformance,
+  createReportThread,
   LIVE_WINDOWS,
   type LiveMonitor,
+  type LivePerformance,
   type LiveWindow,
+  type MonitorReport,
   profilePath,
   type ReferenceProfile,
   referenceProfileFromJSON,
@@ -26,8 +30,18 @@ import { errorResponses, pathParams } from "./routes-decisions.js";
 /** The live monitors of a server's loaded model versions, made on first use. */
 export interface LiveMonitors {
   of(model: LoadedModel): LiveMonitor;
+  /** The version's live performance, for binary models (undefined for others). */
+  performanceOf(model: LoadedModel): LivePerformance | undefined;
+  /** A decision was made: its row and score go to the drift monitor and (binary models) the performance. */
+  decided(model: LoadedModel, row: ArrayLike<number>, score: number): void;
+  /** An outcome landed for a decision of this version (binary models: whether it is the positive label). */
+  outcome(model: LoadedModel, score: number, outcome: unknown): void;
+  /** A window's report, computed in the report thread (the serving thread only copies the window out). */
+  report(model: LoadedModel, window?: LiveWindow): Promise<MonitorReport>;
   /** A profile was built for this version: monitor against it from now on. */
   profileBuilt(model: LoadedModel, profile: ReferenceProfile): void;
+  /** Stop the report thread. */
+  close(): Promise<void>;
 }
 
 /**
@@ -36,6 +50,8 @@ export interface LiveMonitors {
  */
 export function createLiveMonitors(dataDir: string, onProblem: (message: string) => void): LiveMonitors {
   const monitors = new WeakMap<LoadedModel, LiveMonitor>();
+  const performances = new WeakMap<LoadedModel, LivePerformance>();
+  const reports = createReportThread();
   const storedProfile = (model: LoadedModel): ReferenceProfile | null => {
     const m = model.manifest;
     const path = profilePath(dataDir, m.name, m.version);
@@ -57,18 +73,38 @@ export function createLiveMonitors(dataDir: string, onProblem: (message: string)
       return null;
     }
   };
+  const of = (model: LoadedModel): LiveMonitor => {
+    let monitor = monitors.get(model);
+    if (monitor === undefined) {
+      monitor = createLiveMonitor(model.manifest.modelFeatures, { profile: storedProfile(model) });
+      monitors.set(model, monitor);
+    }
+    return monitor;
+  };
+  const performanceOf = (model: LoadedModel): LivePerformance | undefined => {
+    if (model.manifest.task !== "binary") return undefined;
+    let performance = performances.get(model);
+    if (performance === undefined) {
+      performance = createLivePerformance({ threshold: model.manifest.output.threshold });
+      performances.set(model, performance);
+    }
+    return performance;
+  };
   return {
-    of(model) {
-      let monitor = monitors.get(model);
-      if (monitor === undefined) {
-        monitor = createLiveMonitor(model.manifest.modelFeatures, { profile: storedProfile(model) });
-        monitors.set(model, monitor);
-      }
-      return monitor;
+    of,
+    performanceOf,
+    decided(model, row, score) {
+      of(model).observe(row, score);
+      performanceOf(model)?.observeDecision(score);
     },
+    outcome(model, score, outcome) {
+      performanceOf(model)?.observeOutcome(score, outcome === model.manifest.output.positive_label);
+    },
+    report: (model, window = "count") => reports.report(of(model), model.manifest.modelFeatures, window),
     profileBuilt(model, profile) {
       monitors.get(model)?.setProfile(profile);
     },
+    close: () => reports.close(),
   };
 }
 
@@ -165,13 +201,14 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
     return {
       model: model.manifest.name,
       version: model.manifest.version,
-      ...ctx.monitors.of(model).report(request.query.window ?? "count"),
+      ...(await ctx.monitors.report(model, request.query.window ?? "count")),
+      performance: ctx.monitors.performanceOf(model)?.report() ?? null,
     };
   };
   const monitorSchema = (withVersion: boolean) => ({
     summary: withVersion ? "A model version's live monitor" : "The live monitor of a model's default version",
     description:
-      "The last decisions against the version's reference profile — `?window=count` (the default): the latest 500; `?window=time`: those of the last hour, at most 5,000 (`window_capped` says when a busier hour was cut to its latest 5,000) — : per feature the missing and out-of-range rates and a drift test (two-sample KS for numbers against the profile's sample, chi-squared for categories with sparse bins pooled), the score's drift, the share of anomalous rows (the profile's Isolation Forest), and the dataset verdict with how many features drift by chance and the Bonferroni correction. Without a profile (POST /v1/admin/models/{m}/versions/{v}/profile or warden profile build), only the rates.",
+      "The last decisions against the version's reference profile — `?window=count` (the default): the latest 500; `?window=time`: those of the last hour, at most 5,000 (`window_capped` says when a busier hour was cut to its latest 5,000) — : per feature the missing and out-of-range rates and a drift test (two-sample KS for numbers against the profile's sample, chi-squared for categories with sparse bins pooled), the score's drift, the share of anomalous rows (the profile's Isolation Forest), and the dataset verdict with how many features drift by chance and the Bonferroni correction. For binary models, `performance`: the label-free estimate (CBPE) over the latest decisions, and the realised figures over the latest recorded outcomes beside the estimate for those decisions, by count (the latest 1,000) and by time (the last 24 hours). Without a profile (POST /v1/admin/models/{m}/versions/{v}/profile or warden profile build), only the rates.",
     tags: ["monitoring"],
     params: withVersion ? pathParams("model", "version") : pathParams("model"),
     querystring: {
@@ -201,66 +238,88 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
 
 /**
  * Monitor gauges on `registry`, computed when Prometheus scrapes (a report per loaded version): drift p-value
- * and statistic per feature, missing rate per feature, anomaly rate, and the dataset verdict (1 drifted).
+ * and statistic per feature, missing rate per feature, anomaly rate, the dataset verdict (1 drifted), and the
+ * live performance figures of binary models.
  */
 export function registerMonitorMetrics(
   registry: Registry,
   models: () => readonly LoadedModel[],
   monitors: LiveMonitors,
 ): Gauge[] {
+  // The registry reads its metrics concurrently, each after its collect(): every gauge's collect waits for the
+  // one fill of this scrape, which computes the reports (in the report thread) and sets all the gauges.
+  let filling: Promise<void> | undefined;
+  const collect = async () => {
+    filling ??= fill().finally(() => {
+      filling = undefined;
+    });
+    await filling;
+  };
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    // Registered below, on this server's registry only (never the global one).
+    new Gauge<L>({ name, help, labelNames, registers: [], collect });
   const labels = ["model", "version", "feature"] as const;
-  const statistic = new Gauge({
-    name: "warden_monitor_drift_statistic",
-    // Registered below, on this server's registry only (never the global one).
-    registers: [],
-    help: "statistic of the feature's drift test (KS D or chi-squared) over the live window",
-    labelNames: labels,
-  });
-  const missing = new Gauge({
-    name: "warden_monitor_missing_rate",
-    // Registered below, on this server's registry only (never the global one).
-    registers: [],
-    help: "share of the live window's decisions without a value for the feature",
-    labelNames: labels,
-  });
-  const anomaly = new Gauge({
-    name: "warden_monitor_anomaly_rate",
-    // Registered below, on this server's registry only (never the global one).
-    registers: [],
-    help: "share of the live window's rows the reference profile's Isolation Forest finds anomalous",
-    labelNames: ["model", "version"] as const,
-  });
-  const dataset = new Gauge({
-    name: "warden_monitor_dataset_drift",
-    // Registered below, on this server's registry only (never the global one).
-    registers: [],
-    help: "1 when the live window's dataset verdict is drift (share of drifted features or Bonferroni), else 0",
-    labelNames: ["model", "version"] as const,
-  });
-  // The registry serialises metrics in the order they were registered: the first one's collect() fills all
-  // of them from one report per version, before any is written.
-  const pValue = new Gauge({
-    name: "warden_monitor_drift_p_value",
-    // Registered below, on this server's registry only (never the global one).
-    registers: [],
-    help: "p-value of the feature's drift test (KS or chi-squared) over the live window against the reference profile",
-    labelNames: labels,
-    collect() {
-      for (const gauge of [this, statistic, missing, anomaly, dataset]) gauge.reset();
-      for (const model of models()) {
-        const { name: m, version: v } = model.manifest;
-        const report = monitors.of(model).report();
-        for (const f of report.features) {
-          missing.set({ model: m, version: v, feature: f.name }, f.missing_rate);
-          if (f.drift === undefined) continue;
-          this.set({ model: m, version: v, feature: f.name }, f.drift.p_value);
-          statistic.set({ model: m, version: v, feature: f.name }, f.drift.statistic);
-        }
-        if (report.anomaly_rate !== null) anomaly.set({ model: m, version: v }, report.anomaly_rate);
-        if (report.dataset !== null) dataset.set({ model: m, version: v }, report.dataset.drifted ? 1 : 0);
+  const pValue = gauge(
+    "warden_monitor_drift_p_value",
+    "p-value of the feature's drift test (KS or chi-squared) over the live window against the reference profile",
+    labels,
+  );
+  const statistic = gauge(
+    "warden_monitor_drift_statistic",
+    "statistic of the feature's drift test (KS D or chi-squared) over the live window",
+    labels,
+  );
+  const missing = gauge(
+    "warden_monitor_missing_rate",
+    "share of the live window's decisions without a value for the feature",
+    labels,
+  );
+  const anomaly = gauge(
+    "warden_monitor_anomaly_rate",
+    "share of the live window's rows the reference profile's Isolation Forest finds anomalous",
+    ["model", "version"] as const,
+  );
+  const dataset = gauge(
+    "warden_monitor_dataset_drift",
+    "1 when the live window's dataset verdict is drift (share of drifted features or Bonferroni), else 0",
+    ["model", "version"] as const,
+  );
+  const performance = gauge(
+    "warden_monitor_performance",
+    "binary models: accuracy, precision, recall, roc_auc (and brier, ece when realised) of the live performance windows; basis realised (recorded outcomes), estimated (CBPE over the decisions) or estimated_on_labelled (CBPE over the decisions whose outcome is recorded)",
+    ["model", "version", "window", "basis", "figure"] as const,
+  );
+  async function fill(): Promise<void> {
+    const loaded = models();
+    const reports = await Promise.all(loaded.map((model) => monitors.report(model)));
+    for (const g of [pValue, statistic, missing, anomaly, dataset, performance]) g.reset();
+    loaded.forEach((model, i) => {
+      const { name: m, version: v } = model.manifest;
+      const report = reports[i]!;
+      for (const f of report.features) {
+        missing.set({ model: m, version: v, feature: f.name }, f.missing_rate);
+        if (f.drift === undefined) continue;
+        pValue.set({ model: m, version: v, feature: f.name }, f.drift.p_value);
+        statistic.set({ model: m, version: v, feature: f.name }, f.drift.statistic);
       }
-    },
-  });
-  for (const gauge of [pValue, statistic, missing, anomaly, dataset]) registry.registerMetric(gauge);
-  return [pValue, statistic, missing, anomaly, dataset];
+      if (report.anomaly_rate !== null) anomaly.set({ model: m, version: v }, report.anomaly_rate);
+      if (report.dataset !== null) dataset.set({ model: m, version: v }, report.dataset.drifted ? 1 : 0);
+      const live = monitors.performanceOf(model)?.report();
+      if (live === undefined) return;
+      for (const [window, figures] of [
+        ["count", live.by_count],
+        ["time", live.by_time],
+      ] as const) {
+        for (const basis of ["realised", "estimated", "estimated_on_labelled"] as const) {
+          for (const [figure, value] of Object.entries(figures[basis] ?? {})) {
+            if (typeof value === "number" && figure !== "roc_auc_error_bound")
+              performance.set({ model: m, version: v, window, basis, figure }, value);
+          }
+        }
+      }
+    });
+  }
+  const gauges = [pValue, statistic, missing, anomaly, dataset, performance];
+  for (const gauge of gauges) registry.registerMetric(gauge);
+  return gauges;
 }
