@@ -64,6 +64,11 @@ export interface LiveMonitor {
   report(): MonitorReport;
   /** Use this profile from now on (null: none). */
   setProfile(profile: ReferenceProfile | null): void;
+  /**
+   * Whether the profile's Isolation Forest finds one encoded row anomalous (false without a profile). One
+   * forest score: O(trees × depth). Used per request by human review (`policy.review.anomalies`).
+   */
+  anomalous(row: ArrayLike<number>): boolean;
 }
 
 /**
@@ -120,6 +125,9 @@ export function createLiveMonitor(
       cached = undefined;
     },
     setProfile,
+    anomalous(row) {
+      return forest !== null && row.length === width && forest.isAnomalous(forest.score(row));
+    },
     report() {
       cached ??= compute();
       return cached;
