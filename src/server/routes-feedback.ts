@@ -97,6 +97,10 @@ const AppealAnswer = {
     status: { type: "string", enum: ["pending_review"] },
     requested_action: { type: "string", enum: [...APPEAL_ACTIONS] },
     recorded_at: { type: "string" },
+    review_item_id: {
+      type: "string",
+      description: "The review queue item the appeal entered (GET /v1/review/items/{id})",
+    },
   },
   required: ["appeal_id", "decision_id", "status", "requested_action", "recorded_at"],
 } as const;
@@ -450,12 +454,15 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
         reason: reason!,
         requested_action: action as AppealAction,
       });
+      // The appeal enters the review queue (joining the decision's open item when it has one).
+      const item = ctx.review.enqueueAppeal(decision, appealId);
       return reply.status(202).send({
         appeal_id: appealId,
         decision_id: decision.id,
         status: "pending_review",
         requested_action: action,
         recorded_at: recordedAt,
+        review_item_id: item.item_id,
       });
     },
   );
