@@ -108,7 +108,8 @@ const AppealAnswer = {
 const LinkedRecord = {
   type: "object",
   additionalProperties: true,
-  description: "An outcome or appeal: id, kind, time, its body's fields and its place in the hash chain",
+  description:
+    "An outcome, appeal or review: id, kind, time, its body's fields and its place in the hash chain",
   properties: { id: { type: "string" }, kind: { type: "string" }, time: { type: "string" }, ledger: Ledger },
 } as const;
 
@@ -124,7 +125,7 @@ const HistoryAnswer = {
     history: {
       type: "array",
       items: LinkedRecord,
-      description: "Every outcome and appeal that points to the decision, in ledger order",
+      description: "Every outcome, appeal and review that points to the decision, in ledger order",
     },
     latest_outcome: {
       ...LinkedRecord,
@@ -471,7 +472,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
     "/v1/decisions/:id/history",
     {
       schema: {
-        summary: "A decision with every outcome and appeal recorded for it, in ledger order",
+        summary: "A decision with every outcome, appeal and review recorded for it, in ledger order",
         tags: ["feedback"],
         params: pathParams("id"),
         response: { 200: HistoryAnswer, 404: errorResponses[404], ...conflict },
@@ -497,6 +498,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
           artifact_sha256: decision.artifact_sha256,
           ...decision.body,
           ...(vault !== undefined ? { subject_vault: vault } : {}),
+          ...ctx.review.decisionView(decision),
           ledger: { seq: decision.seq, prev_hash: decision.prev_hash, hash: decision.hash },
         },
         history,
