@@ -48,6 +48,14 @@ export {
   SUBJECT_STORAGES,
   type SubjectStorage,
 } from "./privacy-policy.js";
+export {
+  DEFAULT_REVIEW_CLAIM_MINUTES,
+  DEFAULT_REVIEW_SLA_MINUTES,
+  type ReviewPolicy,
+  ReviewPolicySchema,
+  reviewPolicyOf,
+  reviewPolicyProblems,
+} from "./review-policy.js";
 export { schemaProblems } from "./schema-errors.js";
 export {
   LOG_LEVELS,

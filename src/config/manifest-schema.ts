@@ -2,6 +2,7 @@ import { type Static, Type as T } from "@sinclair/typebox";
 import type { BreakerPolicy } from "./breaker-policy.js";
 import type { ExplanationPolicy } from "./explanation-policy.js";
 import type { PrivacyPolicy } from "./privacy-policy.js";
+import type { ReviewPolicy } from "./review-policy.js";
 
 /** Closed lists (conventions: const tuples with derived unions). */
 export const RISK_TIERS = ["prohibited", "high", "limited", "minimal"] as const;
@@ -166,6 +167,8 @@ export interface Manifest
   readonly privacy: PrivacyPolicy;
   /** `policy.breaker`, defaults applied; undefined when the manifest configures no circuit breaker. */
   readonly breaker: BreakerPolicy | undefined;
+  /** `policy.review`, defaults applied (routing nothing when the manifest has no such section). */
+  readonly review: ReviewPolicy;
   /** Absolute path of the manifest file. */
   readonly manifestPath: string;
   /** sha256 of the manifest file's bytes. */

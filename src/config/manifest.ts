@@ -12,6 +12,7 @@ import {
 } from "./explanation-policy.js";
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { privacyPolicyOf, privacyPolicyProblems } from "./privacy-policy.js";
+import { reviewPolicyOf, reviewPolicyProblems } from "./review-policy.js";
 import { schemaProblems } from "./schema-errors.js";
 
 /** The class labels of a binary model whose manifest names none. */
@@ -155,6 +156,7 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     privacy: privacyPolicyOf(m.risk_tier, m.policy),
     explanations: explanationPolicyOf(explanationContext(m), m.policy, file),
     breaker: breakerPolicyOf(m.policy),
+    review: reviewPolicyOf(m.policy),
     manifestPath: file,
     manifestSha256,
     source: deepFreeze(structuredClone(raw)),
@@ -281,6 +283,7 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
   problems.push(...privacyPolicyProblems(m.risk_tier, m.policy));
   problems.push(...explanationPolicyProblems(explanationContext(m), m.policy));
   problems.push(...breakerPolicyProblems(m.version, m.policy));
+  problems.push(...reviewPolicyProblems(m.task, m.policy));
   const b = m.batching;
   b.preferred_batch_sizes.forEach((size, i) => {
     if (size > b.max_batch_size) {

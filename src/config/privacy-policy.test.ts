@@ -35,7 +35,7 @@ test("defaults per risk tier: high keeps 183 days encrypted; limited and minimal
     subjectStorage: "clear",
   });
   // Other policy keys are left for other capabilities.
-  assert.equal(manifest("high", { review: { queue: "x" } }).privacy.subjectStorage, "encrypted");
+  assert.equal(manifest("high", { fairness: { metric: "x" } }).privacy.subjectStorage, "encrypted");
 });
 
 test("a high-risk model may not keep its records less than 183 days: the error names the field, the bound and the fix", () => {

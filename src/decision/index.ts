@@ -18,5 +18,6 @@ export {
   type OffThreadExplainer,
   type PipelineObserver,
   type ReasonSummary,
+  type ReviewRouting,
 } from "./pipeline.js";
 export { applyPolicy, type Outcome } from "./policy.js";

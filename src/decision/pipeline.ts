@@ -57,6 +57,24 @@ export interface DecisionResult {
   readonly latency_ms: number;
   /** The principal reasons, when the decision was explained (binary models). */
   readonly reasons?: readonly ReasonSummary[];
+  /**
+   * `pending_review` when the decision is held for human review: `decision` is then null (the model's
+   * provisional decision is recorded in the ledger; the reviewer's becomes final). Absent otherwise.
+   */
+  readonly status?: "pending_review";
+  /** Why the decision is held (e.g. `borderline`), when it is. */
+  readonly review_reasons?: readonly string[];
+}
+
+/**
+ * Human review (src/review): which decisions are held for a reviewer. Consulted once per decision after the
+ * output policy, before anything is recorded; must be cheap and synchronous.
+ */
+export interface ReviewRouting {
+  /** Why this decision goes to a reviewer (e.g. `["borderline"]`); empty: it is final. */
+  route(model: LoadedModel, row: Float32Array, score: number, decision: string | null): readonly string[];
+  /** The held decisions' entries, once the ledger has them (the queue takes them in). */
+  held(entries: readonly { readonly entry: LedgerEntry; readonly reasons: readonly string[] }[]): void;
 }
 
 /** A reason as a decision's answer gives it (the full explanation is recorded in the ledger). */
@@ -181,6 +199,7 @@ export function createDecisionPipeline(
   observer: PipelineObserver = {},
   router: Router = registryRouter(registry),
   offThread?: OffThreadExplainer,
+  review?: ReviewRouting,
 ): DecisionPipeline {
   const shadows = new Set<Promise<void>>();
   /**
@@ -448,6 +467,12 @@ export function createDecisionPipeline(
           return refused(failure);
         }
       }
+      // Held for human review? Decided before anything is recorded, so the entry says so in the hash chain.
+      const holds = valid.map((instance, i) =>
+        review === undefined
+          ? []
+          : review.route(routes[i]!.model, instance.row, outcomes[i]!.score, outcomes[i]!.decision),
+      );
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
       const entries: LedgerEntry[] = [];
@@ -481,6 +506,7 @@ export function createDecisionPipeline(
             : { score: outcome.score },
           ...(sealed !== undefined ? { privacy: sealed.privacy } : {}),
           request_id: request.requestId,
+          ...(holds[i]!.length > 0 ? { review: { reasons: [...holds[i]!], status: "pending" } } : {}),
           route: request.route,
           subject: sealed !== undefined ? sealed.subject : instance.subject,
           ...(subjectId !== undefined ? { subject_id: subjectId } : {}),
@@ -500,6 +526,7 @@ export function createDecisionPipeline(
           list.push({ instance: request.instances[i]!, decisionId, version: manifest.version });
           shadowed.set(route.shadow, list);
         }
+        const held = holds[i]!.length > 0;
         results.push({
           decision_id: decisionId,
           ...(clientId !== undefined ? { id: clientId } : {}),
@@ -507,12 +534,14 @@ export function createDecisionPipeline(
           version: manifest.version,
           score: outcome.score,
           ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}),
-          decision: outcome.decision,
+          // A held decision's final answer is the reviewer's: the model's is provisional (in the ledger only).
+          decision: held ? null : outcome.decision,
           latency_ms: latency,
           // The principal reasons of an adverse decision (ECOA/Reg B); a favourable one's explanation is recorded.
-          ...(explanation?.reasons !== undefined && explanation.adverse === true
+          ...(!held && explanation?.reasons !== undefined && explanation.adverse === true
             ? { reasons: explanation.reasons.map(reasonSummary) }
             : {}),
+          ...(held ? { status: "pending_review" as const, review_reasons: holds[i]! } : {}),
         });
       });
       // A protected subject's vault row goes with its entry: one journal write makes both durable, and the
@@ -529,6 +558,11 @@ export function createDecisionPipeline(
         }
       }
       await Promise.all(writes);
+      if (review !== undefined && holds.some((h) => h.length > 0)) {
+        review.held(
+          entries.flatMap((entry, i) => (holds[i]!.length > 0 ? [{ entry, reasons: holds[i]! }] : [])),
+        );
+      }
       if (observer.onDecided !== undefined) {
         valid.forEach((instance, i) => {
           observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score);

@@ -74,6 +74,15 @@ export const ERRORS = {
     status: 404,
     message: "The model version has no reference profile",
   },
+  WARDEN_ERR_REVIEW_NOT_FOUND: { status: 404, message: "No such review item" },
+  WARDEN_ERR_REVIEW_CONFLICT: {
+    status: 409,
+    message: "The review item is claimed by another reviewer, not claimed by you, or already resolved",
+  },
+  WARDEN_ERR_REVIEW_FOUR_EYES: {
+    status: 409,
+    message: "The second review of a four-eyes item must come from another reviewer",
+  },
   WARDEN_ERR_USAGE: { status: 400, message: "Invalid command-line usage" },
 } as const satisfies Record<string, ErrorSpec>;
 

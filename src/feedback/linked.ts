@@ -1,12 +1,12 @@
 import type { LedgerRecord } from "../ledger/index.js";
 
 /** Kinds of record that point to an earlier decision through `body.decision_id`. */
-export const LINKED_KINDS = ["outcome", "appeal"] as const;
+export const LINKED_KINDS = ["outcome", "appeal", "review"] as const;
 export type LinkedKind = (typeof LINKED_KINDS)[number];
 
-/** The decision an outcome or appeal points to; undefined for any other record. */
+/** The decision an outcome, appeal or review points to; undefined for any other record. */
 export function linkedDecisionId(record: LedgerRecord): string | undefined {
-  if (record.kind !== "outcome" && record.kind !== "appeal") return undefined;
+  if (!(LINKED_KINDS as readonly string[]).includes(record.kind)) return undefined;
   const id = record.body.decision_id;
   return typeof id === "string" ? id : undefined;
 }
@@ -15,7 +15,7 @@ export function linkedDecisionId(record: LedgerRecord): string | undefined {
 const SCAN_SLICE = 2048;
 
 /**
- * Every outcome and appeal that points to `decision`, in ledger order.
+ * Every outcome, appeal and review that points to `decision`, in ledger order.
  *
  * This SCANS the ledger: every record after the decision is read (what points to a decision is always
  * recorded after it), so the cost grows with the records written since the decision. It is the only place

@@ -13,13 +13,13 @@ import {
 export interface TrainingLabel {
   /** The label (classification) or value (regression). */
   readonly value: string | number;
-  /** What set it: an outcome record, or (once the review queue records them) a reviewer's decision. */
+  /** What set it: an outcome record, or a reviewer's final decision (a `review` record). */
   readonly kind: "outcome" | "review";
-  /** Who or what reported it: the outcome's `source`. */
+  /** Who or what reported it: the outcome's `source`, or `human_review:<reviewer>[+<reviewer>]`. */
   readonly source: string;
   /** Id of the ledger record that set it. */
   readonly record_id: string;
-  /** When it was observed (the outcome's `observed_at`). */
+  /** When it was observed (the outcome's `observed_at`, the review record's time). */
   readonly observed_at: string;
   /** Ledger position of that record: among labels of one kind, the later one wins. */
   readonly seq: number;
@@ -41,13 +41,22 @@ export function labelFromOutcome(record: LedgerRecord): TrainingLabel | undefine
 }
 
 /**
- * HOOK for human review: the label a reviewer's decision gives, or undefined. The review queue does not
- * record decisions yet, so this returns undefined for every record; once it does, recognise its records
- * here (and return the decision they point to from {@link labelledDecisionId}). A reviewer's label wins over
- * any outcome, whatever their order in the ledger (see {@link preferLabel}).
+ * The label a reviewer's final decision gives (a `review` record with `final: true`), or undefined. First
+ * judgements of four-eyes reviews and disagreements are not final, and give none.
  */
-export function labelFromReview(_record: LedgerRecord): TrainingLabel | undefined {
-  return undefined;
+export function labelFromReview(record: LedgerRecord): TrainingLabel | undefined {
+  if (record.kind !== "review" || record.body.final !== true) return undefined;
+  const { decision, reviewers, reviewer } = record.body;
+  if (typeof decision !== "string" && typeof decision !== "number") return undefined;
+  const who = Array.isArray(reviewers) ? reviewers.join("+") : typeof reviewer === "string" ? reviewer : "";
+  return {
+    value: decision,
+    kind: "review",
+    source: `human_review:${who}`,
+    record_id: record.id,
+    observed_at: record.time,
+    seq: record.seq,
+  };
 }
 
 /** The decision a label record points to. */
@@ -56,10 +65,13 @@ export function labelledDecisionId(record: LedgerRecord): string | undefined {
   return typeof id === "string" ? id : undefined;
 }
 
-/** Which of two labels for one decision is final: a review beats an outcome; otherwise the later record. */
+/**
+ * Which of two labels for one decision is final: the later record in the ledger, whatever its kind. A
+ * reviewer's decision labels the case until an outcome observed later corrects it, and a review made after
+ * an outcome (an appeal settled) overrides that outcome.
+ */
 export function preferLabel(current: TrainingLabel | undefined, next: TrainingLabel): TrainingLabel {
   if (current === undefined) return next;
-  if (current.kind !== next.kind) return current.kind === "review" ? current : next;
   return next.seq > current.seq ? next : current;
 }
 

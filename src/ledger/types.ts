@@ -10,6 +10,8 @@
  * - `retention`: a retention purge removed subject data from the subject vault (outside the chain) for one
  *   model: counts, the time range of the decisions concerned and a digest of their ids. No record is ever
  *   deleted or changed; this one says what was removed beside them.
+ * - `review`: a human reviewer's judgement of an earlier decision held for review (points to it): the final
+ *   decision when `final` is true, otherwise the first of two (four-eyes) or a disagreement.
  */
 export const RECORD_KINDS = [
   "decision",
@@ -19,6 +21,7 @@ export const RECORD_KINDS = [
   "deployment",
   "shadow",
   "retention",
+  "review",
 ] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 

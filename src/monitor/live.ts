@@ -94,6 +94,11 @@ export interface LiveMonitor {
   changes(): number;
   /** Use this profile from now on (null: none). */
   setProfile(profile: ReferenceProfile | null): void;
+  /**
+   * Whether the profile's Isolation Forest finds one encoded row anomalous (false without a profile). One
+   * forest score: O(trees × depth). Used per request by human review (`policy.review.anomalies`).
+   */
+  anomalous(row: ArrayLike<number>): boolean;
 }
 
 /** The decisions of one window, latest first, as {@link computeReport} takes them. */
@@ -192,6 +197,9 @@ export function createLiveMonitor(
       cachedTime = undefined;
     },
     setProfile,
+    anomalous(row) {
+      return forest !== null && row.length === width && forest.isAnomalous(forest.score(row));
+    },
     profile: () => profile,
     changes: () => changes,
     snapshot(window = "count") {

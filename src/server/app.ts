@@ -15,6 +15,7 @@ import type { ExplanationRecord } from "../explain/model-explainer.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
+import { createReviewService, type ReviewService } from "../review/index.js";
 import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
@@ -28,6 +29,7 @@ import {
   registerMonitorMetrics,
 } from "./routes-monitoring.js";
 import { registerOipRoutes } from "./routes-oip.js";
+import { registerReviewMetrics, registerReviewRoutes } from "./routes-review.js";
 
 /** What the HTTP layer needs. */
 export interface AppDependencies {
@@ -51,6 +53,21 @@ export interface AppDependencies {
    * may (`?reveal=subject` is answered 401).
    */
   readonly canRevealSubject?: (request: FastifyRequest) => boolean;
+  /** Human review: the clock (tests inject one), how often SLAs are checked, and the breakers' state. */
+  readonly review?: ReviewOptions;
+}
+
+/** Options of the human review queue. */
+export interface ReviewOptions {
+  /** Milliseconds since the epoch (default Date.now). */
+  readonly now?: () => number;
+  /** How often overdue items are looked for, in milliseconds (default 30 s). */
+  readonly slaCheckIntervalMs?: number;
+  /**
+   * Whether a model version's circuit breaker is open: its decisions are then held for review (where its
+   * `policy.review.breaker_open` is not false). Default: never.
+   */
+  readonly breakerOpen?: (model: string, version: string) => boolean;
 }
 
 declare module "fastify" {
@@ -160,6 +177,29 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       return result as ExplanationRecord[];
     },
   };
+  // Human review: the queue (review.sqlite), its routing hook in the pipeline, escalations logged.
+  const review: ReviewService = createReviewService({
+    dataDir: deps.config.data_dir,
+    ledger: deps.ledger,
+    manifestOf: (model, version) =>
+      deps.registry.versions(model).find((m) => m.manifest.version === version)?.manifest,
+    ...(deps.review?.now ? { now: deps.review.now } : {}),
+  });
+  review.events.on("alert", (alert) => app.log.warn({ alert }, `review escalation: ${alert.name}`));
+  review.events.on("problem", (error) => app.log.error({ err: error }, "review queue"));
+  registerReviewMetrics(deps.metrics.registry, review);
+  // Held decisions and appeals that a crash kept out of the queue come in from the ledger.
+  const caughtUp = review.catchUp().then(
+    (added) => {
+      if (added > 0) app.log.info({ added }, "review queue caught up with the ledger");
+    },
+    (error: unknown) => app.log.error({ err: error }, "review queue could not catch up with the ledger"),
+  );
+  review.start(deps.review?.slaCheckIntervalMs ?? 30_000);
+  app.addHook("onClose", async () => {
+    await caughtUp;
+    review.close();
+  });
   const pipeline: DecisionPipeline = createDecisionPipeline(
     deps.registry,
     deps.ledger,
@@ -175,6 +215,10 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
     offThreadExplainer,
+    review.routing({
+      anomalous: (model, row) => monitors.of(model).anomalous(row),
+      ...(deps.review?.breakerOpen ? { breakerOpen: deps.review.breakerOpen } : {}),
+    }),
   );
 
   await app.register(swagger, {
@@ -265,12 +309,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return reply.status(404).send(error.toJSON());
   });
 
-  const context = { ...deps, pipeline, monitors, isReady: deps.isReady ?? (() => true) };
+  const context = { ...deps, pipeline, monitors, review, isReady: deps.isReady ?? (() => true) };
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
   registerFeedbackRoutes(app, context);
   registerExplanationRoutes(app, context);
   registerMonitoringRoutes(app, context);
+  registerReviewRoutes(app, context);
   if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(
@@ -291,5 +336,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 export type RouteContext = AppDependencies & {
   readonly pipeline: DecisionPipeline;
   readonly monitors: LiveMonitors;
+  readonly review: ReviewService;
   readonly isReady: () => boolean;
 };

@@ -1,4 +1,11 @@
-export { type AppDependencies, buildApp, type RouteContext, SERVER_NAME, SERVER_VERSION } from "./app.js";
+export {
+  type AppDependencies,
+  buildApp,
+  type ReviewOptions,
+  type RouteContext,
+  SERVER_NAME,
+  SERVER_VERSION,
+} from "./app.js";
 export { toWardenError } from "./errors.js";
 export { createMetrics, type WardenMetrics } from "./metrics.js";
 export { modelSummary } from "./routes-decisions.js";

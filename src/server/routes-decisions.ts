@@ -79,6 +79,17 @@ const DecisionResultSchema = {
       description:
         "An adverse decision's principal reasons, largest first (at most policy.explanations.max_reasons), when it was explained. Every explained decision, favourable or not, has its full explanation recorded: GET /v1/decisions/{id}/explanation.",
     },
+    status: {
+      type: "string",
+      enum: ["pending_review"],
+      description:
+        "Present when the decision is held for human review (policy.review): decision is then null until a reviewer resolves it; GET /v1/decisions/{id} shows the final decision",
+    },
+    review_reasons: {
+      type: "array",
+      items: { type: "string" },
+      description: "Why the decision is held: all, borderline, anomaly, breaker_open",
+    },
   },
   required: ["decision_id", "model", "version", "score", "decision", "latency_ms"],
 } as const;
@@ -263,7 +274,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       schema: {
         summary: "A recorded decision (or rejection) from the ledger, with its place in the hash chain",
         description:
-          "`subject` is shown as recorded: the values for `subject_storage: clear`, otherwise one salted commitment per attribute, with `subject_vault` telling what the vault holds (pseudonyms, or the encryption key id; or that retention purged it). `?reveal=subject` adds the decrypted subject for an authorised caller (401 until authentication is configured).",
+          "`decision` is the model's as recorded. A decision held for human review or appealed also has `status` (`pending_review` or `decided`), `final_decision` (null while a held decision waits; the reviewer's once resolved) and `review` (the queue item). `subject` is shown as recorded: the values for `subject_storage: clear`, otherwise one salted commitment per attribute, with `subject_vault` telling what the vault holds (pseudonyms, or the encryption key id; or that retention purged it). `?reveal=subject` adds the decrypted subject for an authorised caller (401 until authentication is configured).",
         tags: ["decisions"],
         params: pathParams("id"),
         querystring: {
@@ -303,6 +314,8 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
         );
       }
       const vault = ctx.privacy?.view(record);
+      // A decision held for review or appealed: its review state and the final decision.
+      const reviewed = ctx.review.decisionView(record);
       let revealed: Record<string, unknown> | undefined;
       if (request.query.reveal === "subject") {
         if (ctx.canRevealSubject?.(request) !== true) {
@@ -335,6 +348,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
         ...record.body,
         ...(vault !== undefined ? { subject_vault: vault } : {}),
         ...(revealed !== undefined ? { subject_revealed: revealed } : {}),
+        ...reviewed,
         ledger: { seq: record.seq, prev_hash: record.prev_hash, hash: record.hash },
       };
     },

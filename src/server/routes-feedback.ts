@@ -97,6 +97,10 @@ const AppealAnswer = {
     status: { type: "string", enum: ["pending_review"] },
     requested_action: { type: "string", enum: [...APPEAL_ACTIONS] },
     recorded_at: { type: "string" },
+    review_item_id: {
+      type: "string",
+      description: "The review queue item the appeal entered (GET /v1/review/items/{id})",
+    },
   },
   required: ["appeal_id", "decision_id", "status", "requested_action", "recorded_at"],
 } as const;
@@ -104,7 +108,8 @@ const AppealAnswer = {
 const LinkedRecord = {
   type: "object",
   additionalProperties: true,
-  description: "An outcome or appeal: id, kind, time, its body's fields and its place in the hash chain",
+  description:
+    "An outcome, appeal or review: id, kind, time, its body's fields and its place in the hash chain",
   properties: { id: { type: "string" }, kind: { type: "string" }, time: { type: "string" }, ledger: Ledger },
 } as const;
 
@@ -120,7 +125,7 @@ const HistoryAnswer = {
     history: {
       type: "array",
       items: LinkedRecord,
-      description: "Every outcome and appeal that points to the decision, in ledger order",
+      description: "Every outcome, appeal and review that points to the decision, in ledger order",
     },
     latest_outcome: {
       ...LinkedRecord,
@@ -458,12 +463,15 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
         reason: reason!,
         requested_action: action as AppealAction,
       });
+      // The appeal enters the review queue (joining the decision's open item when it has one).
+      const item = ctx.review.enqueueAppeal(decision, appealId);
       return reply.status(202).send({
         appeal_id: appealId,
         decision_id: decision.id,
         status: "pending_review",
         requested_action: action,
         recorded_at: recordedAt,
+        review_item_id: item.item_id,
       });
     },
   );
@@ -472,7 +480,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
     "/v1/decisions/:id/history",
     {
       schema: {
-        summary: "A decision with every outcome and appeal recorded for it, in ledger order",
+        summary: "A decision with every outcome, appeal and review recorded for it, in ledger order",
         tags: ["feedback"],
         params: pathParams("id"),
         response: { 200: HistoryAnswer, 404: errorResponses[404], ...conflict },
@@ -498,6 +506,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
           artifact_sha256: decision.artifact_sha256,
           ...decision.body,
           ...(vault !== undefined ? { subject_vault: vault } : {}),
+          ...ctx.review.decisionView(decision),
           ledger: { seq: decision.seq, prev_hash: decision.prev_hash, hash: decision.hash },
         },
         history,

@@ -402,7 +402,8 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
               name: "decision",
               datatype: "BYTES",
               shape: [n],
-              data: results.map((r) => r.decision),
+              // A row held for human review has no decision yet.
+              data: results.map((r) => (r.status === "pending_review" ? "pending_review" : r.decision)),
             },
             decision_id: {
               name: "decision_id",

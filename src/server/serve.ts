@@ -20,7 +20,7 @@ import {
   type DeploymentManager,
   type ModelRegistry,
 } from "../registry/index.js";
-import { buildApp } from "./app.js";
+import { buildApp, type ReviewOptions } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
 
 /** A running Warden server. */
@@ -59,6 +59,8 @@ export async function startServer(
      * hook for authentication; without it, nobody may.
      */
     canRevealSubject?: (request: FastifyRequest) => boolean;
+    /** Human review: clock, SLA check interval, circuit breakers' state. */
+    review?: ReviewOptions;
   } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
@@ -147,6 +149,7 @@ export async function startServer(
       logger,
       privacy,
       ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
+      ...(options.review ? { review: options.review } : {}),
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
       isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
     });

@@ -11,7 +11,7 @@ import type { FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
 import { coerceCsvCell } from "../decision/index.js";
-import { type RunningServer, startServer } from "../server/index.js";
+import { type ReviewOptions, type RunningServer, startServer } from "../server/index.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const DEMO_XGB = join(REPO_ROOT, "models/credit-demo/manifest.yaml");
@@ -56,6 +56,7 @@ export async function startTestServer(
     config?: Record<string, unknown>;
     logger?: Logger;
     canRevealSubject?: (request: FastifyRequest) => boolean;
+    review?: ReviewOptions;
   } = {},
 ): Promise<RunningServer & { dataDir: string; stop: () => Promise<void> }> {
   const dir = tempDir("server");
@@ -72,6 +73,7 @@ export async function startTestServer(
   const server = await startServer(config, {
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
+    ...(options.review ? { review: options.review } : {}),
   });
   return Object.assign(server, {
     dataDir: dir.path,

@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { reviewPolicyOf } from "../config/index.js";
+import { labelFromReview, preferLabel } from "../feedback/index.js";
+import type { LedgerRecord } from "../ledger/index.js";
+import { createLiveMonitor } from "../monitor/index.js";
+import type { LoadedModel } from "../registry/index.js";
+import { DEMO_XGB, loadManifest, tempDir } from "../testing/index.js";
+import { nearestCases, openReviewStore, reviewReasons } from "./index.js";
+
+const manifest = loadManifest(DEMO_XGB);
+const model = { manifest } as unknown as LoadedModel;
+const row = new Float32Array(manifest.modelFeatures.length);
+
+test("routing rules: all, the borderline band (inclusive), anomalies and open breakers, in that order", () => {
+  const policy = reviewPolicyOf({
+    review: { all: true, borderline: { low: 0.4, high: 0.6 }, anomalies: true },
+  });
+  const context = { anomalous: () => true, breakerOpen: (m: string) => m === "credit-demo" };
+  assert.deepEqual(reviewReasons(policy, model, row, 0.5, context), [
+    "all",
+    "borderline",
+    "anomaly",
+    "breaker_open",
+  ]);
+  assert.deepEqual(reviewReasons(policy, model, row, 0.6, {}), ["all", "borderline"]);
+  const band = reviewPolicyOf({ review: { borderline: { low: 0.4, high: 0.6 } } });
+  assert.deepEqual(reviewReasons(band, model, row, 0.61, context), ["breaker_open"]);
+  assert.deepEqual(reviewReasons(band, model, row, 0.4, {}), ["borderline"]);
+  assert.deepEqual(reviewReasons(band, model, row, 0.39, {}), []);
+  // Anomalies only where the policy asks; open breakers unless it says breaker_open: false.
+  assert.deepEqual(reviewReasons(band, model, row, 0.1, { anomalous: () => true }), []);
+  const quiet = reviewPolicyOf({ review: { breaker_open: false } });
+  assert.deepEqual(reviewReasons(quiet, model, row, 0.5, context), []);
+});
+
+test("the live monitor's anomaly flag is false without a reference profile", () => {
+  const monitor = createLiveMonitor(manifest.modelFeatures);
+  assert.equal(monitor.anomalous(row), false);
+});
+
+const decision = (seq: number, inputs: Record<string, unknown>, decided = "good"): LedgerRecord => ({
+  id: `d${seq}`,
+  seq,
+  kind: "decision",
+  time: new Date(Date.UTC(2030, 0, 1, 0, seq)).toISOString(),
+  model: "m",
+  version: "1",
+  artifact_sha256: "0".repeat(64),
+  body: { inputs, decision: decided, outputs: { score: seq / 10 } },
+  prev_hash: "",
+  hash: "",
+});
+
+test("nearest cases: standardised numeric distance, category mismatch and missing values count 1", () => {
+  const features = [
+    { name: "income", type: "number" as const },
+    { name: "job", type: "category" as const },
+  ];
+  const query = decision(1, { income: 100, job: "fixed" });
+  const cases = [
+    decision(2, { income: 100, job: "fixed" }, "bad"),
+    decision(3, { income: 300, job: "fixed" }),
+    decision(4, { income: 100, job: "freelance" }),
+    decision(5, { income: null, job: "fixed" }),
+  ];
+  const near = nearestCases(query, cases, features, new Map([["d2", "good"]]), 3);
+  assert.deepEqual(
+    near.map((c) => c.decision_id),
+    ["d2", "d5", "d4"],
+  );
+  assert.equal(near[0]!.distance, 0);
+  assert.equal(near[0]!.reviewed, true);
+  assert.equal(near[0]!.model_decision, "bad");
+  assert.equal(near[0]!.final_decision, "good");
+  // sd of income over {100, 100, 300, 100} (missing left out) = 100; d3 is 2 sd away, beyond the mismatches at 1.
+  const all = nearestCases(query, cases, features, new Map(), 10);
+  assert.equal(all.find((c) => c.decision_id === "d3")!.distance, 2);
+  assert.equal(all.find((c) => c.decision_id === "d4")!.distance, 1);
+  assert.equal(all.length, 4);
+});
+
+const review = (seq: number, extra: Record<string, unknown>): LedgerRecord => ({
+  ...decision(seq, {}),
+  id: `r${seq}`,
+  kind: "review",
+  body: {
+    decision: "bad",
+    decision_id: "d1",
+    final: true,
+    reviewer: "alice",
+    reviewers: ["alice"],
+    ...extra,
+  },
+});
+
+test("training labels: a final review labels the decision until a later outcome corrects it", () => {
+  assert.equal(
+    labelFromReview(review(5, { final: false })),
+    undefined,
+    "a first of two judgements is no label",
+  );
+  const label = labelFromReview(review(5, { reviewers: ["alice", "bob"] }))!;
+  assert.equal(label.value, "bad");
+  assert.equal(label.kind, "review");
+  assert.equal(label.source, "human_review:alice+bob");
+  const earlier = {
+    value: "good",
+    kind: "outcome" as const,
+    source: "s",
+    record_id: "o",
+    observed_at: "",
+    seq: 3,
+  };
+  const later = { ...earlier, seq: 9 };
+  assert.equal(preferLabel(earlier, label), label);
+  assert.equal(preferLabel(label, later), later);
+  assert.equal(preferLabel(label, earlier), label);
+});
+
+test("the store: one open item per decision, sources taken in once, survives reopening", () => {
+  const dir = tempDir("review-store");
+  try {
+    const store = openReviewStore(dir.path);
+    const item = {
+      id: "i1",
+      decision_id: "d1",
+      model: "m",
+      version: "1",
+      reasons: ["borderline"],
+      created_at: 1000,
+      due_at: 2000,
+      four_eyes: false,
+      model_decision: "good",
+      score: 0.5,
+      appeal_id: null,
+    };
+    assert.equal(store.enqueue(item, "d1").created, true);
+    assert.equal(store.enqueue(item, "d1").created, false);
+    const joined = store.enqueue({ ...item, id: "i2", reasons: ["appeal"], appeal_id: "a1" }, "a1");
+    assert.equal(joined.item.id, "i1");
+    assert.deepEqual(joined.item.reasons, ["borderline", "appeal"]);
+    assert.deepEqual(
+      store.overdue(2000).map((i) => i.id),
+      ["i1"],
+    );
+    assert.equal(store.markEscalated("i1", 2000), true);
+    assert.equal(store.markEscalated("i1", 2001), false);
+    store.close();
+    const reopened = openReviewStore(dir.path);
+    assert.equal(reopened.get("i1")!.escalated_at, 2000);
+    assert.equal(reopened.hasSource("a1"), true);
+    assert.deepEqual(reopened.overdue(5000), []);
+    reopened.close();
+  } finally {
+    dir.remove();
+  }
+});
