@@ -339,16 +339,6 @@ function checkOptions(options: FairnessAuditOptions): void {
   }
 }
 
-/** Rows of each group contiguous, for stratified row resampling. */
-function groupOrder(codes: Uint32Array, sizes: Float64Array): { order: Uint32Array; starts: Float64Array } {
-  const starts = new Float64Array(sizes.length + 1);
-  for (let g = 0; g < sizes.length; g++) starts[g + 1] = starts[g]! + sizes[g]!;
-  const next = starts.slice(0, sizes.length);
-  const order = new Uint32Array(codes.length);
-  for (let i = 0; i < codes.length; i++) order[next[codes[i]!]!++] = i;
-  return { order, starts };
-}
-
 /** B × size replicate matrix. */
 function bootstrapReplicates(
   counts: OutcomeCounts,
@@ -380,33 +370,41 @@ function bootstrapReplicates(
     }
     return replicates;
   }
-  const { bins, rowBins } = counts.scores;
+  // Rows drawn one by one. Each group's scores and cells are first copied into contiguous arrays, so that a
+  // draw reads two neighbouring arrays of the group's own rows instead of four scattered ones.
+  const { bins } = counts.scores;
   const sums = new Float64Array(G);
   const calibration = new Float64Array(G * bins * 3);
   const rowCells = counts.rowCells;
-  const draw = (i: number, g: number) => {
-    const cell = rowCells[i]!;
-    cells[g * CELLS + cell]!++;
-    sums[g]! += scores[i]!;
-    const at = (g * bins + rowBins[i]!) * 3;
-    calibration[at]!++;
-    calibration[at + 1]! += cell >> 1;
-  };
-  const grouped = stratify ? groupOrder(codes, counts.sizes) : null;
+  const orderedScores = new Float64Array(n);
+  const orderedCells = new Uint8Array(n);
+  const starts = new Float64Array(G + 1);
+  if (stratify) {
+    for (let g = 0; g < G; g++) starts[g + 1] = starts[g]! + counts.sizes[g]!;
+    const next = starts.slice(0, G);
+    for (let i = 0; i < n; i++) {
+      const at = next[codes[i]!]!++;
+      orderedScores[at] = scores[i]!;
+      orderedCells[at] = rowCells[i]!;
+    }
+  }
   for (let r = 0; r < resamples; r++) {
     cells.fill(0);
     sums.fill(0);
     calibration.fill(0);
-    if (grouped !== null) {
-      for (let g = 0; g < G; g++) {
-        const start = grouped.starts[g]!;
-        const size = counts.sizes[g]!;
-        for (let k = 0; k < size; k++) draw(grouped.order[start + Math.floor(random.next() * size)]!, g);
-      }
-    } else {
-      for (let k = 0; k < n; k++) {
-        const i = Math.floor(random.next() * n);
-        draw(i, codes[i]!);
+    for (let g = 0; g < (stratify ? G : 1); g++) {
+      const start = starts[g]!;
+      const size = stratify ? counts.sizes[g]! : n;
+      for (let k = 0; k < size; k++) {
+        const j = start + Math.floor(random.next() * size);
+        const group = stratify ? g : codes[j]!;
+        const s = stratify ? orderedScores[j]! : scores[j]!;
+        const cell = stratify ? orderedCells[j]! : rowCells[j]!;
+        cells[group * CELLS + cell]!++;
+        sums[group]! += s;
+        const at = (group * bins + Math.min(Math.floor(s * bins), bins - 1)) * 3;
+        calibration[at]!++;
+        calibration[at + 1]! += cell >> 1;
       }
     }
     statistics.compute(cells, sums, calibration, out);

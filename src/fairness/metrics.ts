@@ -141,8 +141,6 @@ export interface OutcomeCounts {
     readonly sums: Float64Array;
     /** Per (group, bin): rows, positives (y = 1) and score sum, at [(g·bins + b)·3 + 0, 1, 2]. */
     readonly calibration: Float64Array;
-    /** Score bin of each row. */
-    readonly rowBins: Uint16Array;
   };
 }
 
@@ -184,20 +182,18 @@ export function countOutcomes(
   }
   const sums = new Float64Array(groupCount);
   const calibration = new Float64Array(groupCount * bins * 3);
-  const rowBins = new Uint16Array(n);
   for (let i = 0; i < n; i++) {
     const s = scores[i]!;
     if (!(s >= 0 && s <= 1)) throw new RangeError(`scores[${i}] must lie in [0, 1], got ${s}`);
     const g = codes[i]!;
     const b = calibrationBin(s, bins);
-    rowBins[i] = b;
     sums[g]! += s;
     const at = (g * bins + b) * 3;
     calibration[at]!++;
     calibration[at + 1]! += rowCells[i]! >> 1;
     calibration[at + 2]! += s;
   }
-  return { groupCount, sizes, cells, rowCells, scores: { bins, sums, calibration, rowBins } };
+  return { groupCount, sizes, cells, rowCells, scores: { bins, sums, calibration } };
 }
 
 /** Default number of equal-width calibration bins. */
