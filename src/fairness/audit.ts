@@ -65,6 +65,7 @@ export interface BootstrapOptions {
   readonly stratify?: boolean;
 }
 
+/** Audit settings; every one has a default. */
 export interface FairnessAuditOptions {
   /** Groups with fewer rows are flagged "small" (default 30). */
   readonly minGroupSize?: number;
@@ -96,8 +97,11 @@ export interface FairnessAuditOptions {
   readonly alpha?: number;
 }
 
+/** Groups with fewer rows are flagged "small" unless `minGroupSize` says otherwise. */
 export const DEFAULT_MIN_GROUP_SIZE = 30;
+/** Bootstrap resamples unless `bootstrap.resamples` says otherwise. */
 export const DEFAULT_RESAMPLES = 200;
+/** Rates tested against the reference unless `testedMetrics` says otherwise. */
 export const DEFAULT_TESTED_METRICS: readonly RateMetric[] = Object.freeze([
   "selection_rate",
   "tpr",
@@ -112,9 +116,11 @@ export interface Figure {
   readonly interval?: PercentileInterval;
 }
 
+/** What a group can be flagged: no rows, fewer than minGroupSize rows, left out of the comparisons. */
 export const GROUP_FLAGS = ["empty", "small", "excluded"] as const;
 export type GroupFlag = (typeof GROUP_FLAGS)[number];
 
+/** One calibration bin of one group: [lower, upper), the last bin closed at 1. */
 export interface CalibrationBinReport {
   readonly lower: number;
   readonly upper: number;
@@ -125,6 +131,7 @@ export interface CalibrationBinReport {
   readonly observedRate: Figure;
 }
 
+/** One group's counts, flags and figures. */
 export interface GroupReport {
   readonly group: GroupKey;
   readonly count: number;
@@ -136,6 +143,10 @@ export interface GroupReport {
   readonly calibration?: readonly CalibrationBinReport[];
 }
 
+/**
+ * One metric across groups. Signs: `difference` to the reference is group − reference, `ratio` group / reference;
+ * between groups, max − min (≥ 0) and min / max (in [0, 1]).
+ */
 export interface DisparityReport {
   readonly metric: DisparityMetric;
   /** The reference group, or null when no eligible group has the metric defined. */
@@ -155,11 +166,13 @@ export interface DisparityReport {
   }[];
 }
 
+/** A named criterion as a between-groups difference (max − min) and ratio (min / max). */
 export interface CriterionReport {
   readonly difference: Figure;
   readonly ratio: Figure;
 }
 
+/** The four-fifths rule on selection rates against the reference group. */
 export interface FourFifthsReport {
   readonly reference: string | null;
   /** Each eligible group's selection-rate ratio to the reference and whether it lies in [0.8, 1.25]. */
@@ -172,6 +185,7 @@ export interface FourFifthsReport {
   readonly passes: boolean | null;
 }
 
+/** One group's rate tested against the reference group's (two-sided), with its corrected p-value. */
 export interface GroupTestResult {
   readonly metric: RateMetric;
   readonly group: string;
@@ -187,6 +201,7 @@ export interface GroupTestResult {
   readonly reason?: UndefinedReason;
 }
 
+/** The result of {@link fairnessAudit}; NaN figures become null in JSON, each with its reason. */
 export interface FairnessAudit {
   readonly rows: number;
   readonly attributes: readonly string[];
@@ -330,6 +345,9 @@ function checkOptions(options: FairnessAuditOptions): void {
   }
   const alpha = options.alpha ?? 0.05;
   if (!(alpha > 0 && alpha < 1)) throw new RangeError(`alpha must lie in (0, 1), got ${alpha}`);
+  const entropyAlpha = options.entropyAlpha ?? 2;
+  if (!Number.isFinite(entropyAlpha))
+    throw new RangeError(`entropyAlpha must be finite, got ${entropyAlpha}`);
   if (options.bootstrap) {
     const { resamples = DEFAULT_RESAMPLES, level = 0.95 } = options.bootstrap;
     if (!(Number.isInteger(resamples) && resamples >= 0 && resamples <= 100_000)) {

@@ -48,6 +48,7 @@ export function weightedGeneralizedEntropy(
   weights: ArrayLike<number>,
   alpha = 2,
 ): number {
+  checkAlpha(alpha);
   let n = 0;
   let sum = 0;
   for (let k = 0; k < values.length; k++) {

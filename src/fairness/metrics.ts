@@ -125,7 +125,7 @@ function label(values: BinaryLabels, i: number, name: string): 0 | 1 {
   throw new RangeError(`${name}[${i}] must be 0, 1, true or false, got ${String(v)}`);
 }
 
-/** What one pass over the rows gathers. */
+/** What one pass over the rows gathers ({@link countOutcomes}). */
 export interface OutcomeCounts {
   readonly groupCount: number;
   /** Rows per group. */
