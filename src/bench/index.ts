@@ -34,6 +34,11 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
       "explanations per row: exact TreeSHAP vs XGBoost's C++ pred_contribs on the same rows; KernelSHAP ms/row",
     load: async () => (await import("./explain.js")).explainSuite,
   },
+  fairness: {
+    description:
+      "fairness audit of 1,000,000 decisions, 3 sensitive attributes (40 groups), 200 bootstrap resamples",
+    load: async () => (await import("./fairness.js")).fairnessSuite,
+  },
 };
 
 const DEFAULT_SUITE = "serving";
