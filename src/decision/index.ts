@@ -7,6 +7,9 @@ export {
   validateInstance,
 } from "./input.js";
 export {
+  type BreakerGate,
+  type BreakerNote,
+  type BreakerVerdict,
   createDecisionPipeline,
   DECISION_ROUTES,
   type DecisionPipeline,
@@ -17,6 +20,11 @@ export {
   type LedgerSink,
   type OffThreadExplainer,
   type PipelineObserver,
+  type PipelineOptions,
   type ReasonSummary,
+  type ReviewCase,
+  type ReviewRouting,
+  type ReviewTicket,
+  type RouteToReview,
 } from "./pipeline.js";
 export { applyPolicy, type Outcome } from "./policy.js";

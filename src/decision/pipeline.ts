@@ -51,10 +51,15 @@ export interface DecisionResult {
   readonly id?: string;
   readonly model: string;
   readonly version: string;
-  readonly score: number;
+  /** null for a case sent to human review. */
+  readonly score: number | null;
   readonly probabilities?: Readonly<Record<string, number>>;
   readonly decision: string | null;
   readonly latency_ms: number;
+  /** Answered by a fallback version because the routed version's breaker is open, or a probe of it. */
+  readonly breaker?: Readonly<Record<string, unknown>>;
+  /** Sent to human review by an open breaker: no decision yet. */
+  readonly review?: { readonly status: "pending_review"; readonly review_id: string };
   /** The principal reasons, when the decision was explained (binary models). */
   readonly reasons?: readonly ReasonSummary[];
 }
@@ -101,6 +106,84 @@ export interface PipelineObserver {
    * once per decision, after the ledger has it; must be cheap (O(features)).
    */
   onDecided?(model: LoadedModel, row: Float32Array, score: number): void;
+}
+
+/** Why a request did not reach the version it was routed to (recorded with the decision, returned with it). */
+export interface BreakerNote {
+  /** The version whose circuit breaker is open or half-open. */
+  readonly version: string;
+  readonly state: "open" | "half_open";
+  /** The rule that opened it, or `manual_stop`. */
+  readonly rule: string;
+}
+
+/** What the circuit breaker of the version an instance was routed to says (server/breakers.ts). */
+export type BreakerVerdict =
+  | { readonly action: "serve"; readonly probe: boolean }
+  | { readonly action: "fallback_version"; readonly model: LoadedModel; readonly breaker: BreakerNote }
+  | { readonly action: "human_review"; readonly breaker: BreakerNote; readonly retryAfterSeconds: number }
+  | { readonly action: "refuse"; readonly error: WardenError };
+
+/**
+ * The circuit breakers as the pipeline sees them: a gate before inference, observations after it. O(rules)
+ * per call, on the serving thread.
+ */
+export interface BreakerGate {
+  /** Before validation: serve, probe, or fall back (`key`: the instance's routing key, else the request id). */
+  admit(model: LoadedModel, key: string): BreakerVerdict;
+  /** A decision was recorded (after `onDecided`): its encoded row and outcome. */
+  served(
+    model: LoadedModel,
+    row: Float32Array,
+    outcome: {
+      readonly score: number;
+      readonly decision: string | null;
+      readonly probabilities?: Readonly<Record<string, number>> | undefined;
+    },
+  ): void;
+  /** The model failed to answer `rows` rows (an inference failure, a timeout, no live instance). */
+  failed(model: LoadedModel, rows: number): void;
+}
+
+/** One instance sent to human review instead of the model. */
+export interface ReviewCase {
+  /** A fresh UUIDv7 the review queue may use as its record's id. */
+  readonly decisionId: string;
+  /** Its place in the request. */
+  readonly index: number;
+  readonly clientId?: string | undefined;
+  readonly subjectId?: string | undefined;
+  readonly inputs: Readonly<Record<string, FeatureValue>>;
+  readonly subject: Readonly<Record<string, FeatureValue>>;
+  /** The encoded row (model features in manifest order). */
+  readonly row: Float32Array;
+}
+
+/** What `routeToReview` is given: the cases of one model version whose breaker sends them to review. */
+export interface ReviewRouting {
+  readonly model: LoadedModel;
+  readonly requestId: string;
+  readonly route: DecisionRoute;
+  readonly breaker: BreakerNote;
+  readonly cases: readonly ReviewCase[];
+}
+
+/** The review queue's receipt for one case (in the order of the cases). */
+export interface ReviewTicket {
+  readonly review_id: string;
+}
+
+/**
+ * The human review fallback of an open breaker (`policy.breaker.fallback.action: human_review`): the review
+ * queue plugs in here and records the cases itself. Without it, such requests are refused (503
+ * WARDEN_ERR_BREAKER_OPEN, "human review is not available").
+ */
+export type RouteToReview = (routing: ReviewRouting) => Promise<readonly ReviewTicket[]>;
+
+/** The pipeline's optional stages. */
+export interface PipelineOptions {
+  readonly breakers?: BreakerGate | undefined;
+  readonly routeToReview?: RouteToReview | undefined;
 }
 
 /** The decision pipeline: validate → infer (batched, worker threads) → decide → record. */
@@ -181,7 +264,9 @@ export function createDecisionPipeline(
   observer: PipelineObserver = {},
   router: Router = registryRouter(registry),
   offThread?: OffThreadExplainer,
+  options: PipelineOptions = {},
 ): DecisionPipeline {
+  const gate = options.breakers;
   const shadows = new Set<Promise<void>>();
   /**
    * Score the served instances with the shadow candidate and record each answer as a `shadow` record that
@@ -295,6 +380,64 @@ export function createDecisionPipeline(
     throw error;
   };
 
+  /** Send the cases to the review hook, one call per version; their answers by index in the request. */
+  const sendToReview = async (
+    request: DecisionRequest,
+    reviewing: readonly { index: number; verdict: Extract<BreakerVerdict, { action: "human_review" }> }[],
+    routes: readonly Route[],
+    valid: readonly ValidInstance[],
+    clientIds: readonly (string | undefined)[],
+  ): Promise<Map<number, DecisionResult>> => {
+    const byModel = new Map<LoadedModel, typeof reviewing>();
+    for (const r of reviewing) {
+      const model = routes[r.index]!.model;
+      byModel.set(model, [...(byModel.get(model) ?? []), r]);
+    }
+    const answers = new Map<number, DecisionResult>();
+    await Promise.all(
+      [...byModel].map(async ([model, list]) => {
+        const cases = list.map(({ index }) => ({
+          decisionId: uuidv7(),
+          index,
+          clientId: clientIds[index],
+          subjectId: request.instances[index]!.subject_id as string | undefined,
+          inputs: valid[index]!.inputs,
+          subject: valid[index]!.subject,
+          row: valid[index]!.row,
+        }));
+        const tickets = await options.routeToReview!({
+          model,
+          requestId: request.requestId,
+          route: request.route,
+          breaker: list[0]!.verdict.breaker,
+          cases,
+        });
+        const latency = roundMs(performance.now() - request.receivedAt);
+        cases.forEach((c, k) => {
+          const ticket = tickets[k];
+          if (ticket === undefined) {
+            throw new WardenError(
+              "WARDEN_ERR_INTERNAL",
+              "the review queue returned fewer receipts than cases",
+            );
+          }
+          answers.set(c.index, {
+            decision_id: c.decisionId,
+            ...(c.clientId !== undefined ? { id: c.clientId } : {}),
+            model: model.manifest.name,
+            version: model.manifest.version,
+            score: null,
+            decision: null,
+            latency_ms: latency,
+            breaker: { action: "human_review", ...list[k]!.verdict.breaker },
+            review: { status: "pending_review", review_id: ticket.review_id },
+          });
+        });
+      }),
+    );
+    return answers;
+  };
+
   return {
     reject,
     async shadowsSettled() {
@@ -304,12 +447,42 @@ export function createDecisionPipeline(
       // Route every instance first; validation, batching and the decision follow the version that answers.
       // Everything up to the batchers' submit runs in this turn, so a version being unloaded either takes
       // these rows (and drains them) or is no longer routed to.
-      const routes = request.instances.map((instance) =>
+      let routes = request.instances.map((instance) =>
         router(request.model, request.version, routingKey(instance)),
       );
+      // The circuit breakers: serve, probe, answer from a fallback version, send to review, or refuse.
+      let notes: (Readonly<Record<string, unknown>> | undefined)[] = routes.map(() => undefined);
+      let reviewing: { index: number; verdict: Extract<BreakerVerdict, { action: "human_review" }> }[] = [];
+      if (gate !== undefined) {
+        const verdicts = routes.map((route, i) =>
+          gate.admit(route.model, routingKey(request.instances[i]!).key ?? `${request.requestId}#${i}`),
+        );
+        const ids = request.instances.map((instance) => (validKey(instance.id) ? instance.id : undefined));
+        for (let i = 0; i < verdicts.length; i++) {
+          const verdict = verdicts[i]!;
+          if (verdict.action === "refuse")
+            return reject(routes[i]!.model, rejection(request, ids), verdict.error);
+          if (verdict.action === "human_review") {
+            if (options.routeToReview === undefined) {
+              return reject(
+                routes[i]!.model,
+                rejection(request, ids),
+                reviewUnavailable(routes[i]!.model, verdict),
+              );
+            }
+            reviewing.push({ index: i, verdict });
+          } else if (verdict.action === "fallback_version") {
+            notes[i] = { action: "fallback_version", ...verdict.breaker };
+            routes[i] = { ...routes[i]!, model: verdict.model, shadow: undefined };
+          } else if (verdict.probe) {
+            notes[i] = { action: "probe", state: "half_open", version: routes[i]!.model.manifest.version };
+          }
+        }
+      }
+      let instances = request.instances;
       const problems: FieldProblem[] = [];
-      const valid: ValidInstance[] = [];
-      const clientIds: (string | undefined)[] = [];
+      let valid: ValidInstance[] = [];
+      let clientIds: (string | undefined)[] = [];
       request.instances.forEach((instance, i) => {
         const prefix = request.fieldPrefix(i);
         const id = instance.id;
@@ -350,6 +523,23 @@ export function createDecisionPipeline(
           { details: problems },
         );
         return reject(first, rejection(request, clientIds), error);
+      }
+
+      // Cases an open breaker sends to human review leave here; the others go on to the model.
+      let reviewed: Promise<Map<number, DecisionResult>> | undefined;
+      let kept: number[] | undefined;
+      if (reviewing.length > 0) {
+        reviewed = sendToReview(request, reviewing, routes, valid, clientIds);
+        const away = new Set(reviewing.map((r) => r.index));
+        kept = valid.flatMap((_, i) => (away.has(i) ? [] : [i]));
+        const k = kept;
+        valid = k.map((i) => valid[i]!);
+        routes = k.map((i) => routes[i]!);
+        clientIds = k.map((i) => clientIds[i]);
+        notes = k.map((i) => notes[i]);
+        instances = k.map((i) => request.instances[i]!);
+        reviewing = [];
+        if (valid.length === 0) return mergeReviewed([], kept, await reviewed);
       }
 
       // The decisions' ids and time are fixed before inference: a protected subject is sealed for its decision
@@ -395,7 +585,10 @@ export function createDecisionPipeline(
                 rows[i] = results[j]!;
               });
             },
-            (error: unknown) => Promise.reject({ model, error }),
+            (error: unknown) => {
+              if (isModelFailure(error)) gate?.failed(model, indices.length);
+              return Promise.reject({ model, error });
+            },
           ),
       );
       // Refusals (queue full, timeout) of a model's batcher or explainer thread are recorded; a model failure is
@@ -462,13 +655,15 @@ export function createDecisionPipeline(
         const manifest = route.model.manifest;
         const decisionId = decisionIds[i]!;
         const clientId = clientIds[i];
-        const subjectId = request.instances[i]!.subject_id as string | undefined;
+        const subjectId = instances[i]!.subject_id as string | undefined;
+        const note = notes[i];
         const sealed = recordedSubject(manifest, instance.subject, rows[i]!.task?.sealed);
         const explanation = explanations[i];
         vaultRows.push(sealed?.vaultJson);
         // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
           batch_size: rows[i]!.batchSize,
+          ...(note !== undefined ? { breaker: note } : {}),
           ...(clientId !== undefined ? { client_id: clientId } : {}),
           decision: outcome.decision,
           deployment: route.deployment,
@@ -497,7 +692,7 @@ export function createDecisionPipeline(
         });
         if (route.shadow !== undefined) {
           const list = shadowed.get(route.shadow) ?? [];
-          list.push({ instance: request.instances[i]!, decisionId, version: manifest.version });
+          list.push({ instance: instances[i]!, decisionId, version: manifest.version });
           shadowed.set(route.shadow, list);
         }
         results.push({
@@ -509,6 +704,7 @@ export function createDecisionPipeline(
           ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}),
           decision: outcome.decision,
           latency_ms: latency,
+          ...(note !== undefined ? { breaker: note } : {}),
           // The principal reasons of an adverse decision (ECOA/Reg B); a favourable one's explanation is recorded.
           ...(explanation?.reasons !== undefined && explanation.adverse === true
             ? { reasons: explanation.reasons.map(reasonSummary) }
@@ -534,9 +730,62 @@ export function createDecisionPipeline(
           observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score);
         });
       }
+      if (gate !== undefined) {
+        valid.forEach((instance, i) => {
+          gate.served(routes[i]!.model, instance.row, outcomes[i]!);
+        });
+      }
+      if (kept !== undefined && reviewed !== undefined) return mergeReviewed(results, kept, await reviewed);
       return results;
     },
   };
+}
+
+/** The served results (in `kept` order) and the reviewed ones, back in request order. */
+function mergeReviewed(
+  served: readonly DecisionResult[],
+  kept: readonly number[],
+  reviewed: ReadonlyMap<number, DecisionResult>,
+): DecisionResult[] {
+  const all = new Array<DecisionResult>(kept.length + reviewed.size);
+  kept.forEach((index, j) => {
+    all[index] = served[j]!;
+  });
+  for (const [index, result] of reviewed) all[index] = result;
+  return all;
+}
+
+/** Whether a batcher's refusal is the model failing to answer (the breaker's `error_rate`), not back-pressure. */
+function isModelFailure(error: unknown): boolean {
+  if (!(error instanceof WardenError)) return true;
+  return (
+    error.code === "WARDEN_ERR_INFERENCE_FAILED" ||
+    error.code === "WARDEN_ERR_TIMEOUT" ||
+    error.code === "WARDEN_ERR_MODEL_NOT_READY"
+  );
+}
+
+/** An open breaker whose fallback is human review, where no review queue is wired. */
+function reviewUnavailable(
+  model: LoadedModel,
+  verdict: Extract<BreakerVerdict, { action: "human_review" }>,
+): WardenError {
+  const m = model.manifest;
+  return new WardenError(
+    "WARDEN_ERR_BREAKER_OPEN",
+    `the circuit breaker of model ${m.name} ${m.version} is ${verdict.breaker.state.replace("_", "-")} (${verdict.breaker.rule}) and its fallback is human review, which is not available on this server`,
+    {
+      retryAfterSeconds: verdict.retryAfterSeconds,
+      details: [
+        {
+          field: "version",
+          expected: "a model version whose circuit breaker is closed",
+          found: `${m.name} ${m.version}: ${verdict.breaker.state} (${verdict.breaker.rule}); fallback human_review, no review queue`,
+          fix: `retry after ${verdict.retryAfterSeconds} s, ask an operator (GET /v1/models/${m.name}/versions/${m.version}/breaker), or use policy.breaker.fallback refuse or fallback_version until human review is available`,
+        },
+      ],
+    },
+  );
 }
 
 /** How one instance is explained: not at all, inline on the model's worker, or off its thread afterwards. */

@@ -10,6 +10,9 @@
  * - `retention`: a retention purge removed subject data from the subject vault (outside the chain) for one
  *   model: counts, the time range of the decisions concerned and a digest of their ids. No record is ever
  *   deleted or changed; this one says what was removed beside them.
+ * - `breaker`: a model version's circuit breaker changed state (closed, open, half-open): the rule that
+ *   tripped or the cause (cool-down, healthy probes, an operator's stop or resume with actor and reason),
+ *   the signals' values and the threshold crossed.
  */
 export const RECORD_KINDS = [
   "decision",
@@ -19,6 +22,7 @@ export const RECORD_KINDS = [
   "deployment",
   "shadow",
   "retention",
+  "breaker",
 ] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 

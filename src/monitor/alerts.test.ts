@@ -44,7 +44,10 @@ test("an episode fires once while its condition holds, and resolves once when it
   assert.equal(episodes.set(review, false, T0 + 120_000), undefined);
   assert.equal(episodes.firing().length, 0);
   // Another label set is another alert.
-  assert.notEqual(episodes.set({ ...review, labels: { ...review.labels, queue: "urgent" } }, true, T0), undefined);
+  assert.notEqual(
+    episodes.set({ ...review, labels: { ...review.labels, queue: "urgent" } }, true, T0),
+    undefined,
+  );
 });
 
 test("emit follows the event's own status: the review queue's plain objects fire, resolved or endsAt resolve", () => {
@@ -98,12 +101,23 @@ test("a breaker's alert is active from the trip to the close, with the rule and 
   assert.equal(open.event.name, ALERT_NAMES.breaker);
   assert.equal(open.event.severity, "critical");
   assert.match(String(open.event.annotations?.description), /confidence 0\.7123 over 50/);
-  assert.equal(breakerAlert("credit-demo", "1.0.0", { ...trip, from: "open", to: "half_open" }, "refuse").active, true);
-  assert.equal(breakerAlert("credit-demo", "1.0.0", { ...trip, from: "half_open", to: "closed" }, "refuse").active, false);
+  assert.equal(
+    breakerAlert("credit-demo", "1.0.0", { ...trip, from: "open", to: "half_open" }, "refuse").active,
+    true,
+  );
+  assert.equal(
+    breakerAlert("credit-demo", "1.0.0", { ...trip, from: "half_open", to: "closed" }, "refuse").active,
+    false,
+  );
 });
 
 test("drift and anomaly alerts say nothing without a verdict, and follow the verdict once there is one", () => {
-  const none = monitorAlerts("m", "1", { window: 10, anomaly_rate: null, dataset: null }, { anomalyRate: 0.1, now: T0 });
+  const none = monitorAlerts(
+    "m",
+    "1",
+    { window: 10, anomaly_rate: null, dataset: null },
+    { anomalyRate: 0.1, now: T0 },
+  );
   assert.deepEqual(
     none.map((a) => a.active),
     [undefined, undefined],
@@ -128,7 +142,11 @@ test("drift and anomaly alerts say nothing without a verdict, and follow the ver
   const calm = monitorAlerts(
     "m",
     "1",
-    { window: 200, anomaly_rate: 0.05, dataset: { drifted: false, driftShare: 0, driftedCount: 0, testedCount: 10 } },
+    {
+      window: 200,
+      anomaly_rate: 0.05,
+      dataset: { drifted: false, driftShare: 0, driftedCount: 0, testedCount: 10 },
+    },
     { anomalyRate: 0.1, now: T0 },
   );
   assert.deepEqual(

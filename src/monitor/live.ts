@@ -64,6 +64,11 @@ export interface LiveMonitor {
   report(): MonitorReport;
   /** Use this profile from now on (null: none). */
   setProfile(profile: ReferenceProfile | null): void;
+  /**
+   * Whether the profile's Isolation Forest finds this encoded row anomalous (undefined without a profile):
+   * the per-request signal of the circuit breaker's `anomaly_rate`. O(trees · depth).
+   */
+  isAnomalous(row: ArrayLike<number>): boolean | undefined;
 }
 
 /**
@@ -120,6 +125,10 @@ export function createLiveMonitor(
       cached = undefined;
     },
     setProfile,
+    isAnomalous(row) {
+      if (forest === null) return undefined;
+      return forest.isAnomalous(forest.score(row));
+    },
     report() {
       cached ??= compute();
       return cached;

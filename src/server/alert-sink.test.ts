@@ -99,7 +99,9 @@ test("a 500 is retried with backoff until delivered; a 400 is not retried; both 
 test("a webhook that never answers costs the caller nothing and is given up after its timeout", async () => {
   const r = await receiver();
   r.answer = () => "hang";
-  const sink = createAlertSink(alertsConfig({ webhooks: [{ url: r.url, timeout_ms: 20, max_attempts: 2 }], backoff_ms: 1 }));
+  const sink = createAlertSink(
+    alertsConfig({ webhooks: [{ url: r.url, timeout_ms: 20, max_attempts: 2 }], backoff_ms: 1 }),
+  );
   // emit returns before the receiver has even seen the request.
   sink.fire(escalation);
   assert.equal(r.bodies.length, 0);
@@ -120,11 +122,15 @@ test("webhooks are validated with clear errors", () => {
     assert.fail("accepted");
   };
   assert.deepEqual(bad({ webhooks: [{ url: "ftp://x" }] }), ["warden.yaml#/alerts/webhooks/0/url"]);
-  assert.deepEqual(bad({ webhooks: [{ url: "http://host:99999/" }] }), ["warden.yaml#/alerts/webhooks/0/url"]);
+  assert.deepEqual(bad({ webhooks: [{ url: "http://host:99999/" }] }), [
+    "warden.yaml#/alerts/webhooks/0/url",
+  ]);
   assert.deepEqual(bad({ webhooks: [{ url: "http://h/", timeout_ms: 0 }] }), [
     "warden.yaml#/alerts/webhooks/0/timeout_ms",
   ]);
-  assert.ok(bad({ webhooks: [{ url: "http://h/", colour: 1 }] })[0]!.startsWith("warden.yaml#/alerts/webhooks/0"));
+  assert.ok(
+    bad({ webhooks: [{ url: "http://h/", colour: 1 }] })[0]!.startsWith("warden.yaml#/alerts/webhooks/0"),
+  );
   const ok = parseServerConfig({ alerts: { webhooks: [{ url: "http://h:9093/hook" }] } }, "t").alerts;
   assert.deepEqual(ok.webhooks, [{ url: "http://h:9093/hook", timeout_ms: 5000, max_attempts: 4 }]);
   assert.equal(ok.backoff_ms, 500);

@@ -9,14 +9,22 @@ import Fastify, {
 } from "fastify";
 import type { ServerConfig } from "../config/index.js";
 import type { LedgerSink } from "../decision/index.js";
-import { createDecisionPipeline, type DecisionPipeline, type OffThreadExplainer } from "../decision/index.js";
+import {
+  createDecisionPipeline,
+  type DecisionPipeline,
+  type OffThreadExplainer,
+  type RouteToReview,
+} from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { ExplanationRecord } from "../explain/model-explainer.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
+import { type AlertSink, createAlertSink } from "./alert-sink.js";
+import { type Breakers, createBreakers } from "./breakers.js";
 import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
+import { registerBreakerMetrics, registerBreakerRoutes } from "./routes-breakers.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
 import { registerDeploymentRoutes } from "./routes-deployments.js";
 import { registerExplanationRoutes } from "./routes-explanations.js";
@@ -51,6 +59,13 @@ export interface AppDependencies {
    * may (`?reveal=subject` is answered 401).
    */
   readonly canRevealSubject?: (request: FastifyRequest) => boolean;
+  /**
+   * The human review fallback of open circuit breakers (`policy.breaker.fallback.action: human_review`): the
+   * review queue plugs in here. Absent, such requests are refused (503 WARDEN_ERR_BREAKER_OPEN).
+   */
+  readonly routeToReview?: RouteToReview;
+  /** The clock of the circuit breakers and alerts (milliseconds since the epoch); `Date.now` by default. */
+  readonly now?: () => number;
 }
 
 declare module "fastify" {
@@ -59,6 +74,10 @@ declare module "fastify" {
     wardenRoutes: readonly string[];
     /** Resolves once every shadow score started so far is recorded (or has failed). */
     wardenShadowsSettled: () => Promise<void>;
+    /** Where alerts are raised (logged and sent to the configured webhooks). */
+    wardenAlerts: AlertSink;
+    /** The circuit breakers of the loaded model versions. */
+    wardenBreakers: Breakers;
   }
   interface FastifyRequest {
     /** Model name and version for metrics labels, set once the model is known to exist. */
@@ -157,6 +176,24 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       return result as ExplanationRecord[];
     },
   };
+  const now = deps.now ?? Date.now;
+  const alertConfig = deps.config.alerts ?? { webhooks: [], backoff_ms: 500, anomaly_rate: 0.1 };
+  const alerts = createAlertSink(alertConfig, { logger: app.log, now });
+  const breakers = createBreakers({
+    registry: deps.registry,
+    ledger: deps.ledger,
+    monitors,
+    alerts,
+    now,
+    anomalyRate: alertConfig.anomaly_rate,
+    logger: app.log,
+  });
+  registerBreakerMetrics(deps.metrics.registry, () => deps.registry.list(), breakers);
+  // Transitions are journaled and queued notifications get a moment to leave before the server stops.
+  app.addHook("onClose", async () => {
+    await breakers.settled();
+    await alerts.close();
+  });
   const pipeline: DecisionPipeline = createDecisionPipeline(
     deps.registry,
     deps.ledger,
@@ -172,6 +209,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
     offThreadExplainer,
+    { breakers, routeToReview: deps.routeToReview },
   );
 
   await app.register(swagger, {
@@ -196,6 +234,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   app.decorate("wardenRoutes", routes);
   app.decorate("wardenShadowsSettled", () => pipeline.shadowsSettled());
+  app.decorate("wardenAlerts", alerts);
+  app.decorate("wardenBreakers", breakers);
   app.decorateRequest("wardenStart", 0);
   // Hooks in callback style: this runs for every request, and async hooks each cost a promise.
   // Draining: new requests on open connections get 503 at once, and answers to requests still in flight ask
@@ -262,12 +302,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return reply.status(404).send(error.toJSON());
   });
 
-  const context = { ...deps, pipeline, monitors, isReady: deps.isReady ?? (() => true) };
+  const context = { ...deps, pipeline, monitors, breakers, alerts, isReady: deps.isReady ?? (() => true) };
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
   registerFeedbackRoutes(app, context);
   registerExplanationRoutes(app, context);
   registerMonitoringRoutes(app, context);
+  registerBreakerRoutes(app, context);
   if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(
@@ -288,5 +329,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 export type RouteContext = AppDependencies & {
   readonly pipeline: DecisionPipeline;
   readonly monitors: LiveMonitors;
+  readonly breakers: Breakers;
+  readonly alerts: AlertSink;
   readonly isReady: () => boolean;
 };

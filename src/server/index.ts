@@ -1,4 +1,6 @@
+export { type AlertSink, createAlertSink } from "./alert-sink.js";
 export { type AppDependencies, buildApp, type RouteContext, SERVER_NAME, SERVER_VERSION } from "./app.js";
+export { type Breakers, type BreakerView, createBreakers, DRIFT_CHECK_EVERY } from "./breakers.js";
 export { toWardenError } from "./errors.js";
 export { createMetrics, type WardenMetrics } from "./metrics.js";
 export { modelSummary } from "./routes-decisions.js";

@@ -40,7 +40,7 @@ const DeploymentSchema = {
 } as const;
 
 /** Who makes a change: the `x-warden-actor` header (printable ASCII, ≤ 128), else "anonymous". */
-function actorOf(request: FastifyRequest): string {
+export function actorOf(request: FastifyRequest): string {
   const header = request.headers[ACTOR_HEADER];
   if (header === undefined) return "anonymous";
   if (typeof header !== "string" || !ACTOR.test(header)) {

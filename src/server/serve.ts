@@ -2,6 +2,7 @@ import { userInfo } from "node:os";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
+import type { RouteToReview } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import {
   defaultSigningKeyPath,
@@ -20,6 +21,7 @@ import {
   type DeploymentManager,
   type ModelRegistry,
 } from "../registry/index.js";
+import type { AlertSink } from "./alert-sink.js";
 import { buildApp } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
 
@@ -37,6 +39,8 @@ export interface RunningServer {
   readonly metrics: WardenMetrics;
   /** Subject keys and the subject vault (`<data_dir>/vault.sqlite`). */
   readonly privacy: SubjectProtection;
+  /** Where alerts are raised: `emit({name, severity, labels, annotations, startsAt})`, `fire`, `resolve`. */
+  readonly alerts: AlertSink;
   /** `http://host:port` actually bound. */
   readonly url: string;
   /**
@@ -59,6 +63,10 @@ export async function startServer(
      * hook for authentication; without it, nobody may.
      */
     canRevealSubject?: (request: FastifyRequest) => boolean;
+    /** The human review fallback of open circuit breakers (the review queue's hook); see AppDependencies. */
+    routeToReview?: RouteToReview;
+    /** The clock of circuit breakers and alerts (tests move it); `Date.now` by default. */
+    now?: () => number;
   } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
@@ -147,6 +155,8 @@ export async function startServer(
       logger,
       privacy,
       ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
+      ...(options.routeToReview ? { routeToReview: options.routeToReview } : {}),
+      ...(options.now ? { now: options.now } : {}),
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
       isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
     });
@@ -192,6 +202,7 @@ export async function startServer(
     writer,
     metrics,
     privacy,
+    alerts: runningApp.wardenAlerts,
     url,
     close() {
       closing ??= (async () => {

@@ -10,7 +10,7 @@ import { parse } from "csv-parse/sync";
 import type { FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
-import { coerceCsvCell } from "../decision/index.js";
+import { coerceCsvCell, type RouteToReview } from "../decision/index.js";
 import { type RunningServer, startServer } from "../server/index.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -56,6 +56,8 @@ export async function startTestServer(
     config?: Record<string, unknown>;
     logger?: Logger;
     canRevealSubject?: (request: FastifyRequest) => boolean;
+    routeToReview?: RouteToReview;
+    now?: () => number;
   } = {},
 ): Promise<RunningServer & { dataDir: string; stop: () => Promise<void> }> {
   const dir = tempDir("server");
@@ -72,6 +74,8 @@ export async function startTestServer(
   const server = await startServer(config, {
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
+    ...(options.routeToReview ? { routeToReview: options.routeToReview } : {}),
+    ...(options.now ? { now: options.now } : {}),
   });
   return Object.assign(server, {
     dataDir: dir.path,
@@ -127,3 +131,4 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   for await (const item of items) all.push(item);
   return all;
 }
+export { startWebhookReceiver, type WebhookReceiver } from "./webhook.js";
