@@ -3,7 +3,7 @@ import { dirname, join, resolve } from "node:path";
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
-import { describeValue, formatProblems, WardenError } from "../errors/index.js";
+import { describeValue, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
 import { schemaProblems } from "./schema-errors.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -89,6 +89,55 @@ export const ServerConfigSchema = T.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    alerts: T.Object(
+      {
+        webhooks: T.Array(
+          T.Object(
+            {
+              url: T.String({
+                pattern: "^https?://[^\\s]+$",
+                maxLength: 2048,
+                description: "an http:// or https:// URL that takes Alertmanager webhook payloads",
+              }),
+              timeout_ms: T.Integer({
+                minimum: 1,
+                maximum: 60_000,
+                default: 5000,
+                description: "milliseconds one attempt may take, 1 to 60000",
+              }),
+              max_attempts: T.Integer({
+                minimum: 1,
+                maximum: 10,
+                default: 4,
+                description: "attempts per notification (1 = no retry), 1 to 10",
+              }),
+            },
+            { additionalProperties: false, description: "a mapping of url, timeout_ms and max_attempts" },
+          ),
+          { default: [], maxItems: 16, description: "a list of at most 16 webhooks" },
+        ),
+        backoff_ms: T.Integer({
+          minimum: 1,
+          maximum: 60_000,
+          default: 500,
+          description: "milliseconds before the first retry, doubled at each one (at most 30 s)",
+        }),
+        anomaly_rate: T.Number({
+          exclusiveMinimum: 0,
+          maximum: 1,
+          default: 0.1,
+          description:
+            "the live window's anomaly rate above which WardenAnomalyRate fires, above 0 and at most 1",
+        }),
+        external_url: T.Optional(
+          T.String({
+            pattern: "^https?://[^\\s]+$",
+            description: "this server's URL as alerts name it (externalURL, generatorURL)",
+          }),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );
@@ -122,6 +171,7 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
   }
   const withDefaults = Value.Default(ServerConfigSchema, structuredClone(raw));
   const problems = schemaProblems(ServerConfigSchema, withDefaults);
+  if (problems.length === 0) problems.push(...urlProblems(withDefaults as Static<typeof ServerConfigSchema>));
   if (problems.length > 0) {
     throw new WardenError(
       "WARDEN_ERR_CONFIG_INVALID",
@@ -154,6 +204,28 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
         : {}),
     }),
   });
+}
+
+/** URLs the schema's pattern lets through but `new URL` refuses (a bad port, an empty host, ...). */
+function urlProblems(config: Static<typeof ServerConfigSchema>): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const check = (field: string, url: string) => {
+    try {
+      new URL(url);
+    } catch {
+      problems.push({
+        field,
+        expected: "a valid http:// or https:// URL",
+        found: describeValue(url),
+        fix: "write the receiver's full URL, e.g. http://alertmanager:9093/api/v2/alerts or https://hooks.example.com/warden",
+      });
+    }
+  };
+  config.alerts.webhooks.forEach((w, i) => {
+    check(`/alerts/webhooks/${i}/url`, w.url);
+  });
+  if (config.alerts.external_url !== undefined) check("/alerts/external_url", config.alerts.external_url);
+  return problems;
 }
 
 /** Read a YAML configuration file; paths in it are relative to the file's folder. */

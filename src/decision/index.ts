@@ -7,6 +7,9 @@ export {
   validateInstance,
 } from "./input.js";
 export {
+  type BreakerGate,
+  type BreakerNote,
+  type BreakerVerdict,
   createDecisionPipeline,
   DECISION_ROUTES,
   type DecisionPipeline,
@@ -17,6 +20,7 @@ export {
   type LedgerSink,
   type OffThreadExplainer,
   type PipelineObserver,
+  type PipelineOptions,
   type ReasonSummary,
   type ReviewRouting,
 } from "./pipeline.js";

@@ -51,10 +51,15 @@ export interface DecisionResult {
   readonly id?: string;
   readonly model: string;
   readonly version: string;
-  readonly score: number;
+  /** null for a case sent to human review. */
+  readonly score: number | null;
   readonly probabilities?: Readonly<Record<string, number>>;
   readonly decision: string | null;
   readonly latency_ms: number;
+  /** Answered by a fallback version because the routed version's breaker is open, or a probe of it. */
+  readonly breaker?: Readonly<Record<string, unknown>>;
+  /** Sent to human review by an open breaker: no decision yet. */
+  readonly review?: { readonly status: "pending_review"; readonly review_id: string };
   /** The principal reasons, when the decision was explained (binary models). */
   readonly reasons?: readonly ReasonSummary[];
   /**
@@ -119,6 +124,53 @@ export interface PipelineObserver {
    * once per decision, after the ledger has it; must be cheap (O(features)).
    */
   onDecided?(model: LoadedModel, row: Float32Array, score: number): void;
+}
+
+/** Why a request did not reach the version it was routed to (recorded with the decision, returned with it). */
+export interface BreakerNote {
+  /** The version whose circuit breaker is open or half-open. */
+  readonly version: string;
+  readonly state: "open" | "half_open";
+  /** The rule that opened it, or `manual_stop`. */
+  readonly rule: string;
+}
+
+/** What the circuit breaker of the version an instance was routed to says (server/breakers.ts). */
+export type BreakerVerdict =
+  | { readonly action: "serve"; readonly probe: boolean }
+  | { readonly action: "fallback_version"; readonly model: LoadedModel; readonly breaker: BreakerNote }
+  | { readonly action: "human_review"; readonly breaker: BreakerNote; readonly retryAfterSeconds: number }
+  | { readonly action: "refuse"; readonly error: WardenError };
+
+/**
+ * The circuit breakers as the pipeline sees them: a gate before inference, observations after it. O(rules)
+ * per call, on the serving thread.
+ */
+export interface BreakerGate {
+  /** Before validation: serve, probe, or fall back (`key`: the instance's routing key, else the request id). */
+  admit(model: LoadedModel, key: string): BreakerVerdict;
+  /** A decision was recorded (after `onDecided`): its encoded row and outcome. */
+  served(
+    model: LoadedModel,
+    row: Float32Array,
+    outcome: {
+      readonly score: number;
+      readonly decision: string | null;
+      readonly probabilities?: Readonly<Record<string, number>> | undefined;
+    },
+  ): void;
+  /** The model failed to answer `rows` rows (an inference failure, a timeout, no live instance). */
+  failed(model: LoadedModel, rows: number): void;
+}
+
+/** The pipeline's optional stages. */
+export interface PipelineOptions {
+  readonly breakers?: BreakerGate | undefined;
+  /**
+   * Human review: which decisions are held for a reviewer. An open breaker whose fallback is human review
+   * holds every decision of its version (reason `breaker_open`); without this, such requests are refused.
+   */
+  readonly review?: ReviewRouting | undefined;
 }
 
 /** The decision pipeline: validate → infer (batched, worker threads) → decide → record. */
@@ -199,8 +251,10 @@ export function createDecisionPipeline(
   observer: PipelineObserver = {},
   router: Router = registryRouter(registry),
   offThread?: OffThreadExplainer,
-  review?: ReviewRouting,
+  options: PipelineOptions = {},
 ): DecisionPipeline {
+  const gate = options.breakers;
+  const review = options.review;
   const shadows = new Set<Promise<void>>();
   /**
    * Score the served instances with the shadow candidate and record each answer as a `shadow` record that
@@ -326,6 +380,38 @@ export function createDecisionPipeline(
       const routes = request.instances.map((instance) =>
         router(request.model, request.version, routingKey(instance)),
       );
+      // The circuit breakers: serve, probe, answer from a fallback version, send to review, or refuse.
+      const notes: (Readonly<Record<string, unknown>> | undefined)[] = routes.map(() => undefined);
+      /** Instances an open breaker sends to human review: the model still scores them, a reviewer decides. */
+      const breakerHolds: boolean[] = routes.map(() => false);
+      if (gate !== undefined) {
+        const verdicts = routes.map((route, i) =>
+          gate.admit(route.model, routingKey(request.instances[i]!).key ?? `${request.requestId}#${i}`),
+        );
+        const ids = request.instances.map((instance) => (validKey(instance.id) ? instance.id : undefined));
+        for (let i = 0; i < verdicts.length; i++) {
+          const verdict = verdicts[i]!;
+          if (verdict.action === "refuse")
+            return reject(routes[i]!.model, rejection(request, ids), verdict.error);
+          if (verdict.action === "human_review") {
+            if (review === undefined) {
+              return reject(
+                routes[i]!.model,
+                rejection(request, ids),
+                reviewUnavailable(routes[i]!.model, verdict),
+              );
+            }
+            notes[i] = { action: "human_review", ...verdict.breaker };
+            breakerHolds[i] = true;
+          } else if (verdict.action === "fallback_version") {
+            notes[i] = { action: "fallback_version", ...verdict.breaker };
+            routes[i] = { ...routes[i]!, model: verdict.model, shadow: undefined };
+          } else if (verdict.probe) {
+            notes[i] = { action: "probe", state: "half_open", version: routes[i]!.model.manifest.version };
+          }
+        }
+      }
+      const instances = request.instances;
       const problems: FieldProblem[] = [];
       const valid: ValidInstance[] = [];
       const clientIds: (string | undefined)[] = [];
@@ -414,7 +500,10 @@ export function createDecisionPipeline(
                 rows[i] = results[j]!;
               });
             },
-            (error: unknown) => Promise.reject({ model, error }),
+            (error: unknown) => {
+              if (isModelFailure(error)) gate?.failed(model, indices.length);
+              return Promise.reject({ model, error });
+            },
           ),
       );
       // Refusals (queue full, timeout) of a model's batcher or explainer thread are recorded; a model failure is
@@ -468,11 +557,13 @@ export function createDecisionPipeline(
         }
       }
       // Held for human review? Decided before anything is recorded, so the entry says so in the hash chain.
-      const holds = valid.map((instance, i) =>
-        review === undefined
-          ? []
-          : review.route(routes[i]!.model, instance.row, outcomes[i]!.score, outcomes[i]!.decision),
-      );
+      const holds = valid.map((instance, i) => {
+        const reasons =
+          review === undefined
+            ? []
+            : review.route(routes[i]!.model, instance.row, outcomes[i]!.score, outcomes[i]!.decision);
+        return breakerHolds[i] && !reasons.includes("breaker_open") ? [...reasons, "breaker_open"] : reasons;
+      });
       const latency = roundMs(performance.now() - request.receivedAt);
       const results: DecisionResult[] = [];
       const entries: LedgerEntry[] = [];
@@ -487,13 +578,15 @@ export function createDecisionPipeline(
         const manifest = route.model.manifest;
         const decisionId = decisionIds[i]!;
         const clientId = clientIds[i];
-        const subjectId = request.instances[i]!.subject_id as string | undefined;
+        const subjectId = instances[i]!.subject_id as string | undefined;
+        const note = notes[i];
         const sealed = recordedSubject(manifest, instance.subject, rows[i]!.task?.sealed);
         const explanation = explanations[i];
         vaultRows.push(sealed?.vaultJson);
         // Keys in sorted order: the ledger's canonical JSON then needs no sort.
         const body: Record<string, unknown> = {
           batch_size: rows[i]!.batchSize,
+          ...(note !== undefined ? { breaker: note } : {}),
           ...(clientId !== undefined ? { client_id: clientId } : {}),
           decision: outcome.decision,
           deployment: route.deployment,
@@ -523,7 +616,7 @@ export function createDecisionPipeline(
         });
         if (route.shadow !== undefined) {
           const list = shadowed.get(route.shadow) ?? [];
-          list.push({ instance: request.instances[i]!, decisionId, version: manifest.version });
+          list.push({ instance: instances[i]!, decisionId, version: manifest.version });
           shadowed.set(route.shadow, list);
         }
         const held = holds[i]!.length > 0;
@@ -537,6 +630,7 @@ export function createDecisionPipeline(
           // A held decision's final answer is the reviewer's: the model's is provisional (in the ledger only).
           decision: held ? null : outcome.decision,
           latency_ms: latency,
+          ...(note !== undefined ? { breaker: note } : {}),
           // The principal reasons of an adverse decision (ECOA/Reg B); a favourable one's explanation is recorded.
           ...(!held && explanation?.reasons !== undefined && explanation.adverse === true
             ? { reasons: explanation.reasons.map(reasonSummary) }
@@ -568,9 +662,47 @@ export function createDecisionPipeline(
           observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score);
         });
       }
+      if (gate !== undefined) {
+        valid.forEach((instance, i) => {
+          gate.served(routes[i]!.model, instance.row, outcomes[i]!);
+        });
+      }
       return results;
     },
   };
+}
+
+/** Whether a batcher's refusal is the model failing to answer (the breaker's `error_rate`), not back-pressure. */
+function isModelFailure(error: unknown): boolean {
+  if (!(error instanceof WardenError)) return true;
+  return (
+    error.code === "WARDEN_ERR_INFERENCE_FAILED" ||
+    error.code === "WARDEN_ERR_TIMEOUT" ||
+    error.code === "WARDEN_ERR_MODEL_NOT_READY"
+  );
+}
+
+/** An open breaker whose fallback is human review, where no review queue is wired. */
+function reviewUnavailable(
+  model: LoadedModel,
+  verdict: Extract<BreakerVerdict, { action: "human_review" }>,
+): WardenError {
+  const m = model.manifest;
+  return new WardenError(
+    "WARDEN_ERR_BREAKER_OPEN",
+    `the circuit breaker of model ${m.name} ${m.version} is ${verdict.breaker.state.replace("_", "-")} (${verdict.breaker.rule}) and its fallback is human review, which is not available on this server`,
+    {
+      retryAfterSeconds: verdict.retryAfterSeconds,
+      details: [
+        {
+          field: "version",
+          expected: "a model version whose circuit breaker is closed",
+          found: `${m.name} ${m.version}: ${verdict.breaker.state} (${verdict.breaker.rule}); fallback human_review, no review queue`,
+          fix: `retry after ${verdict.retryAfterSeconds} s, ask an operator (GET /v1/models/${m.name}/versions/${m.version}/breaker), or use policy.breaker.fallback refuse or fallback_version until human review is available`,
+        },
+      ],
+    },
+  );
 }
 
 /** How one instance is explained: not at all, inline on the model's worker, or off its thread afterwards. */

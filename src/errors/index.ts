@@ -41,6 +41,10 @@ export const ERRORS = {
   WARDEN_ERR_TIMEOUT: { status: 504, message: "The request waited longer than its timeout" },
   WARDEN_ERR_MODEL_NOT_READY: { status: 503, message: "The model is not ready" },
   WARDEN_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down" },
+  WARDEN_ERR_BREAKER_OPEN: {
+    status: 503,
+    message: "The model version's circuit breaker is open and its fallback cannot answer",
+  },
   WARDEN_ERR_INFERENCE_FAILED: { status: 500, message: "The model failed to run" },
   WARDEN_ERR_INTERNAL: { status: 500, message: "Internal error" },
   WARDEN_ERR_MANIFEST_INVALID: { status: 500, message: "The model manifest is invalid" },

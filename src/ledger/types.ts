@@ -12,6 +12,9 @@
  *   deleted or changed; this one says what was removed beside them.
  * - `review`: a human reviewer's judgement of an earlier decision held for review (points to it): the final
  *   decision when `final` is true, otherwise the first of two (four-eyes) or a disagreement.
+ * - `breaker`: a model version's circuit breaker changed state (closed, open, half-open): the rule that
+ *   tripped or the cause (cool-down, healthy probes, an operator's stop or resume with actor and reason),
+ *   the signals' values and the threshold crossed.
  */
 export const RECORD_KINDS = [
   "decision",
@@ -22,6 +25,7 @@ export const RECORD_KINDS = [
   "shadow",
   "retention",
   "review",
+  "breaker",
 ] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 

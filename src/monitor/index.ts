@@ -3,8 +3,10 @@
  * testing and the dataset verdict (`multiple-testing.ts`), mergeable summaries (`sketch.ts`, `sketch-counts.ts`),
  * sliding windows of them (`window.ts`), and binary performance, realised and label-free
  * (`performance.ts`, `performance-summary.ts`), a model version's reference profile (`profile.ts`) and the
- * per-request anomaly score fitted with it (`anomaly.ts`); circuit breakers driven by them (`breaker.ts`).
+ * per-request anomaly score fitted with it (`anomaly.ts`); circuit breakers driven by them (`breaker.ts`); alerts as episodes and their Alertmanager payload
+ * (`alerts.ts`).
  */
+export * from "./alerts.js";
 export * from "./anomaly.js";
 export * from "./breaker.js";
 export * from "./drift.js";

@@ -95,10 +95,11 @@ export interface LiveMonitor {
   /** Use this profile from now on (null: none). */
   setProfile(profile: ReferenceProfile | null): void;
   /**
-   * Whether the profile's Isolation Forest finds one encoded row anomalous (false without a profile). One
-   * forest score: O(trees × depth). Used per request by human review (`policy.review.anomalies`).
+   * Whether the profile's Isolation Forest finds this encoded row anomalous (undefined without a profile):
+   * one forest score, O(trees · depth). Used per request by human review (`policy.review.anomalies`) and by
+   * the circuit breaker's `anomaly_rate`.
    */
-  anomalous(row: ArrayLike<number>): boolean;
+  isAnomalous(row: ArrayLike<number>): boolean | undefined;
 }
 
 /** The decisions of one window, latest first, as {@link computeReport} takes them. */
@@ -197,8 +198,9 @@ export function createLiveMonitor(
       cachedTime = undefined;
     },
     setProfile,
-    anomalous(row) {
-      return forest !== null && row.length === width && forest.isAnomalous(forest.score(row));
+    isAnomalous(row) {
+      if (forest === null || row.length !== width) return undefined;
+      return forest.isAnomalous(forest.score(row));
     },
     profile: () => profile,
     changes: () => changes,

@@ -34,9 +34,9 @@ test("routing rules: all, the borderline band (inclusive), anomalies and open br
   assert.deepEqual(reviewReasons(quiet, model, row, 0.5, context), []);
 });
 
-test("the live monitor's anomaly flag is false without a reference profile", () => {
+test("the live monitor has no anomaly flag without a reference profile", () => {
   const monitor = createLiveMonitor(manifest.modelFeatures);
-  assert.equal(monitor.anomalous(row), false);
+  assert.equal(monitor.isAnomalous(row), undefined);
 });
 
 const decision = (seq: number, inputs: Record<string, unknown>, decided = "good"): LedgerRecord => ({

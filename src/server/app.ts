@@ -16,8 +16,11 @@ import type { LedgerRecord } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
 import { createReviewService, type ReviewService } from "../review/index.js";
+import { type AlertSink, createAlertSink } from "./alert-sink.js";
+import { type Breakers, createBreakers } from "./breakers.js";
 import { toWardenError } from "./errors.js";
 import type { WardenMetrics } from "./metrics.js";
+import { registerBreakerMetrics, registerBreakerRoutes } from "./routes-breakers.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
 import { registerDeploymentRoutes } from "./routes-deployments.js";
 import { registerExplanationRoutes } from "./routes-explanations.js";
@@ -55,6 +58,11 @@ export interface AppDependencies {
   readonly canRevealSubject?: (request: FastifyRequest) => boolean;
   /** Human review: the clock (tests inject one), how often SLAs are checked, and the breakers' state. */
   readonly review?: ReviewOptions;
+  /**
+   * The clock of circuit breakers, alerts and (unless `review.now` is given) human review, milliseconds since
+   * the epoch; `Date.now` by default.
+   */
+  readonly now?: () => number;
 }
 
 /** Options of the human review queue. */
@@ -64,8 +72,8 @@ export interface ReviewOptions {
   /** How often overdue items are looked for, in milliseconds (default 30 s). */
   readonly slaCheckIntervalMs?: number;
   /**
-   * Whether a model version's circuit breaker is open: its decisions are then held for review (where its
-   * `policy.review.breaker_open` is not false). Default: never.
+   * Whether a model version's circuit breaker is not closed: its decisions are then held for review (where
+   * its `policy.review.breaker_open` is not false). Default: the server's circuit breakers say.
    */
   readonly breakerOpen?: (model: string, version: string) => boolean;
 }
@@ -76,6 +84,10 @@ declare module "fastify" {
     wardenRoutes: readonly string[];
     /** Resolves once every shadow score started so far is recorded (or has failed). */
     wardenShadowsSettled: () => Promise<void>;
+    /** Where alerts are raised (logged and sent to the configured webhooks). */
+    wardenAlerts: AlertSink;
+    /** The circuit breakers of the loaded model versions. */
+    wardenBreakers: Breakers;
   }
   interface FastifyRequest {
     /** Model name and version for metrics labels, set once the model is known to exist. */
@@ -177,15 +189,34 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       return result as ExplanationRecord[];
     },
   };
-  // Human review: the queue (review.sqlite), its routing hook in the pipeline, escalations logged.
+  const now = deps.now ?? Date.now;
+  const alertConfig = deps.config.alerts ?? { webhooks: [], backoff_ms: 500, anomaly_rate: 0.1 };
+  const alerts = createAlertSink(alertConfig, { logger: app.log, now });
+  const breakers = createBreakers({
+    registry: deps.registry,
+    ledger: deps.ledger,
+    monitors,
+    alerts,
+    now,
+    anomalyRate: alertConfig.anomaly_rate,
+    logger: app.log,
+  });
+  registerBreakerMetrics(deps.metrics.registry, () => deps.registry.list(), breakers);
+  // Transitions are journaled and queued notifications get a moment to leave before the server stops.
+  app.addHook("onClose", async () => {
+    await breakers.settled();
+    await alerts.close();
+  });
+  // Human review: the queue (review.sqlite), its routing hook in the pipeline, escalations as alerts.
   const review: ReviewService = createReviewService({
     dataDir: deps.config.data_dir,
     ledger: deps.ledger,
     manifestOf: (model, version) =>
       deps.registry.versions(model).find((m) => m.manifest.version === version)?.manifest,
-    ...(deps.review?.now ? { now: deps.review.now } : {}),
+    now: deps.review?.now ?? now,
   });
-  review.events.on("alert", (alert) => app.log.warn({ alert }, `review escalation: ${alert.name}`));
+  // Escalations (overdue items, four-eyes disagreements) go out as alerts: logged and sent to the webhooks.
+  review.events.on("alert", (alert) => alerts.emit(alert));
   review.events.on("problem", (error) => app.log.error({ err: error }, "review queue"));
   registerReviewMetrics(deps.metrics.registry, review);
   // Held decisions and appeals that a crash kept out of the queue come in from the ledger.
@@ -215,10 +246,18 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     },
     deps.deployments ? (model, version, key) => deps.deployments!.route(model, version, key) : undefined,
     offThreadExplainer,
-    review.routing({
-      anomalous: (model, row) => monitors.of(model).anomalous(row),
-      ...(deps.review?.breakerOpen ? { breakerOpen: deps.review.breakerOpen } : {}),
-    }),
+    {
+      breakers,
+      review: review.routing({
+        anomalous: (model, row) => monitors.of(model).isAnomalous(row) === true,
+        breakerOpen:
+          deps.review?.breakerOpen ??
+          ((name, version) => {
+            const model = deps.registry.versions(name).find((m) => m.manifest.version === version);
+            return model !== undefined && breakers.view(model).state !== "closed";
+          }),
+      }),
+    },
   );
 
   await app.register(swagger, {
@@ -243,6 +282,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   app.decorate("wardenRoutes", routes);
   app.decorate("wardenShadowsSettled", () => pipeline.shadowsSettled());
+  app.decorate("wardenAlerts", alerts);
+  app.decorate("wardenBreakers", breakers);
   app.decorateRequest("wardenStart", 0);
   // Hooks in callback style: this runs for every request, and async hooks each cost a promise.
   // Draining: new requests on open connections get 503 at once, and answers to requests still in flight ask
@@ -309,13 +350,22 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     return reply.status(404).send(error.toJSON());
   });
 
-  const context = { ...deps, pipeline, monitors, review, isReady: deps.isReady ?? (() => true) };
+  const context = {
+    ...deps,
+    pipeline,
+    monitors,
+    review,
+    breakers,
+    alerts,
+    isReady: deps.isReady ?? (() => true),
+  };
   registerOipRoutes(app, context);
   registerDecisionRoutes(app, context);
   registerFeedbackRoutes(app, context);
   registerExplanationRoutes(app, context);
   registerMonitoringRoutes(app, context);
   registerReviewRoutes(app, context);
+  registerBreakerRoutes(app, context);
   if (deps.deployments) registerDeploymentRoutes(app, { ...context, deployments: deps.deployments });
 
   app.get(
@@ -337,5 +387,7 @@ export type RouteContext = AppDependencies & {
   readonly pipeline: DecisionPipeline;
   readonly monitors: LiveMonitors;
   readonly review: ReviewService;
+  readonly breakers: Breakers;
+  readonly alerts: AlertSink;
   readonly isReady: () => boolean;
 };

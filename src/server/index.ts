@@ -1,3 +1,4 @@
+export { type AlertSink, createAlertSink } from "./alert-sink.js";
 export {
   type AppDependencies,
   buildApp,
@@ -6,6 +7,7 @@ export {
   SERVER_NAME,
   SERVER_VERSION,
 } from "./app.js";
+export { type Breakers, type BreakerView, createBreakers, DRIFT_CHECK_EVERY } from "./breakers.js";
 export { toWardenError } from "./errors.js";
 export { createMetrics, type WardenMetrics } from "./metrics.js";
 export { modelSummary } from "./routes-decisions.js";

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Manifest } from "../config/index.js";
 import type { DecisionResult, InstanceInput } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
@@ -68,11 +68,25 @@ const DecisionResultSchema = {
     version: { type: "string" },
     score: {
       type: "number",
-      description: "Binary: P(positive label); multiclass: P(decided class); regression: the value",
+      nullable: true,
+      description:
+        "Binary: P(positive label); multiclass: P(decided class); regression: the value; null when sent to human review",
     },
     probabilities: { type: "object", additionalProperties: { type: "number" } },
     decision: { type: "string", nullable: true },
     latency_ms: { type: "number" },
+    breaker: {
+      type: "object",
+      additionalProperties: true,
+      description:
+        "Set when a circuit breaker changed who answers: action fallback_version (answered by this version instead of the routed one, named with its state and rule), probe (a half-open breaker's probe) or human_review",
+    },
+    review: {
+      type: "object",
+      additionalProperties: true,
+      description:
+        "Sent to human review by an open breaker: status pending_review and the review id; no decision yet",
+    },
     reasons: {
       type: "array",
       items: ReasonSchema,
@@ -207,6 +221,7 @@ export function bodyCases<C, B extends { readonly instances?: C[] | undefined; r
 export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const decide = async (
     request: FastifyRequest<{ Params: { model: string; version?: string }; Body: DecisionBodyType }>,
+    reply: FastifyReply,
   ) => {
     const { model, version } = request.params;
     const loaded = ctx.registry.get(model, version);
@@ -244,6 +259,8 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       fieldPrefix: batch ? (i) => `instances[${i}].` : () => "",
       explain: body.explain,
     });
+    // Cases sent to human review by an open breaker are accepted, not decided.
+    if (results.length > 0 && results.every((r) => r.review !== undefined)) void reply.status(202);
     return batch ? { decisions: results } : (results[0] as DecisionResult);
   };
 
@@ -253,6 +270,16 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
     params: withVersion ? pathParams("model", "version") : pathParams("model"),
     body: DecisionBody,
     response: {
+      202: {
+        description:
+          "Every case was sent to human review by an open circuit breaker (review.status pending_review)",
+        type: "object",
+        additionalProperties: true,
+        properties: {
+          ...DecisionResultSchema.properties,
+          decisions: { type: "array", items: DecisionResultSchema },
+        },
+      },
       200: {
         description: "One decision (single case) or { decisions: [...] } (instances)",
         type: "object",

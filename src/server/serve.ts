@@ -20,6 +20,7 @@ import {
   type DeploymentManager,
   type ModelRegistry,
 } from "../registry/index.js";
+import type { AlertSink } from "./alert-sink.js";
 import { buildApp, type ReviewOptions } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
 
@@ -37,6 +38,8 @@ export interface RunningServer {
   readonly metrics: WardenMetrics;
   /** Subject keys and the subject vault (`<data_dir>/vault.sqlite`). */
   readonly privacy: SubjectProtection;
+  /** Where alerts are raised: `emit({name, severity, labels, annotations, startsAt})`, `fire`, `resolve`. */
+  readonly alerts: AlertSink;
   /** `http://host:port` actually bound. */
   readonly url: string;
   /**
@@ -61,6 +64,8 @@ export async function startServer(
     canRevealSubject?: (request: FastifyRequest) => boolean;
     /** Human review: clock, SLA check interval, circuit breakers' state. */
     review?: ReviewOptions;
+    /** The clock of circuit breakers and alerts (tests move it); `Date.now` by default. */
+    now?: () => number;
   } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
@@ -150,6 +155,7 @@ export async function startServer(
       privacy,
       ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
       ...(options.review ? { review: options.review } : {}),
+      ...(options.now ? { now: options.now } : {}),
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
       isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
     });
@@ -195,6 +201,7 @@ export async function startServer(
     writer,
     metrics,
     privacy,
+    alerts: runningApp.wardenAlerts,
     url,
     close() {
       closing ??= (async () => {

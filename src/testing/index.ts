@@ -57,6 +57,7 @@ export async function startTestServer(
     logger?: Logger;
     canRevealSubject?: (request: FastifyRequest) => boolean;
     review?: ReviewOptions;
+    now?: () => number;
   } = {},
 ): Promise<RunningServer & { dataDir: string; stop: () => Promise<void> }> {
   const dir = tempDir("server");
@@ -74,6 +75,7 @@ export async function startTestServer(
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
     ...(options.review ? { review: options.review } : {}),
+    ...(options.now ? { now: options.now } : {}),
   });
   return Object.assign(server, {
     dataDir: dir.path,
@@ -129,3 +131,4 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   for await (const item of items) all.push(item);
   return all;
 }
+export { startWebhookReceiver, type WebhookReceiver } from "./webhook.js";
