@@ -91,7 +91,7 @@ function countDecisions(dataDir: string): number {
 }
 
 /** Single-instance decision bodies from the demo holdout, only rows the manifest accepts. */
-function decisionRequests(manifest: Manifest): LoadRequest[] {
+export function decisionRequests(manifest: Manifest): LoadRequest[] {
   const path = `/v1/models/${manifest.name}/decisions`;
   return holdoutInstances(manifest)
     .filter((row) => validateInstance(manifest, row.features, row.subject, "").instance !== undefined)
@@ -117,7 +117,7 @@ async function baselineScenario(manifest: Manifest): Promise<Scenario> {
  * A copy of the XGBoost demo manifest in `dir` that explains only decisions that ask (none do here): the same
  * artifact, reference rows and high-risk tier, with `policy.explanations.when: on_request`. Returns its path.
  */
-function explanationsOff(dir: string): string {
+export function explanationsOff(dir: string): string {
   const manifest = loadManifest(DEMO_XGB);
   return demoCopy(dir, {
     version: manifest.version,

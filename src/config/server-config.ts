@@ -89,6 +89,16 @@ export const ServerConfigSchema = T.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    monitoring: T.Object(
+      {
+        live: T.Boolean({
+          default: true,
+          description:
+            "true or false: whether decisions feed the live monitors (drift, anomaly rate, performance); false turns them off for this server (the breakers' confidence, error-rate and anomaly signals stay; their drift signal and the monitor routes then see no decisions)",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     alerts: T.Object(
       {
         webhooks: T.Array(

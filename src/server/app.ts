@@ -235,7 +235,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     deps.registry,
     deps.ledger,
     {
-      onDecided: (model, row, score) => monitors.decided(model, row, score),
+      ...(deps.config.monitoring.live
+        ? { onDecided: (model, row, score) => monitors.decided(model, row, score) }
+        : {}),
       onRejected: (model, reason) =>
         deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
       onShadowError: (model, error) =>
