@@ -189,6 +189,7 @@ export async function ledgerMonitorReport(
   });
   const report = rangeReport(features, ranged, {
     profile,
+    task: manifest.task,
     ...(binary ? { threshold: manifest.output.threshold } : {}),
   });
   return {

@@ -3,7 +3,13 @@ import { test } from "node:test";
 import { readReferenceRows } from "../explain/reference-stats.js";
 import { xgboostScorer } from "../testing/demo-scorer.js";
 import { DEMO_XGB, HOLDOUT_CSV, loadManifest } from "../testing/index.js";
-import { ksTwoSample } from "./drift.js";
+import {
+  jensenShannonDistance,
+  ksTwoSample,
+  normalizedWasserstein,
+  populationStabilityIndex,
+  psiNumeric,
+} from "./drift.js";
 import { createLiveMonitor, MIN_DRIFT_OBSERVATIONS, poolSparse } from "./live.js";
 import { buildReferenceProfile } from "./profile.js";
 
@@ -62,6 +68,27 @@ test("traffic from the reference population: no dataset drift, few anomalies, te
   assert.equal(got.test, "ks");
   assert.equal(got.statistic, expected.statistic);
   assert.equal(got.p_value, expected.pValue);
+  // Beside the test: Evidently's normalised Wasserstein and the PSI on the reference's deciles.
+  const sample = profiled.kind === "numeric" ? profiled.sample.values : [];
+  assert.equal(got.wasserstein_normalized, normalizedWasserstein(sample, values));
+  assert.equal(got.psi, psiNumeric(sample, values));
+  assert.ok(got.wasserstein_normalized! < 0.1 && got.psi < 0.1, "the same population: below the thresholds");
+  // Categories: Jensen–Shannon and PSI over the profile's counts (missing as a category) and the window's.
+  const home = column("Home");
+  const homeProfile = p.features[home]!;
+  assert.equal(homeProfile.kind, "discrete");
+  if (homeProfile.kind === "discrete") {
+    const levels = Object.keys(homeProfile.counts.counts);
+    const reference = [...levels.map((l) => homeProfile.counts.counts[l]!), homeProfile.counts.missing];
+    const seen = new Array<number>(levels.length + 1).fill(0);
+    for (let r = 0; r < freshRows; r++) {
+      const v = fresh[r * width + home]!;
+      seen[Number.isNaN(v) ? levels.length : v]! += 1;
+    }
+    const drift = report.features[home]!.drift!;
+    assert.equal(drift.jensen_shannon, jensenShannonDistance(reference, seen));
+    assert.equal(drift.psi, populationStabilityIndex(reference, seen));
+  }
   // The forest's threshold is the reference's 99th percentile: fresh rows of the same population rarely pass it.
   assert.ok(
     report.anomaly_rate !== null && report.anomaly_rate < 0.05,
@@ -91,6 +118,8 @@ test("a shifted copy drifts on the shifted features, and the dataset verdict say
   assert.equal(report.dataset!.drifted, true);
   assert.ok(report.dataset!.reasons.includes("bonferroni"));
   assert.ok(report.score.drift!.drifted, "the scores moved too");
+  const amountDrift = report.features[amount]!.drift!;
+  assert.ok(amountDrift.wasserstein_normalized! > 0.1 && amountDrift.psi > 0.2, JSON.stringify(amountDrift));
 });
 
 test("without a profile, or before enough decisions, it reports rates but no drift", async () => {
@@ -193,4 +222,20 @@ test("the time window reports the decisions of its span, expires them by the clo
   assert.equal(burst.window, 300);
   assert.equal(burst.window_capped, true);
   assert.throws(() => createLiveMonitor(features, { timeWindowMs: 0 }), /timeWindowMs/);
+});
+
+test("the mean confidence is the probability of the class decided: max(p, 1 − p) for binary, the score for multiclass", () => {
+  const row = fresh.subarray(0, width);
+  const binary = createLiveMonitor(features, { task: "binary" });
+  const multiclass = createLiveMonitor(features, { task: "multiclass" });
+  const regression = createLiveMonitor(features, { task: "regression" });
+  for (const p of [0.2, 0.9, 0.5]) {
+    binary.observe(row, p);
+    multiclass.observe(row, p);
+    regression.observe(row, p);
+  }
+  assert.ok(Math.abs(binary.report().score.mean_confidence! - (0.8 + 0.9 + 0.5) / 3) < 1e-15);
+  assert.ok(Math.abs(multiclass.report().score.mean_confidence! - (0.2 + 0.9 + 0.5) / 3) < 1e-15);
+  assert.equal(regression.report().score.mean_confidence, null);
+  assert.equal(createLiveMonitor(features, { task: "binary" }).report().score.mean_confidence, null);
 });

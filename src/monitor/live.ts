@@ -8,7 +8,14 @@
  */
 import type { FeatureSpec } from "../config/index.js";
 import { type IsolationForest, isolationForestFromJSON } from "./anomaly.js";
-import { chiSquaredGoodnessOfFit, ksTwoSample } from "./drift.js";
+import {
+  chiSquaredGoodnessOfFit,
+  jensenShannonDistance,
+  ksTwoSample,
+  normalizedWasserstein,
+  populationStabilityIndex,
+  psiNumeric,
+} from "./drift.js";
 import { type DatasetDriftVerdict, DEFAULT_ALPHA, datasetDriftVerdict } from "./multiple-testing.js";
 import type { ReferenceProfile } from "./profile.js";
 
@@ -33,10 +40,17 @@ export interface FeatureReport {
   readonly out_of_range_rate: number;
   /** Against the profile; absent without one, or with too few decisions. */
   readonly drift?: {
+    /** The test that decides `drifted` (after the dataset's multiple-testing correction, see `dataset`). */
     readonly test: "ks" | "chi2";
     readonly statistic: number;
     readonly p_value: number;
     readonly drifted: boolean;
+    /** Numbers: Wasserstein-1 over the reference's standard deviation (Evidently's; drift from 0.1). */
+    readonly wasserstein_normalized?: number;
+    /** Categories: Jensen–Shannon distance, natural logarithm (Evidently's; drift from 0.1). */
+    readonly jensen_shannon?: number;
+    /** Population stability index (reference deciles for numbers, categories for the others; 0.1 moderate, 0.2 significant). */
+    readonly psi: number;
   };
 }
 
@@ -66,6 +80,11 @@ export interface MonitorReport {
   readonly features: readonly FeatureReport[];
   readonly score: {
     readonly mean: number | null;
+    /**
+     * Mean confidence: the probability of the class decided (binary: max(p, 1 − p) of the score p; multiclass:
+     * the score itself); null for regression models or an empty window.
+     */
+    readonly mean_confidence: number | null;
     readonly drift?: { readonly statistic: number; readonly p_value: number; readonly drifted: boolean };
   };
   /** Share of the window's rows at or above the profile's anomaly threshold (null without a profile). */
@@ -111,6 +130,8 @@ export interface WindowSnapshot {
   /** Decisions observed since start. */
   readonly observed: number;
   readonly alpha: number;
+  /** The model's task, for the mean confidence (none: not reported). */
+  readonly task?: "binary" | "multiclass" | "regression" | undefined;
   readonly window: Pick<MonitorReport, "window_kind" | "window_size" | "window_span_s" | "window_capped">;
 }
 
@@ -124,6 +145,8 @@ export interface LiveMonitorOptions {
   readonly timeWindowCapacity?: number;
   readonly profile?: ReferenceProfile | null;
   readonly alpha?: number;
+  /** The model's task: binary and multiclass reports give the mean confidence. */
+  readonly task?: "binary" | "multiclass" | "regression";
   /** The clock, ms since the epoch. Default Date.now. */
   readonly now?: () => number;
 }
@@ -148,6 +171,7 @@ export function createLiveMonitor(
     throw new RangeError(`timeWindowCapacity must be a whole number, got ${capacity}`);
   const now = options.now ?? Date.now;
   const alpha = options.alpha ?? DEFAULT_ALPHA;
+  const task = options.task;
   const width = features.length;
   const rows = new Float64Array(capacity * width);
   const scores = new Float64Array(capacity);
@@ -232,7 +256,7 @@ export function createLiveMonitor(
 
   function countSnapshot(): WindowSnapshot {
     const n = Math.min(size, filled);
-    return { ...copy(n), n, observed, alpha, window: { window_kind: "count", window_size: size } };
+    return { ...copy(n), n, observed, alpha, task, window: { window_kind: "count", window_size: size } };
   }
 
   /** The time window's snapshot, and until when it stays the same if nothing is observed. */
@@ -246,6 +270,7 @@ export function createLiveMonitor(
       n,
       observed,
       alpha,
+      task,
       window: {
         window_kind: "time",
         window_size: capacity,
@@ -297,7 +322,14 @@ export function computeReport(
       const ks = ksTwoSample(present, reference.sample.values);
       return {
         ...base,
-        drift: { test: "ks", statistic: ks.statistic, p_value: ks.pValue, drifted: ks.pValue < alpha },
+        drift: {
+          test: "ks",
+          statistic: ks.statistic,
+          p_value: ks.pValue,
+          drifted: ks.pValue < alpha,
+          wasserstein_normalized: normalizedWasserstein(reference.sample.values, present),
+          psi: psiNumeric(reference.sample.values, present),
+        },
       };
     }
     // Categories (booleans as false/true) in the profile's order, missing as one more.
@@ -311,11 +343,23 @@ export function computeReport(
     const chi = chiSquaredGoodnessOfFit(...poolSparse(seen, expected));
     return {
       ...base,
-      drift: { test: "chi2", statistic: chi.statistic, p_value: chi.pValue, drifted: chi.pValue < alpha },
+      drift: {
+        test: "chi2",
+        statistic: chi.statistic,
+        p_value: chi.pValue,
+        drifted: chi.pValue < alpha,
+        jensen_shannon: jensenShannonDistance(expected, seen),
+        psi: populationStabilityIndex(expected, seen),
+      },
     };
   });
   const windowScores = Array.from(scores);
   const mean = n === 0 ? null : windowScores.reduce((a, b) => a + b, 0) / n;
+  const task = snapshot.task;
+  const meanConfidence =
+    n === 0 || task === undefined || task === "regression"
+      ? null
+      : windowScores.reduce((a, p) => a + (task === "binary" ? Math.max(p, 1 - p) : p), 0) / n;
   let scoreDrift: MonitorReport["score"]["drift"];
   if (enough && profile!.score.sample.values.length > 0) {
     const ks = ksTwoSample(windowScores, profile!.score.sample.values);
@@ -344,7 +388,7 @@ export function computeReport(
             rows: profile.provenance.rows,
           },
     features: reports,
-    score: { mean, ...(scoreDrift ? { drift: scoreDrift } : {}) },
+    score: { mean, mean_confidence: meanConfidence, ...(scoreDrift ? { drift: scoreDrift } : {}) },
     anomaly_rate: anomalyRate,
     dataset: enough
       ? datasetDriftVerdict(

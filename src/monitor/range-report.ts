@@ -72,6 +72,8 @@ export interface RangeReportOptions {
   /** Binary models: the policy threshold on the score. Absent: no performance section. */
   readonly threshold?: number;
   readonly alpha?: number;
+  /** The model's task, for the mean confidence. */
+  readonly task?: "binary" | "multiclass" | "regression";
 }
 
 /**
@@ -85,6 +87,7 @@ export function rangeReport(
   const monitor = createLiveMonitor(features, {
     window: Math.max(1, decisions.length),
     profile: options.profile,
+    ...(options.task !== undefined ? { task: options.task } : {}),
     ...(options.alpha !== undefined ? { alpha: options.alpha } : {}),
   });
   for (const d of decisions) monitor.observe(d.row, d.score);

@@ -76,7 +76,10 @@ export function createLiveMonitors(dataDir: string, onProblem: (message: string)
   const of = (model: LoadedModel): LiveMonitor => {
     let monitor = monitors.get(model);
     if (monitor === undefined) {
-      monitor = createLiveMonitor(model.manifest.modelFeatures, { profile: storedProfile(model) });
+      monitor = createLiveMonitor(model.manifest.modelFeatures, {
+        profile: storedProfile(model),
+        task: model.manifest.task,
+      });
       monitors.set(model, monitor);
     }
     return monitor;
