@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, {
   type FastifyBaseLogger,
@@ -200,6 +201,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     now,
     anomalyRate: alertConfig.anomaly_rate,
     logger: app.log,
+    stopsFile: join(deps.config.data_dir, "breaker-stops.json"),
   });
   registerBreakerMetrics(deps.metrics.registry, () => deps.registry.list(), breakers);
   // Transitions are journaled and queued notifications get a moment to leave before the server stops.

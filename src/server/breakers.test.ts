@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { validateInstance } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
-import { type LedgerRecord, verifyLedgerAt } from "../ledger/index.js";
+import { type LedgerRecord, openLedgerReader, verifyLedgerAt } from "../ledger/index.js";
 import type { AlertmanagerPayload } from "../monitor/index.js";
 import {
   collect,
@@ -470,4 +470,54 @@ test("a webhook that never answers does not slow decisions", async () => {
   await h.hook.received(1);
   for (let i = 0; i < 20; i++) assert.equal((await h.decide([holdout[i]!])).status, 200);
   assert.equal(h.hook.bodies.length, 1, "the resolution still waits behind the unanswered firing");
+});
+
+test("an operator's stop survives a restart, and so does the resume", async () => {
+  const dir = tempDir("breaker-restart");
+  cleanups.push(dir.remove);
+  const start = () =>
+    startTestServer({ models: [DEMO_XGB], config: { data_dir: dir.path, alerts: { webhooks: [] } } });
+  const decide = (url: string) =>
+    fetch(`${url}/v1/models/credit-demo/decisions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(holdout[0]),
+    });
+  const admin = (url: string, action: "stop" | "resume", reason: string) =>
+    fetch(`${url}/v1/admin/models/credit-demo/versions/1.0.0/breaker/${action}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-warden-actor": "dana@ops" },
+      body: JSON.stringify({ reason }),
+    });
+  let server = await start();
+  assert.equal((await admin(server.url, "stop", "regulator's request")).status, 200);
+  assert.equal((await decide(server.url)).status, 503);
+  await server.close();
+
+  server = await start();
+  const view = (await (await fetch(`${server.url}/v1/models/credit-demo/versions/1.0.0/breaker`)).json()) as {
+    state: string;
+    stopped_by: { actor: string; reason: string } | null;
+  };
+  assert.equal(view.state, "open");
+  assert.equal(view.stopped_by?.actor, "dana@ops");
+  assert.match(view.stopped_by!.reason, /^regulator's request \(stopped on .*; kept across a restart\)$/);
+  assert.equal((await decide(server.url)).status, 503);
+  assert.equal((await admin(server.url, "resume", "cleared")).status, 200);
+  assert.equal((await decide(server.url)).status, 200);
+  await server.close();
+
+  server = await start();
+  assert.equal((await decide(server.url)).status, 200);
+  // Every stop and resume, the one re-applied at the restart included, is in the ledger, chain intact.
+  await server.close();
+  const reader = openLedgerReader(dir.path);
+  const records = [...reader.scan()].filter((r) => r.kind === "breaker");
+  reader.close();
+  assert.deepEqual(transitions(records), [
+    "closed→open (manual_stop)",
+    "closed→open (manual_stop)",
+    "open→closed (manual_resume)",
+  ]);
+  assert.equal((await verifyLedgerAt({ kind: "sqlite", dataDir: dir.path })).ok, true);
 });

@@ -1,3 +1,5 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 /**
  * The circuit breakers of a server's deployments, one per model version (monitor/breaker.ts holds the state
  * machine; this wires it). Signals come from real traffic: each recorded decision's confidence (the
@@ -108,8 +110,14 @@ export function createBreakers(deps: {
   readonly now: () => number;
   readonly anomalyRate: number;
   readonly logger?: FastifyBaseLogger | undefined;
+  /**
+   * Where operators' stops are kept across restarts (`<data_dir>/breaker-stops.json`); absent: in memory
+   * only. A stopped version stays stopped when the server starts again, until an operator resumes it.
+   */
+  readonly stopsFile?: string | undefined;
 }): Breakers {
   const held = new Map<string, Held>();
+  const stops = readStops(deps.stopsFile, deps.logger);
   const writes = new Set<Promise<unknown>>();
   const keyOf = (m: LoadedModel) => `${m.manifest.name}\u0000${m.manifest.version}`;
 
@@ -128,8 +136,27 @@ export function createBreakers(deps: {
         checking: false,
       };
       held.set(key, h);
+      // An operator's stop outlives the process that took it: applied again (and recorded again) at once.
+      const stop = stops.get(key);
+      if (stop !== undefined) {
+        handle(
+          model,
+          h,
+          h.breaker.stop(
+            stop.actor,
+            `${stop.reason} (stopped on ${stop.at}; kept across a restart)`,
+            deps.now(),
+          ),
+        );
+      }
     }
     return h;
+  };
+  const saveStop = (model: LoadedModel, stop: StopRecord | undefined) => {
+    const key = keyOf(model);
+    if (stop === undefined) stops.delete(key);
+    else stops.set(key, stop);
+    writeStops(deps.stopsFile, stops);
   };
 
   const fallbackText = (o: BreakerOptions) =>
@@ -375,6 +402,8 @@ export function createBreakers(deps: {
           },
         );
       }
+      const at = new Date(deps.now()).toISOString();
+      saveStop(model, { model: model.manifest.name, version: model.manifest.version, actor, reason, at });
       await Promise.all(handle(model, h, h.breaker.stop(actor, reason, deps.now())));
       return view(model, h);
     },
@@ -399,6 +428,7 @@ export function createBreakers(deps: {
       }
       // With no rules there is nothing for probes to judge: straight back to closed.
       const target = to ?? (h.configured && h.options.rules.length > 0 ? "half_open" : "closed");
+      saveStop(model, undefined);
       await Promise.all(handle(model, h, h.breaker.resume(actor, reason, deps.now(), { to: target })));
       return view(model, h);
     },
@@ -419,4 +449,52 @@ export function createBreakers(deps: {
       while (writes.size > 0) await Promise.all([...writes]);
     },
   };
+}
+
+/** An operator's stop as kept across restarts. */
+interface StopRecord {
+  readonly model: string;
+  readonly version: string;
+  readonly actor: string;
+  readonly reason: string;
+  /** ISO-8601. */
+  readonly at: string;
+}
+
+/** The stops kept in `file` (none when it is absent); a damaged file is logged and ignored, never half-read. */
+function readStops(file: string | undefined, logger: FastifyBaseLogger | undefined): Map<string, StopRecord> {
+  const stops = new Map<string, StopRecord>();
+  if (file === undefined) return stops;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return stops;
+  }
+  try {
+    const list = JSON.parse(text) as unknown;
+    if (!Array.isArray(list)) throw new Error("not a list");
+    for (const item of list) {
+      const r = item as Partial<StopRecord>;
+      if ([r.model, r.version, r.actor, r.reason, r.at].some((v) => typeof v !== "string"))
+        throw new Error("an entry lacks model, version, actor, reason or at");
+      stops.set(`${r.model}\u0000${r.version}`, r as StopRecord);
+    }
+  } catch (error) {
+    logger?.error(
+      { err: error, file },
+      "the operators' breaker stops cannot be read: no version starts stopped (the ledger keeps every stop)",
+    );
+    return new Map();
+  }
+  return stops;
+}
+
+/** Replace `file` with the stops, whole (written beside it, then renamed over it). */
+function writeStops(file: string | undefined, stops: ReadonlyMap<string, StopRecord>): void {
+  if (file === undefined) return;
+  mkdirSync(dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, `${JSON.stringify([...stops.values()], null, 2)}\n`);
+  renameSync(temporary, file);
 }
