@@ -6,6 +6,11 @@ import { encodeValue, type FeatureValue } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import { type RecordFilter, type SnapshotReader, snapshot } from "../feedback/index.js";
 import {
+  computeReport,
+  LIVE_WINDOWS,
+  type LiveWindow,
+  type MonitorReport,
+  mergeWindowSnapshots,
   type PerformanceFigures,
   profilePath,
   type RangeDecision,
@@ -13,8 +18,9 @@ import {
   type ReferenceProfile,
   rangeReport,
   referenceProfileFromJSON,
+  type WindowSnapshot,
 } from "../monitor/index.js";
-import { type CliIo, choiceOption } from "./index.js";
+import { type CliIo, choiceOption, UsageError } from "./index.js";
 import { checkTimeRange, timeOption, withOutput } from "./ledger-export.js";
 import { addStoreOptions, openRecordSource, type StoreOptions } from "./ledger-proofs.js";
 import { reasonOf } from "./stream-output.js";
@@ -49,7 +55,10 @@ export function monitorCommand(
 ): void {
   const monitor = program
     .command("monitor")
-    .description("Monitoring over the ledger: the live monitors' figures for any past range");
+    .description(
+      "Monitoring beyond one server's window: the live monitors' figures over a ledger range, or over several replicas",
+    );
+  mergeCommand(monitor, io, run);
   addStoreOptions(
     monitor
       .command("report")
@@ -97,8 +106,172 @@ export function monitorCommand(
   );
 }
 
+interface MergeOptions {
+  dataDir: string;
+  profile?: string;
+  window: LiveWindow;
+  format: ReportFormat;
+  out?: string;
+}
+
+/** `warden monitor merge`: one report over the live windows of several replicas of a model version. */
+function mergeCommand(monitor: Command, io: CliIo, run: (action: () => Promise<number>) => void): void {
+  monitor
+    .command("merge")
+    .description(
+      "One live report over several replicas of a model version: fetches each replica's window (GET " +
+        "/v1/models/{m}/versions/{v}/monitor/window), checks that all serve this manifest, puts their decisions " +
+        "together and compares them with the reference profile — the same tests as GET .../monitor, with the " +
+        "power of every replica's traffic at once.",
+    )
+    .argument("<manifest>", "the model version's manifest (YAML)")
+    .argument("<replica...>", "each replica's base URL, e.g. http://10.0.0.5:8080")
+    .option("--window <window>", "count or time", choiceOption("--window", LIVE_WINDOWS), "count")
+    .option("--data-dir <dir>", "where the reference profile is (<data-dir>/profiles/...)", "warden-data")
+    .option("--profile <file>", "the reference profile (default: the data folder's)")
+    .option("--format <format>", "text or json", choiceOption("--format", REPORT_FORMATS), "text")
+    .option("--out <file>", "write here (default: standard output)")
+    .action((manifestPath: string, replicas: string[], options: MergeOptions) =>
+      run(async () => {
+        const urls = replicas.map((r) => replicaUrl(r));
+        const manifest = loadManifest(manifestPath);
+        const profile = readProfile(manifest, options, io);
+        const windows: WindowSnapshot[] = [];
+        for (const url of urls) windows.push(await fetchWindow(url, manifest, options.window));
+        const width = manifest.modelFeatures.length;
+        const report = {
+          model: manifest.name,
+          version: manifest.version,
+          replicas: urls.length,
+          ...computeReport(manifest.modelFeatures, mergeWindowSnapshots(windows, width), profile),
+        };
+        return withOutput(options.out, io, async (output) => {
+          await output.write(
+            options.format === "json" ? `${JSON.stringify(report, null, 2)}\n` : renderMerged(report),
+          );
+          return options.out === undefined ? "" : `wrote ${resolve(options.out)}\n`;
+        });
+      }),
+    );
+}
+
+/** A replica's base URL, checked; the window's path is added to it. */
+function replicaUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(
+      `a replica must be an http:// or https:// URL, e.g. http://10.0.0.5:8080; got ${JSON.stringify(text)}`,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`a replica must be an http:// or https:// URL; got ${JSON.stringify(text)}`);
+  }
+  return url.toString().replace(/\/+$/, "");
+}
+
+/** One replica's window of this manifest's version, checked field by field. */
+async function fetchWindow(base: string, manifest: Manifest, window: LiveWindow): Promise<WindowSnapshot> {
+  const path = `/v1/models/${encodeURIComponent(manifest.name)}/versions/${encodeURIComponent(manifest.version)}/monitor/window?window=${window}`;
+  const fail = (found: string, fix?: string): never => {
+    throw new WardenError("WARDEN_ERR_INPUT_FILE", `${base}: ${found}`, {
+      details: [
+        {
+          field: base,
+          expected: `a Warden replica serving ${manifest.name} ${manifest.version} (this manifest)`,
+          found,
+          ...(fix !== undefined ? { fix } : {}),
+        },
+      ],
+    });
+  };
+  let body: unknown;
+  try {
+    const response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(30_000) });
+    if (!response.ok)
+      fail(
+        `GET ${path} answered ${response.status}`,
+        "check the URL and that the replica serves this version",
+      );
+    body = await response.json();
+  } catch (error) {
+    if (error instanceof WardenError) throw error;
+    fail(`GET ${path} failed: ${reasonOf(error)}`);
+  }
+  const w = body as {
+    manifest_sha256?: unknown;
+    features?: unknown;
+    observed?: unknown;
+    alpha?: unknown;
+    window?: {
+      window_kind?: unknown;
+      window_size?: unknown;
+      window_span_s?: unknown;
+      window_capped?: unknown;
+    };
+    rows?: unknown;
+    scores?: unknown;
+  };
+  if (w.manifest_sha256 !== manifest.manifestSha256)
+    fail(
+      `it serves another manifest of ${manifest.name} ${manifest.version} (sha256 ${String(w.manifest_sha256).slice(0, 12)}…)`,
+      "merge only replicas that serve the same manifest",
+    );
+  const names = manifest.modelFeatures.map((f) => f.name);
+  if (!Array.isArray(w.features) || w.features.join("\u0000") !== names.join("\u0000"))
+    fail("its window lists other features");
+  const rows = Array.isArray(w.rows) ? (w.rows as unknown[]) : fail("its window has no rows");
+  const scores = Array.isArray(w.scores) ? (w.scores as unknown[]) : fail("its window has no scores");
+  if (rows.length !== scores.length) fail(`its window has ${rows.length} rows and ${scores.length} scores`);
+  const width = names.length;
+  const flat = new Float64Array(rows.length * width);
+  rows.forEach((row, i) => {
+    if (!Array.isArray(row) || row.length !== width) fail(`row ${i} of its window is not ${width} values`);
+    (row as unknown[]).forEach((v, j) => {
+      if (v !== null && typeof v !== "number") fail(`row ${i} of its window holds ${JSON.stringify(v)}`);
+      flat[i * width + j] = v === null ? Number.NaN : (v as number);
+    });
+  });
+  const scoreArray = Float64Array.from(scores, (v, i) =>
+    typeof v === "number" ? v : fail(`score ${i} of its window is ${JSON.stringify(v)}`),
+  );
+  const kind = w.window?.window_kind;
+  if (kind !== window) fail(`it sent a ${String(kind)} window, not ${window}`);
+  return {
+    rows: flat,
+    scores: scoreArray,
+    n: rows.length,
+    observed: typeof w.observed === "number" ? w.observed : fail("its window has no observed count"),
+    alpha: typeof w.alpha === "number" ? w.alpha : fail("its window has no alpha"),
+    task: manifest.task,
+    window: {
+      window_kind: window,
+      window_size: typeof w.window?.window_size === "number" ? w.window.window_size : rows.length,
+      ...(window === "time"
+        ? {
+            window_span_s: typeof w.window?.window_span_s === "number" ? w.window.window_span_s : 0,
+            window_capped: w.window?.window_capped === true,
+          }
+        : {}),
+    },
+  };
+}
+
+/** The merged report for a terminal: the range report's table, headed by the replicas. */
+function renderMerged(r: MonitorReport & { model: string; version: string; replicas: number }): string {
+  return renderReport({ ...r, from: null, to: null, other_versions: 0, performance: null }).replace(
+    /^.*\n/,
+    `${r.model} ${r.version}: ${r.window} decisions from ${r.replicas} replicas' ${r.window_kind} windows\n`,
+  );
+}
+
 /** The profile named by --profile, else the data folder's; null (with a note) when there is none. */
-function readProfile(manifest: Manifest, options: ReportOptions, io: CliIo): ReferenceProfile | null {
+function readProfile(
+  manifest: Manifest,
+  options: { profile?: string | undefined; dataDir: string },
+  io: CliIo,
+): ReferenceProfile | null {
   const path =
     options.profile !== undefined
       ? resolve(options.profile)

@@ -285,6 +285,49 @@ export function createLiveMonitor(
 }
 
 /**
+ * Several replicas' windows of one model version as one: their decisions put together (a window is a set of
+ * decisions, so the union is exact, not an approximation), the counts added. The report of the result is the
+ * verdict over every replica's traffic at once.
+ *
+ * @throws RangeError when there is no window, or the windows differ in kind, row width or alpha.
+ */
+export function mergeWindowSnapshots(snapshots: readonly WindowSnapshot[], width: number): WindowSnapshot {
+  const first = snapshots[0];
+  if (first === undefined) throw new RangeError("no window to merge");
+  for (const s of snapshots) {
+    if (s.window.window_kind !== first.window.window_kind)
+      throw new RangeError(`windows of kinds ${first.window.window_kind} and ${s.window.window_kind}`);
+    if (s.alpha !== first.alpha) throw new RangeError(`windows with alpha ${first.alpha} and ${s.alpha}`);
+    if (s.rows.length !== s.n * width || s.scores.length !== s.n)
+      throw new RangeError(`a window of ${s.n} decisions holds ${s.rows.length} values for ${width} features`);
+  }
+  const n = snapshots.reduce((total, s) => total + s.n, 0);
+  const rows = new Float64Array(n * width);
+  const scores = new Float64Array(n);
+  let at = 0;
+  for (const s of snapshots) {
+    rows.set(s.rows, at * width);
+    scores.set(s.scores, at);
+    at += s.n;
+  }
+  return {
+    rows,
+    scores,
+    n,
+    observed: snapshots.reduce((total, s) => total + s.observed, 0),
+    alpha: first.alpha,
+    task: first.task,
+    window: {
+      ...first.window,
+      window_size: snapshots.reduce((total, s) => total + s.window.window_size, 0),
+      ...(first.window.window_kind === "time"
+        ? { window_capped: snapshots.some((s) => s.window.window_capped === true) }
+        : {}),
+    },
+  };
+}
+
+/**
  * A window's report against `profile` (and its Isolation Forest, built from the profile when not given):
  * the maths of {@link LiveMonitor.report}, for any thread. O(n · log n) per feature.
  */

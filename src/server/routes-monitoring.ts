@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { Gauge, type Registry } from "prom-client";
+import type { Manifest } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import {
   createLiveMonitor,
@@ -22,6 +23,7 @@ import {
   type ReferenceProfile,
   referenceProfileFromJSON,
   saveProfile,
+  type WindowSnapshot,
 } from "../monitor/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
@@ -237,6 +239,50 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
     { schema: monitorSchema(true) },
     monitor,
   );
+  app.get<{ Params: { model: string; version: string }; Querystring: { window?: LiveWindow } }>(
+    "/v1/models/:model/versions/:version/monitor/window",
+    {
+      schema: {
+        summary: "A model version's live window as data, for merging replicas (warden monitor merge)",
+        description:
+          "The decisions of the live monitor's window (`?window=count`, the default, or `time`): the encoded rows (model features in manifest order; categories as their index, booleans 0/1, missing as null) and the policy scores, latest first, with the manifest's sha256 so that only windows of the same version are merged. Windows of several replicas, put together, give one report: `warden monitor merge`.",
+        tags: ["monitoring"],
+        params: pathParams("model", "version"),
+        querystring: monitorSchema(true).querystring,
+        response: { 404: errorResponses[404] },
+      },
+    },
+    async (request) => {
+      const model = ctx.registry.get(request.params.model, request.params.version);
+      const m = model.manifest;
+      return windowExport(m, ctx.monitors.of(model).snapshot(request.query.window ?? "count"));
+    },
+  );
+}
+
+/** A window as `GET .../monitor/window` returns it (JSON: NaN as null). */
+export function windowExport(m: Manifest, snapshot: WindowSnapshot) {
+  const width = m.modelFeatures.length;
+  const rows: (number | null)[][] = [];
+  for (let i = 0; i < snapshot.n; i++) {
+    const row: (number | null)[] = [];
+    for (let j = 0; j < width; j++) {
+      const v = snapshot.rows[i * width + j]!;
+      row.push(Number.isNaN(v) ? null : v);
+    }
+    rows.push(row);
+  }
+  return {
+    model: m.name,
+    version: m.version,
+    manifest_sha256: m.manifestSha256,
+    features: m.modelFeatures.map((f) => f.name),
+    observed: snapshot.observed,
+    alpha: snapshot.alpha,
+    window: snapshot.window,
+    rows,
+    scores: Array.from(snapshot.scores),
+  };
 }
 
 /**
