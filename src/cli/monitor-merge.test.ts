@@ -57,7 +57,9 @@ before(async () => {
     });
     assert.equal(response.status, 200);
     const { decisions } = (await response.json()) as { decisions: { score: number }[] };
-    decisions.forEach((d, i) => decided.push({ row: mine[i]!.checked.instance!.row, score: d.score }));
+    decisions.forEach((d, i) => {
+      decided.push({ row: mine[i]!.checked.instance!.row, score: d.score });
+    });
   }
 });
 after(async () => {

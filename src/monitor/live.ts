@@ -299,7 +299,9 @@ export function mergeWindowSnapshots(snapshots: readonly WindowSnapshot[], width
       throw new RangeError(`windows of kinds ${first.window.window_kind} and ${s.window.window_kind}`);
     if (s.alpha !== first.alpha) throw new RangeError(`windows with alpha ${first.alpha} and ${s.alpha}`);
     if (s.rows.length !== s.n * width || s.scores.length !== s.n)
-      throw new RangeError(`a window of ${s.n} decisions holds ${s.rows.length} values for ${width} features`);
+      throw new RangeError(
+        `a window of ${s.n} decisions holds ${s.rows.length} values for ${width} features`,
+      );
   }
   const n = snapshots.reduce((total, s) => total + s.n, 0);
   const rows = new Float64Array(n * width);
