@@ -237,7 +237,10 @@ test(
       },
     });
     try {
-      assert.equal(pool.idleCount(), 1, "the dead instance is not counted as idle");
+      // On a busy machine the replacement may already be up by now; until it is spawned, only the sibling is idle.
+      if (workers.all.length === 2)
+        assert.equal(pool.idleCount(), 1, "the dead instance is not counted as idle");
+      else assert.ok(pool.idleCount() <= 2, `${pool.idleCount()} idle of two live instances`);
       await untilIdle(pool, () => pool.idleCount() === 2);
       assert.equal(workers.all.length, 3, "the dead instance was replaced");
       // Both instances really answer: before the fix, one of these was posted to the dead thread and hung.
