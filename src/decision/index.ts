@@ -9,6 +9,7 @@ export {
 export {
   createDecisionPipeline,
   DECISION_ROUTES,
+  type DecidedInstance,
   type DecisionPipeline,
   type DecisionRequest,
   type DecisionResult,

@@ -159,6 +159,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.removeContentTypeParser("text/plain");
   const monitors: LiveMonitors = createLiveMonitors(deps.config.data_dir, (message) => app.log.warn(message));
   registerMonitorMetrics(deps.metrics.registry, () => deps.registry.list(), monitors);
+  monitors.fairnessAlerts.on("alert", (alert) =>
+    app.log.warn({ alert }, `fairness: ${alert.name} ${alert.status}`),
+  );
   app.addHook("onClose", async () => {
     await monitors.close();
   });
@@ -204,7 +207,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     deps.registry,
     deps.ledger,
     {
-      onDecided: (model, row, score) => monitors.decided(model, row, score),
+      onDecided: (model, row, score, decided) => monitors.decided(model, row, score, decided),
       onRejected: (model, reason) =>
         deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
       onShadowError: (model, error) =>
