@@ -59,14 +59,14 @@ test("decisions with subjects and their outcomes give the counts the test makes;
     });
     assert.equal(response.status, 200);
     const body = (await response.json()) as { decisions: { decision_id: string; decision: string }[] };
-    body.decisions.forEach((r, i) =>
+    body.decisions.forEach((r, i) => {
       made.push({
         id: r.decision_id,
         decision: r.decision,
         status: batch[i]!.status,
         subject: batch[i]!.subject,
-      }),
-    );
+      });
+    });
   }
   // Outcomes for the first 120 decisions, and one correction that must not count twice.
   const labelled = made.slice(0, 120);
