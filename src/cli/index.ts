@@ -1,7 +1,9 @@
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { WardenError } from "../errors/index.js";
 import { SERVER_VERSION } from "../server/index.js";
+import { auditCommand } from "./audit-fairness.js";
 import { exportTrainingCommand } from "./export-training.js";
+import { fairnessCommand } from "./fairness-mitigate.js";
 import { ledgerExportCommand } from "./ledger-export.js";
 import { ledgerProofCommands } from "./ledger-proofs.js";
 import { ledgerPurgeCommand } from "./ledger-purge.js";
@@ -79,6 +81,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
   modelsCommand(program, io, run);
   profileCommand(program, io, run);
   monitorCommand(program, io, run);
+  auditCommand(program, io, run);
+  fairnessCommand(program, io, run);
   for (const command of program.commands) {
     command.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
     for (const sub of command.commands)

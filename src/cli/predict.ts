@@ -6,8 +6,9 @@ import type { Command } from "commander";
 import { CsvError, parse as parseCsv } from "csv-parse";
 import { stringify as stringifyCsv } from "csv-stringify/sync";
 import { DEVICES, type Device, loadManifest, type Manifest } from "../config/index.js";
-import { applyPolicy, coerceCsvCell, validateInstance } from "../decision/index.js";
+import { applyPolicy, coerceCsvCell, type ValidInstance, validateInstance } from "../decision/index.js";
 import { type FieldProblem, WardenError } from "../errors/index.js";
+import type { RowResult } from "../runtime/batcher.js";
 import { createWorkerPool, DynamicBatcher } from "../runtime/index.js";
 import { type CliIo, choiceOption, EXIT, intOption, UsageError } from "./index.js";
 import {
@@ -31,14 +32,14 @@ interface PredictOptions extends ExplainFlags {
 }
 
 /** Rows scored together: bounds memory for any input size while keeping batches full. */
-const CHUNK_ROWS = 4096;
+export const CHUNK_ROWS = 4096;
 
 function formatOf(path: string): Format | undefined {
   const ext = extname(path).toLowerCase();
   return ext === ".csv" ? "csv" : ext === ".ndjson" || ext === ".jsonl" ? "ndjson" : undefined;
 }
 
-interface InputRow {
+export interface InputRow {
   readonly row: number;
   readonly features?: unknown;
   readonly subject?: unknown;
@@ -249,6 +250,48 @@ async function score(
   return invalid > 0 ? EXIT.failure : EXIT.ok;
 }
 
+/** Validates rows and scores the valid ones, as `warden predict` does; reused by the offline audits. */
+export interface Scorer {
+  /** One check per row, the valid instances in order, and the model's result for each of them. */
+  score(
+    chunk: readonly InputRow[],
+    explainer?: BatchExplainer,
+  ): Promise<{
+    checked: { instance?: ValidInstance; problems: FieldProblem[] }[];
+    valid: ValidInstance[];
+    results: RowResult[];
+  }>;
+  close(): Promise<void>;
+}
+
+/** The model's worker pool and an offline batcher: the runtime `warden predict` scores with. */
+export async function openScorer(manifest: Manifest): Promise<Scorer> {
+  const executor = await createWorkerPool(manifest);
+  const batcher = new DynamicBatcher(
+    // Offline: no queue limit or timeout pressure, batches as large as the manifest allows.
+    { ...manifest.batching, max_queue_size: CHUNK_ROWS, timeout_ms: 3_600_000, max_queue_delay_us: 0 },
+    executor,
+    manifest.modelFeatures.length,
+  );
+  return {
+    async score(chunk, explainer) {
+      const checked = chunk.map((r) =>
+        r.readProblem ? { problems: [r.readProblem] } : validateInstance(manifest, r.features, r.subject, ""),
+      );
+      const valid = checked.flatMap((c) => (c.instance ? [c.instance] : []));
+      const results = await batcher.submit(
+        valid.map((v) => v.row),
+        explainer?.tasksFor(valid),
+      );
+      return { checked, valid, results };
+    },
+    async close() {
+      batcher.close();
+      await executor.close();
+    },
+  };
+}
+
 async function scoreRows(
   manifest: Manifest,
   inputPath: string,
@@ -258,26 +301,13 @@ async function scoreRows(
   explainer: BatchExplainer | undefined,
   io: CliIo,
 ): Promise<Tally> {
-  const executor = await createWorkerPool(manifest);
-  const batcher = new DynamicBatcher(
-    // Offline: no queue limit or timeout pressure, batches as large as the manifest allows.
-    { ...manifest.batching, max_queue_size: CHUNK_ROWS, timeout_ms: 3_600_000, max_queue_delay_us: 0 },
-    executor,
-    manifest.modelFeatures.length,
-  );
+  const scorer = await openScorer(manifest);
   const labels = manifest.task === "regression" ? [] : [...(manifest.output.labels ?? ["0", "1"])];
   let total = 0;
   let invalid = 0;
   const started = performance.now();
   const flush = async (chunk: InputRow[]) => {
-    const checked = chunk.map((r) =>
-      r.readProblem ? { problems: [r.readProblem] } : validateInstance(manifest, r.features, r.subject, ""),
-    );
-    const valid = checked.flatMap((c) => (c.instance ? [c.instance] : []));
-    const results = await batcher.submit(
-      valid.map((v) => v.row),
-      explainer?.tasksFor(valid),
-    );
+    const { checked, valid, results } = await scorer.score(chunk, explainer);
     const explanations = explainer ? await explainer.explain(valid, results) : undefined;
     const blankExplanation = explainer ? explanationCells(manifest, undefined) : [];
     let next = 0;
@@ -353,8 +383,7 @@ async function scoreRows(
     }
     if (chunk.length > 0 && !output.closed) await flush(chunk);
   } finally {
-    batcher.close();
-    await executor.close();
+    await scorer.close();
   }
   return { total, invalid, seconds: (performance.now() - started) / 1000 };
 }

@@ -124,7 +124,7 @@ test("counts must fit the window; shapes, ranges and unknown fields are named", 
   );
   assert.equal(
     detail({ rules: {} }, "/rules").expected,
-    "a mapping of one or more of confidence, anomaly_rate, error_rate and drift",
+    "a mapping of one or more of confidence, anomaly_rate, error_rate, drift and fairness",
   );
   assert.equal(
     detail({ rules: { latency: { trip: 1, reset: 1 } } }, "/rules/latency").expected,

@@ -50,11 +50,17 @@ export const BreakerPolicySchema = T.Object(
         ),
         error_rate: T.Optional(RuleSchema("the error rate that trips", "the error rate that is healthy")),
         drift: T.Optional(RuleSchema("the drifted share that trips", "the drifted share that is healthy")),
+        fairness: T.Optional(
+          RuleSchema(
+            "the worst selection-rate ratio between groups that trips",
+            "the worst selection-rate ratio that is healthy",
+          ),
+        ),
       },
       {
         additionalProperties: false,
         minProperties: 1,
-        description: "a mapping of one or more of confidence, anomaly_rate, error_rate and drift",
+        description: "a mapping of one or more of confidence, anomaly_rate, error_rate, drift and fairness",
       },
     ),
     window: T.Optional(
@@ -125,20 +131,25 @@ export function breakerPolicyProblems(
     const rule = b.rules[signal];
     if (rule === undefined) continue;
     const at = `${AT}/rules/${signal}`;
-    if (signal === "confidence" ? rule.reset < rule.trip : rule.reset > rule.trip) {
-      const side = signal === "confidence" ? "at or above" : "at or below";
+    const falls = signal === "confidence" || signal === "fairness";
+    if (falls ? rule.reset < rule.trip : rule.reset > rule.trip) {
+      const side = falls ? "at or above" : "at or below";
       problems.push({
         field: `${at}/reset`,
         expected: `a value ${side} trip (${rule.trip}): the level at which probes count as healthy is on the healthy side of the one that trips`,
         found: describeValue(rule.reset),
-        fix:
-          signal === "confidence"
-            ? "confidence trips below trip; write a reset a little above it (e.g. trip + 0.05)"
-            : `${signal} trips above trip; write a reset a little below it (e.g. half of trip)`,
+        fix: falls
+          ? `${signal} trips below trip; write a reset a little above it (e.g. trip + 0.05)`
+          : `${signal} trips above trip; write a reset a little below it (e.g. half of trip)`,
       });
     }
-    // Drift's observations are the rows behind the monitor's verdict, not this window's.
-    if (signal !== "drift" && rule.min_observations !== undefined && rule.min_observations > window) {
+    // Drift's and fairness's observations are the decisions behind the monitors' figures, not this window's.
+    if (
+      signal !== "drift" &&
+      signal !== "fairness" &&
+      rule.min_observations !== undefined &&
+      rule.min_observations > window
+    ) {
       problems.push({
         field: `${at}/min_observations`,
         expected: `at most window (${window}): the window never holds more`,

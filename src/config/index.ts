@@ -20,6 +20,18 @@ export {
   type ExplanationPolicy,
   type ExplanationWhen,
 } from "./explanation-policy.js";
+export {
+  bucketLabels,
+  FAIRNESS_DEFAULTS,
+  FAIRNESS_MISSING_LEVEL,
+  FAIRNESS_REFERENCE_RULES,
+  type FairnessAttribute,
+  type FairnessPolicy,
+  FairnessPolicySchema,
+  type FairnessReferenceRule,
+  fairnessPolicyOf,
+  fairnessPolicyProblems,
+} from "./fairness-policy.js";
 export { featureIndex, loadManifest, parseManifest, sha256File, verifyArtifact } from "./manifest.js";
 export {
   ARTIFACT_FORMATS,

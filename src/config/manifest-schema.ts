@@ -1,6 +1,7 @@
 import { type Static, Type as T } from "@sinclair/typebox";
 import type { BreakerPolicy } from "./breaker-policy.js";
 import type { ExplanationPolicy } from "./explanation-policy.js";
+import type { FairnessPolicy } from "./fairness-policy.js";
 import type { PrivacyPolicy } from "./privacy-policy.js";
 import type { ReviewPolicy } from "./review-policy.js";
 
@@ -169,6 +170,8 @@ export interface Manifest
   readonly breaker: BreakerPolicy | undefined;
   /** `policy.review`, defaults applied (routing nothing when the manifest has no such section). */
   readonly review: ReviewPolicy;
+  /** `policy.fairness`, defaults applied (see docs/fairness.md): what the audit and the live monitor compare. */
+  readonly fairness: FairnessPolicy;
   /** Absolute path of the manifest file. */
   readonly manifestPath: string;
   /** sha256 of the manifest file's bytes. */

@@ -10,6 +10,7 @@ import {
   explanationPolicyProblems,
   featureExplanationProblems,
 } from "./explanation-policy.js";
+import { fairnessPolicyOf, fairnessPolicyProblems } from "./fairness-policy.js";
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { privacyPolicyOf, privacyPolicyProblems } from "./privacy-policy.js";
 import { reviewPolicyOf, reviewPolicyProblems } from "./review-policy.js";
@@ -157,6 +158,7 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     explanations: explanationPolicyOf(explanationContext(m), m.policy, file),
     breaker: breakerPolicyOf(m.policy),
     review: reviewPolicyOf(m.policy),
+    fairness: fairnessPolicyOf(m.features, m.policy),
     manifestPath: file,
     manifestSha256,
     source: deepFreeze(structuredClone(raw)),
@@ -284,6 +286,7 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
   problems.push(...explanationPolicyProblems(explanationContext(m), m.policy));
   problems.push(...breakerPolicyProblems(m.version, m.policy));
   problems.push(...reviewPolicyProblems(m.task, m.policy));
+  problems.push(...fairnessPolicyProblems(m.features, m.policy));
   const b = m.batching;
   b.preferred_batch_sizes.forEach((size, i) => {
     if (size > b.max_batch_size) {

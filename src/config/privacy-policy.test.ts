@@ -34,8 +34,11 @@ test("defaults per risk tier: high keeps 183 days encrypted; limited and minimal
     retentionDays: 0,
     subjectStorage: "clear",
   });
-  // Other policy keys are left for other capabilities.
-  assert.equal(manifest("high", { fairness: { metric: "x" } }).privacy.subjectStorage, "encrypted");
+  // Other policy sections do not change the privacy defaults.
+  assert.equal(
+    manifest("high", { fairness: { attributes: { Marital: {} } } }).privacy.subjectStorage,
+    "encrypted",
+  );
 });
 
 test("a high-risk model may not keep its records less than 183 days: the error names the field, the bound and the fix", () => {

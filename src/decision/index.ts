@@ -12,6 +12,7 @@ export {
   type BreakerVerdict,
   createDecisionPipeline,
   DECISION_ROUTES,
+  type DecidedInstance,
   type DecisionPipeline,
   type DecisionRequest,
   type DecisionResult,

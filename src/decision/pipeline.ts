@@ -123,7 +123,18 @@ export interface PipelineObserver {
    * A decision was recorded: its model version, encoded row and policy score (for the live monitors). Called
    * once per decision, after the ledger has it; must be cheap (O(features)).
    */
-  onDecided?(model: LoadedModel, row: Float32Array, score: number): void;
+  onDecided?(model: LoadedModel, row: Float32Array, score: number, decided: DecidedInstance): void;
+}
+
+/**
+ * A recorded decision as the live monitors see it. `subject` holds the validated sensitive values in memory
+ * (whatever `subject_storage` keeps in the ledger): an observer must not store them in clear.
+ */
+export interface DecidedInstance {
+  readonly decisionId: string;
+  /** The model's decision (the provisional one when held for review). */
+  readonly decision: string | null;
+  readonly subject: Readonly<Record<string, FeatureValue>>;
 }
 
 /** Why a request did not reach the version it was routed to (recorded with the decision, returned with it). */
@@ -659,7 +670,11 @@ export function createDecisionPipeline(
       }
       if (observer.onDecided !== undefined) {
         valid.forEach((instance, i) => {
-          observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score);
+          observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score, {
+            decisionId: decisionIds[i]!,
+            decision: outcomes[i]!.decision,
+            subject: instance.subject,
+          });
         });
       }
       if (gate !== undefined) {

@@ -78,6 +78,10 @@ export const ERRORS = {
     status: 404,
     message: "The model version has no reference profile",
   },
+  WARDEN_ERR_FAIRNESS_UNAVAILABLE: {
+    status: 409,
+    message: "The model version has no live fairness monitor",
+  },
   WARDEN_ERR_REVIEW_NOT_FOUND: { status: 404, message: "No such review item" },
   WARDEN_ERR_REVIEW_CONFLICT: {
     status: 409,

@@ -10,5 +10,8 @@ export * from "./bootstrap.js";
 export * from "./disparity.js";
 export * from "./groups.js";
 export * from "./individual.js";
+export * from "./live.js";
 export * from "./metrics.js";
+export * from "./mitigation.js";
+export * from "./policy.js";
 export * from "./significance.js";

@@ -19,10 +19,11 @@ export type BreakerState = (typeof BREAKER_STATES)[number];
 /**
  * What a rule watches (closed list): `confidence` (mean confidence of the served decisions, trips *below*
  * its floor), `anomaly_rate` (share of anomalous inputs), `error_rate` (share of requests the model failed
- * to answer), `drift` (share of features the drift monitor finds drifted; a dataset verdict is 1 or 0). The
- * last three trip *above* their ceiling.
+ * to answer), `drift` (share of features the drift monitor finds drifted; a dataset verdict is 1 or 0),
+ * `fairness` (the live fairness monitor's worst selection-rate ratio between groups, trips *below* its floor).
+ * `anomaly_rate`, `error_rate` and `drift` trip *above* their ceiling.
  */
-export const BREAKER_SIGNALS = ["confidence", "anomaly_rate", "error_rate", "drift"] as const;
+export const BREAKER_SIGNALS = ["confidence", "anomaly_rate", "error_rate", "drift", "fairness"] as const;
 export type BreakerSignal = (typeof BREAKER_SIGNALS)[number];
 
 /** What answers a request while the breaker is open (closed list). */
@@ -49,11 +50,11 @@ export type BreakerCause = BreakerSignal | (typeof BREAKER_TRANSITION_CAUSES)[nu
 /** One rule: a signal with its trip and reset thresholds. */
 export interface BreakerRule {
   readonly signal: BreakerSignal;
-  /** `confidence`: trips when the mean falls below it; the others: when the rate or share exceeds it. */
+  /** `confidence`, `fairness`: trips when the value falls below it; the others: when it exceeds it. */
   readonly trip: number;
-  /** A probe window is healthy at this level: mean ≥ reset (confidence), value ≤ reset (the others). */
+  /** A probe window is healthy at this level: value ≥ reset (confidence, fairness), value ≤ reset (the others). */
   readonly reset: number;
-  /** Observations the signal needs before the rule can trip (for `drift`: rows behind the verdict). */
+  /** Observations the signal needs before the rule can trip (`drift`: rows behind the verdict; `fairness`: decisions). */
   readonly minObservations: number;
 }
 
@@ -139,6 +140,11 @@ export interface CircuitBreaker {
   route(requestKey: string, now: number): { readonly route: BreakerRoute; readonly events: BreakerEvent[] };
   /** Records one served (or probed) request; returns the transitions it caused. */
   observe(observation: BreakerObservation, now: number): BreakerEvent[];
+  /**
+   * Records the fairness monitor's latest worst selection-rate ratio (lowest group over highest, in [0, 1])
+   * over `observations` decisions.
+   */
+  reportFairness(ratio: number, observations: number, now: number): BreakerEvent[];
   /** Records the drift monitor's latest verdict: the drifted share in [0, 1] over `observations` rows. */
   reportDrift(share: number, observations: number, now: number): BreakerEvent[];
   /** Applies the passage of time (the cool-down); `route` and `observe` do this too. */
@@ -237,7 +243,7 @@ function checkOptions(options: BreakerOptions): void {
   for (const rule of options.rules) {
     if (seen.has(rule.signal)) bad(`two rules for ${rule.signal}`);
     seen.add(rule.signal);
-    const healthierOrEqual = rule.signal === "confidence" ? rule.reset >= rule.trip : rule.reset <= rule.trip;
+    const healthierOrEqual = lowerIsWorse(rule.signal) ? rule.reset >= rule.trip : rule.reset <= rule.trip;
     if (!healthierOrEqual) bad(`${rule.signal}: reset must be on the healthy side of trip`);
     if (!Number.isInteger(rule.minObservations) || rule.minObservations < 1)
       bad(`${rule.signal}: minObservations must be a whole number ≥ 1`);
@@ -256,6 +262,11 @@ function checkOptions(options: BreakerOptions): void {
  *   probesToClose: 20, fallback: { action: "refuse" } });
  * const { route, events } = breaker.route(requestId, Date.now());
  */
+/** Signals that trip when they fall (confidence, the fairness ratio); the others trip when they rise. */
+function lowerIsWorse(signal: BreakerSignal): boolean {
+  return signal === "confidence" || signal === "fairness";
+}
+
 export function createCircuitBreaker(options: BreakerOptions): CircuitBreaker {
   checkOptions(options);
   const rules = [...options.rules];
@@ -265,6 +276,7 @@ export function createCircuitBreaker(options: BreakerOptions): CircuitBreaker {
   const anomalies = new RollingMean(window);
   const failures = new RollingMean(window);
   let drift: SignalReading = { value: undefined, observations: 0 };
+  let fairness: SignalReading = { value: undefined, observations: 0 };
   const probeNumerator = Math.max(1, Math.round(options.probeFraction * PROBE_SCALE));
   const seed = options.seed ?? 0;
 
@@ -277,6 +289,7 @@ export function createCircuitBreaker(options: BreakerOptions): CircuitBreaker {
 
   function reading(signal: BreakerSignal): SignalReading {
     if (signal === "drift") return drift;
+    if (signal === "fairness") return fairness;
     const window = signal === "confidence" ? confidence : signal === "anomaly_rate" ? anomalies : failures;
     return { value: window.mean, observations: window.count };
   }
@@ -288,14 +301,14 @@ export function createCircuitBreaker(options: BreakerOptions): CircuitBreaker {
   }
 
   function crossesTrip(rule: BreakerRule, value: number): boolean {
-    return rule.signal === "confidence" ? value < rule.trip : value > rule.trip;
+    return lowerIsWorse(rule.signal) ? value < rule.trip : value > rule.trip;
   }
 
   function healthy(rule: BreakerRule, value: number | undefined): boolean {
     // A signal nothing was said about in the probe window (no anomaly flags, no new drift verdict) does not
     // hold the breaker open; its last value does, if unhealthy.
     if (value === undefined) return true;
-    return rule.signal === "confidence" ? value >= rule.reset : value <= rule.reset;
+    return lowerIsWorse(rule.signal) ? value >= rule.reset : value <= rule.reset;
   }
 
   function event(
@@ -400,6 +413,12 @@ export function createCircuitBreaker(options: BreakerOptions): CircuitBreaker {
       const events = tick(now);
       drift = Object.freeze({ value: share, observations });
       // Drift is judged in half-open at the end of the probe window, with the rest.
+      return state === "closed" ? [...events, ...judgeClosed(now)] : events;
+    },
+
+    reportFairness(ratio, observations, now) {
+      const events = tick(now);
+      fairness = Object.freeze({ value: ratio, observations });
       return state === "closed" ? [...events, ...judgeClosed(now)] : events;
     },
 

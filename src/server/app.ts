@@ -193,6 +193,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const now = deps.now ?? Date.now;
   const alertConfig = deps.config.alerts ?? { webhooks: [], backoff_ms: 500, anomaly_rate: 0.1 };
   const alerts = createAlertSink(alertConfig, { logger: app.log, now });
+  // Fairness criteria that start or stop failing in the live fairness monitor: logged and sent as alerts.
+  monitors.fairnessAlerts.on("alert", (alert) => alerts.emit(alert));
   const breakers = createBreakers({
     registry: deps.registry,
     ledger: deps.ledger,
@@ -238,7 +240,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     deps.ledger,
     {
       ...(deps.config.monitoring.live
-        ? { onDecided: (model, row, score) => monitors.decided(model, row, score) }
+        ? { onDecided: (model, row, score, decided) => monitors.decided(model, row, score, decided) }
         : {}),
       onRejected: (model, reason) =>
         deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),

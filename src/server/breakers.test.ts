@@ -11,6 +11,7 @@ import { validateInstance } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import { type LedgerRecord, openLedgerReader, verifyLedgerAt } from "../ledger/index.js";
 import type { AlertmanagerPayload } from "../monitor/index.js";
+import { xgboostScorer } from "../testing/demo-scorer.js";
 import {
   collect,
   DEMO_XGB,
@@ -76,7 +77,7 @@ interface Harness {
 }
 
 async function harness(options: {
-  versions: { version: string; breaker?: Record<string, unknown> }[];
+  versions: { version: string; breaker?: Record<string, unknown>; fairness?: Record<string, unknown> }[];
   profile?: string[];
 }): Promise<Harness> {
   const dir = tempDir("breakers");
@@ -89,6 +90,7 @@ async function harness(options: {
       policy: {
         explanations: { reference: "holdout.csv" },
         ...(v.breaker !== undefined ? { breaker: v.breaker } : {}),
+        ...(v.fairness !== undefined ? { fairness: v.fairness } : {}),
       },
     });
     copyFileSync(HOLDOUT_CSV, join(path, "..", "holdout.csv"));
@@ -520,4 +522,55 @@ test("an operator's stop survives a restart, and so does the resume", async () =
     "open→closed (manual_resume)",
   ]);
   assert.equal((await verifyLedgerAt({ kind: "sqlite", dataDir: dir.path })).ok, true);
+});
+
+test("fairness: the breaker trips when the live fairness monitor's worst selection-rate ratio falls below its floor", async () => {
+  const h = await harness({
+    versions: [
+      {
+        version: "1.0.0",
+        breaker: {
+          rules: { fairness: { trip: 0.6, reset: 0.8, min_observations: 60 } },
+          fallback: { action: "refuse" },
+        },
+        fairness: { attributes: { Marital: {} }, min_group_size: 20 },
+      },
+    ],
+  });
+  // The model's own decisions, worked out here: favourable (good) when P(bad) < 0.5.
+  const score = xgboostScorer(manifest).score;
+  const rows = holdout.map((c) => validateInstance(manifest, c.features, c.subject, "").instance!.row);
+  const input = new Float32Array(rows.length * rows[0]!.length);
+  rows.forEach((r, i) => {
+    input.set(r, i * r.length);
+  });
+  const scores = await score(input, rows.length);
+  // Fair traffic first: marital status assigned regardless of the decision.
+  const fair = holdout.slice(0, 100).map((c, i) => ({
+    ...c,
+    subject: { ...c.subject, Marital: i % 2 === 0 ? "married" : "single" },
+  }));
+  assert.equal((await h.decide(fair)).status, 200);
+  assert.equal((await h.breaker("1.0.0")).state, "closed");
+  // Then every favourable decision goes to married applicants and every adverse one to single ones.
+  const skewed = holdout.slice(100, 300).map((c, k) => ({
+    ...c,
+    subject: { ...c.subject, Marital: scores[100 + k]! < 0.5 ? "married" : "single" },
+  }));
+  for (let i = 0; i < 4 && (await h.breaker("1.0.0")).state === "closed"; i++) {
+    h.clock.now += 1000;
+    assert.equal((await h.decide(skewed.slice(i * 50, (i + 1) * 50))).status, 200);
+  }
+  const tripped = await h.breaker("1.0.0");
+  assert.equal(tripped.state, "open");
+  assert.equal(tripped.last_transition?.rule, "fairness");
+  const records = await h.records("breaker");
+  const value = (records.at(-1)!.body.values as { fairness: { value: number } }).fairness.value;
+  assert.ok(value < 0.6, `worst selection-rate ratio ${value}`);
+  // The live fairness monitor says the same.
+  const report = (await (await fetch(h.url("/v1/models/credit-demo/versions/1.0.0/fairness"))).json()) as {
+    worst_selection_rate_ratio: number;
+  };
+  assert.ok(report.worst_selection_rate_ratio < 0.6);
+  assert.equal((await h.decide([holdout[0]!])).status, 503);
 });

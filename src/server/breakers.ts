@@ -358,6 +358,11 @@ export function createBreakers(deps: {
           const drift = driftSignal(report);
           if (drift !== undefined)
             handle(model, h, h.breaker.reportDrift(drift.share, drift.observations, at));
+          // The live fairness monitor's worst selection-rate ratio between groups, for a `fairness` rule.
+          const ratio = deps.monitors.worstDisparityRatio(model);
+          const fairness = deps.monitors.fairnessOf(model);
+          if (ratio !== null && fairness !== undefined)
+            handle(model, h, h.breaker.reportFairness(ratio, fairness.decisions(), at));
           for (const a of monitorAlerts(m.name, m.version, report, {
             anomalyRate: deps.anomalyRate,
             now: at,

@@ -406,14 +406,14 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
       };
       const recordedAt = new Date(now).toISOString();
       const outcomeId = await write(decision, "outcome", recordedAt, recorded);
-      // The live performance of the version that decided, when it is loaded (binary models).
+      // The live performance and fairness of the version that decided, when it is loaded (binary models).
       const loaded = ctx.registry
         .versions(decision.model)
         .find((m) => m.manifest.version === decision.version);
       const outputs = decision.body.outputs;
       const score = isPlainObject(outputs) ? outputs.score : undefined;
       if (loaded !== undefined && typeof score === "number")
-        ctx.monitors.outcome(loaded, score, recorded.outcome);
+        ctx.monitors.outcome(loaded, score, recorded.outcome, decision.id);
       return reply.status(201).send({
         outcome_id: outcomeId,
         model: decision.model,

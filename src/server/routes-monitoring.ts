@@ -4,12 +4,15 @@
  * (`<data_dir>/profiles/<model>/<version>.json`), and read back. Live monitors: one per loaded model version,
  * fed by every decision it makes, compared with its profile when asked (`GET /v1/models/{m}/monitor`).
  */
+import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { Gauge, type Registry } from "prom-client";
 import type { Manifest } from "../config/index.js";
+import type { DecidedInstance } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
+import { createLiveFairness, type FairnessAlert, type LiveFairness } from "../fairness/index.js";
 import {
   createLiveMonitor,
   createLivePerformance,
@@ -28,16 +31,30 @@ import {
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
+import { registerFairnessMetrics, registerFairnessRoutes } from "./routes-fairness.js";
 
 /** The live monitors of a server's loaded model versions, made on first use. */
 export interface LiveMonitors {
   of(model: LoadedModel): LiveMonitor;
   /** The version's live performance, for binary models (undefined for others). */
   performanceOf(model: LoadedModel): LivePerformance | undefined;
-  /** A decision was made: its row and score go to the drift monitor and (binary models) the performance. */
-  decided(model: LoadedModel, row: ArrayLike<number>, score: number): void;
+  /**
+   * A decision was made: its row and score go to the drift monitor and (binary models) the performance; its
+   * subject, put into the fairness policy's groups at once and not kept, and decision to the fairness monitor.
+   */
+  decided(model: LoadedModel, row: ArrayLike<number>, score: number, decided?: DecidedInstance): void;
   /** An outcome landed for a decision of this version (binary models: whether it is the positive label). */
-  outcome(model: LoadedModel, score: number, outcome: unknown): void;
+  outcome(model: LoadedModel, score: number, outcome: unknown, decisionId?: string): void;
+  /** The version's live fairness monitor (binary models with groupable sensitive attributes; else undefined). */
+  fairnessOf(model: LoadedModel): LiveFairness | undefined;
+  /**
+   * The lowest selection-rate ratio between the groups of any monitored attribute over the version's latest
+   * decisions (the count window): 1 is parity, the four-fifths rule wants at least 0.8. null when the version
+   * has no fairness monitor or too few decisions per group yet. For circuit-breaker rules.
+   */
+  worstDisparityRatio(model: LoadedModel): number | null;
+  /** Emits "alert" (a {@link FairnessAlert}) once when a fairness criterion starts failing and once when it passes again. */
+  readonly fairnessAlerts: EventEmitter<{ alert: [FairnessAlert] }>;
   /** A window's report, computed in the report thread (the serving thread only copies the window out). */
   report(model: LoadedModel, window?: LiveWindow): Promise<MonitorReport>;
   /** A profile was built for this version: monitor against it from now on. */
@@ -53,6 +70,8 @@ export interface LiveMonitors {
 export function createLiveMonitors(dataDir: string, onProblem: (message: string) => void): LiveMonitors {
   const monitors = new WeakMap<LoadedModel, LiveMonitor>();
   const performances = new WeakMap<LoadedModel, LivePerformance>();
+  const fairness = new WeakMap<LoadedModel, LiveFairness | null>();
+  const fairnessAlerts = new EventEmitter<{ alert: [FairnessAlert] }>();
   const reports = createReportThread();
   const storedProfile = (model: LoadedModel): ReferenceProfile | null => {
     const m = model.manifest;
@@ -95,15 +114,45 @@ export function createLiveMonitors(dataDir: string, onProblem: (message: string)
     }
     return performance;
   };
+  const fairnessOf = (model: LoadedModel): LiveFairness | undefined => {
+    let monitor = fairness.get(model);
+    if (monitor === undefined) {
+      const m = model.manifest;
+      monitor =
+        m.task === "binary" && m.fairness.attributes.length > 0
+          ? createLiveFairness({
+              model: m.name,
+              version: m.version,
+              policy: m.fairness,
+              favourableLabel: m.output.favorable_label!,
+              onAlert: (alert) => {
+                try {
+                  fairnessAlerts.emit("alert", alert);
+                } catch (error) {
+                  onProblem(`a fairness alert listener failed: ${(error as Error).message}`);
+                }
+              },
+            })
+          : null;
+      fairness.set(model, monitor);
+    }
+    return monitor ?? undefined;
+  };
   return {
     of,
     performanceOf,
-    decided(model, row, score) {
+    fairnessOf,
+    fairnessAlerts,
+    worstDisparityRatio: (model) => fairnessOf(model)?.worstRatio() ?? null,
+    decided(model, row, score, decided) {
       of(model).observe(row, score);
       performanceOf(model)?.observeDecision(score);
+      if (decided !== undefined)
+        fairnessOf(model)?.observeDecision(decided.decisionId, decided.subject, decided.decision);
     },
-    outcome(model, score, outcome) {
+    outcome(model, score, outcome, decisionId) {
       performanceOf(model)?.observeOutcome(score, outcome === model.manifest.output.positive_label);
+      if (decisionId !== undefined) fairnessOf(model)?.observeOutcome(decisionId, outcome);
     },
     report: (model, window = "count") => reports.report(of(model), model.manifest.modelFeatures, window),
     profileBuilt(model, profile) {
@@ -258,6 +307,7 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
       return windowExport(m, ctx.monitors.of(model).snapshot(request.query.window ?? "count"));
     },
   );
+  registerFairnessRoutes(app, ctx);
 }
 
 /** A window as `GET .../monitor/window` returns it (JSON: NaN as null). */
@@ -370,5 +420,5 @@ export function registerMonitorMetrics(
   }
   const gauges = [pValue, statistic, missing, anomaly, dataset, performance];
   for (const gauge of gauges) registry.registerMetric(gauge);
-  return gauges;
+  return [...gauges, ...registerFairnessMetrics(registry, models, monitors)];
 }
