@@ -38,6 +38,9 @@ export interface ReviewAlert {
   readonly annotations: Readonly<Record<string, string>>;
   /** ISO-8601 UTC. */
   readonly startsAt: string;
+  /** `resolved` (with `endsAt`) when the item is resolved; absent: firing. */
+  readonly status?: "resolved";
+  readonly endsAt?: string;
 }
 
 /** A reviewer's part in a final decision, as the metrics count it. */
@@ -617,6 +620,27 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
             time: t,
           })),
         );
+        // The item's escalations, if any fired, end with it (the alert sink ignores those that never fired).
+        const ended = { startsAt: time, endsAt: time, status: "resolved" as const };
+        emit({
+          name: "WardenReviewOverdue",
+          severity: item.reasons.includes("appeal") ? "critical" : "warning",
+          labels: {
+            model: item.model,
+            version: item.version,
+            reason: item.reasons[0] ?? "",
+            item_id: item.id,
+          },
+          annotations: { summary: `review item ${item.id} of ${item.model} is resolved` },
+          ...ended,
+        });
+        emit({
+          name: "WardenReviewDisagreement",
+          severity: "warning",
+          labels: { model: item.model, version: item.version, item_id: item.id },
+          annotations: { summary: `review item ${item.id} of ${item.model} is resolved` },
+          ...ended,
+        });
         for (const r of reviewers) {
           events.emit("judged", {
             model: item.model,

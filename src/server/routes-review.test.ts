@@ -411,6 +411,21 @@ describe("reviewing", () => {
     const shown = await itemOf(held.decision_id, "credit-review");
     assert.equal(shown.overdue, true);
     assert.equal(shown.escalated_at, new Date(clock - 60 * 60_000).toISOString());
+    // The server's alert sink holds it as firing until a reviewer resolves the item; then it resolves.
+    const firing = () => server.app.wardenAlerts.firing().filter((a) => a.labels.item_id === item.item_id);
+    assert.equal(firing().length, 1);
+    const url = `/v1/review/items/${item.item_id}`;
+    assert.equal((await post(`${url}/claim`, undefined, "alice")).statusCode, 200);
+    const resolved = await post(
+      `${url}/resolve`,
+      { decision: "good", reason_code: "income_verified" },
+      "alice",
+    );
+    assert.equal(resolved.statusCode, 200, resolved.body);
+    const ended = mine(alerts).findLast((a) => a.name === "WardenReviewOverdue")!;
+    assert.equal(ended.status, "resolved");
+    assert.deepEqual(ended.labels, alert.labels);
+    assert.deepEqual(firing(), []);
   });
 
   test("reviewers see the score, the recorded reasons and the nearest past cases", async () => {
