@@ -87,6 +87,7 @@ test("an alert fires once when a criterion starts failing and resolves once when
     policy: policy(),
     favourableLabel: "good",
     onAlert: (a) => alerts.push(a),
+    evaluateEvery: 1,
   });
   let id = 0;
   const decide = (age: number, good: boolean) =>
@@ -114,4 +115,49 @@ test("an alert fires once when a criterion starts failing and resolves once when
   assert.ok(resolved[0]!.endsAt !== undefined);
   assert.equal(monitor.firing().length, 0);
   assert.equal(alerts.length, 2);
+});
+
+test("the criteria are judged every evaluateEvery observations, or once a second has passed", () => {
+  const alerts: FairnessAlert[] = [];
+  let clock = 0;
+  const monitor = createLiveFairness({
+    model: "m",
+    version: "1",
+    policy: policy(),
+    favourableLabel: "good",
+    onAlert: (a) => alerts.push(a),
+    evaluateEvery: 12,
+    now: () => clock,
+  });
+  let id = 0;
+  const decide = (age: number, good: boolean) =>
+    monitor.observeDecision(`d${id++}`, { Age: age, Marital: "single" }, good ? "good" : "bad");
+  // The first observation is judged at once (nothing judged yet); then every 12th.
+  decide(20, true);
+  for (let i = 0; i < 5; i++) decide(20, true);
+  for (let i = 0; i < 6; i++) decide(40, false);
+  assert.equal(alerts.length, 0, "11 observations since the first judgement: not judged yet");
+  decide(40, false);
+  assert.equal(alerts.length, 1, "the 12th: judged, failing");
+  // After that, a second on the clock is enough.
+  for (let i = 0; i < 30; i++) decide(i % 2 === 0 ? 20 : 40, true);
+  const before = alerts.length;
+  clock += 1000;
+  for (let i = 0; i < 100; i++) {
+    decide(i % 2 === 0 ? 20 : 40, true);
+    clock += 1000;
+  }
+  assert.ok(alerts.length > before || alerts.at(-1)!.status === "resolved");
+  assert.equal(alerts.at(-1)!.status, "resolved");
+  assert.throws(
+    () =>
+      createLiveFairness({
+        model: "m",
+        version: "1",
+        policy: policy(),
+        favourableLabel: "good",
+        evaluateEvery: 0,
+      }),
+    /evaluateEvery/,
+  );
 });

@@ -52,6 +52,12 @@ export interface LiveFairnessOptions {
   readonly now?: () => number;
   /** Called once when an episode starts (firing) and once when it ends (resolved). */
   readonly onAlert?: (alert: FairnessAlert) => void;
+  /**
+   * The criteria are judged for alerts after this many observations (decisions and outcomes), or sooner once
+   * a second has passed since the last judgement (default 25; 1: after every observation). Judging merges the
+   * window's buckets, so it is kept off the per-decision path.
+   */
+  readonly evaluateEvery?: number;
 }
 
 /** One group of one attribute in one window. */
@@ -147,6 +153,8 @@ export interface LiveFairness {
 }
 
 const HOUR_MS = 3_600_000;
+/** Observations between two judgements of the criteria for alerts, by default. */
+export const DEFAULT_EVALUATE_EVERY = 25;
 
 interface Observation {
   /** Group code per attribute. */
@@ -302,6 +310,19 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
 
   // Alert episodes, one per (attribute, criterion), judged over the count window.
   const episodes = new Map<string, FairnessAlert>();
+  const every = options.evaluateEvery ?? DEFAULT_EVALUATE_EVERY;
+  if (!Number.isInteger(every) || every < 1)
+    throw new RangeError(`evaluateEvery must be a whole number >= 1, got ${every}`);
+  let unjudged = 0;
+  let judgedAt = Number.NEGATIVE_INFINITY;
+  const maybeEvaluate = () => {
+    unjudged++;
+    const t = now();
+    if (unjudged < every && t - judgedAt < 1000) return;
+    unjudged = 0;
+    judgedAt = t;
+    evaluate();
+  };
   const evaluate = () => {
     const report = windowReport(windows.count.decisions, windows.count.outcomes);
     const at = new Date(now()).toISOString();
@@ -336,7 +357,7 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
       windows.time.decisions.add(observation);
       memory.set(decisionId, { codes, selected, counted: false });
       if (memory.size > outcomeMemory) memory.delete(memory.keys().next().value!);
-      evaluate();
+      maybeEvaluate();
     },
     observeOutcome(decisionId, outcome) {
       const remembered = memory.get(decisionId);
@@ -354,7 +375,7 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
       const observation = { codes: remembered.codes, cell: 2 * y + remembered.selected };
       windows.count.outcomes.add(observation);
       windows.time.outcomes.add(observation);
-      evaluate();
+      maybeEvaluate();
       return "counted";
     },
     report() {
