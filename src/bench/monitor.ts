@@ -113,6 +113,7 @@ async function monitorsOnOff(): Promise<string[]> {
               log_level: "silent",
               models: [manifestPath],
               monitoring: { live },
+              auth: { required: false },
             },
             "bench",
           ),

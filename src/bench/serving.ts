@@ -137,7 +137,14 @@ async function wardenScenario(label: string, manifestPath: string): Promise<Scen
   const dir = tempDir("bench");
   try {
     const config = parseServerConfig(
-      { host: "127.0.0.1", port: 0, data_dir: dir.path, log_level: "silent", models: [manifestPath] },
+      {
+        host: "127.0.0.1",
+        port: 0,
+        data_dir: dir.path,
+        log_level: "silent",
+        models: [manifestPath],
+        auth: { required: false },
+      },
       "bench",
     );
     const server = await startServer(config);

@@ -9,6 +9,7 @@ import { type CliIo, choiceOption, EXIT, UsageError } from "./index.js";
 interface Common {
   url: string;
   actor?: string;
+  apiKey?: string;
 }
 
 function defaultActor(): string {
@@ -41,6 +42,7 @@ async function callAdmin(
       method,
       headers: {
         "x-warden-actor": options.actor ?? defaultActor(),
+        ...(apiKeyOf(options) !== undefined ? { authorization: `Bearer ${apiKeyOf(options)}` } : {}),
         ...(body !== undefined ? { "content-type": "application/json" } : {}),
       },
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
@@ -106,7 +108,11 @@ export function modelsCommand(
   const common = (command: Command) =>
     command
       .option("--url <url>", "the server", "http://127.0.0.1:8080")
-      .option("--actor <name>", "who makes the change (recorded; default: your user name)")
+      .option(
+        "--actor <name>",
+        "who makes the change where the server takes no identities (default: your user name)",
+      )
+      .option("--api-key <key>", "an admin API key (default: the WARDEN_API_KEY environment variable)")
       .option("--json", "print the server's JSON answer");
   const print = (view: DeploymentView, json: boolean | undefined) =>
     io.stdout(json ? `${JSON.stringify(view, null, 2)}\n` : describe(view));
@@ -214,4 +220,10 @@ export function modelsCommand(
         return EXIT.ok;
       }),
   );
+}
+
+/** The admin key: --api-key, else WARDEN_API_KEY (absent: none is sent). */
+function apiKeyOf(options: { apiKey?: string }): string | undefined {
+  const key = options.apiKey ?? process.env.WARDEN_API_KEY;
+  return key === undefined || key === "" ? undefined : key;
 }

@@ -107,6 +107,7 @@ export function monitorCommand(
 }
 
 interface MergeOptions {
+  apiKey?: string;
   dataDir: string;
   profile?: string;
   window: LiveWindow;
@@ -127,6 +128,10 @@ function mergeCommand(monitor: Command, io: CliIo, run: (action: () => Promise<n
     .argument("<manifest>", "the model version's manifest (YAML)")
     .argument("<replica...>", "each replica's base URL, e.g. http://10.0.0.5:8080")
     .option("--window <window>", "count or time", choiceOption("--window", LIVE_WINDOWS), "count")
+    .option(
+      "--api-key <key>",
+      "an auditor's or admin's API key (default: the WARDEN_API_KEY environment variable)",
+    )
     .option("--data-dir <dir>", "where the reference profile is (<data-dir>/profiles/...)", "warden-data")
     .option("--profile <file>", "the reference profile (default: the data folder's)")
     .option("--format <format>", "text or json", choiceOption("--format", REPORT_FORMATS), "text")
@@ -137,7 +142,9 @@ function mergeCommand(monitor: Command, io: CliIo, run: (action: () => Promise<n
         const manifest = loadManifest(manifestPath);
         const profile = readProfile(manifest, options, io);
         const windows: WindowSnapshot[] = [];
-        for (const url of urls) windows.push(await fetchWindow(url, manifest, options.window));
+        const key = options.apiKey ?? process.env.WARDEN_API_KEY;
+        for (const url of urls)
+          windows.push(await fetchWindow(url, manifest, options.window, key || undefined));
         const width = manifest.modelFeatures.length;
         const report = {
           model: manifest.name,
@@ -172,7 +179,12 @@ function replicaUrl(text: string): string {
 }
 
 /** One replica's window of this manifest's version, checked field by field. */
-async function fetchWindow(base: string, manifest: Manifest, window: LiveWindow): Promise<WindowSnapshot> {
+async function fetchWindow(
+  base: string,
+  manifest: Manifest,
+  window: LiveWindow,
+  apiKey: string | undefined,
+): Promise<WindowSnapshot> {
   const path = `/v1/models/${encodeURIComponent(manifest.name)}/versions/${encodeURIComponent(manifest.version)}/monitor/window?window=${window}`;
   const fail = (found: string, fix?: string): never => {
     throw new WardenError("WARDEN_ERR_INPUT_FILE", `${base}: ${found}`, {
@@ -188,7 +200,10 @@ async function fetchWindow(base: string, manifest: Manifest, window: LiveWindow)
   };
   let body: unknown;
   try {
-    const response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(30_000) });
+    const response = await fetch(`${base}${path}`, {
+      signal: AbortSignal.timeout(30_000),
+      ...(apiKey !== undefined ? { headers: { authorization: `Bearer ${apiKey}` } } : {}),
+    });
     if (!response.ok)
       fail(
         `GET ${path} answered ${response.status}`,

@@ -21,8 +21,9 @@ interface ServeOptions {
 }
 
 /** A curl line a user can paste to get a first decision from the demo model. */
-function curlExample(url: string, model: string): string {
-  return `curl -s -X POST ${url}/v1/models/${model}/decisions -H 'content-type: application/json' -d '${JSON.stringify(DEMO_REQUEST)}'`;
+function curlExample(url: string, model: string, key: string | undefined): string {
+  const auth = key === undefined ? "" : ` -H 'authorization: Bearer ${key}'`;
+  return `curl -s -X POST ${url}/v1/models/${model}/decisions -H 'content-type: application/json'${auth} -d '${JSON.stringify(DEMO_REQUEST)}'`;
 }
 
 /** `warden serve`: start the HTTP server (bundled demo models when no model is given). */
@@ -77,7 +78,15 @@ export function serveCommand(
         io.stdout(
           `Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`,
         );
-        if (usingDemo) io.stdout(`Try:\n  ${curlExample(server.url, first)}\n`);
+        if (server.firstKey !== undefined) {
+          // Shown once: only its salted hash is kept.
+          io.stdout(
+            `First start: an admin API key was made; it is shown only now, keep it:\n  ${server.firstKey.key}\n` +
+              `  Make keys for clients with POST ${server.url}/v1/admin/keys {"name": "...", "role": "client"}.\n`,
+          );
+        }
+        const key = !config.auth.required ? undefined : (server.firstKey?.key ?? "$WARDEN_API_KEY");
+        if (usingDemo) io.stdout(`Try:\n  ${curlExample(server.url, first, key)}\n`);
         const stoppedCleanly = await new Promise<boolean>((resolve) => {
           const stop = (signal: string) => {
             io.stdout(`${signal}: draining in-flight requests and the ledger queue...\n`);

@@ -28,6 +28,10 @@ test("SIGTERM mid-burst: every acknowledged decision is in the ledger, and the c
     await new Promise((r) => setTimeout(r, 50));
   }
   const url = stdout.match(/Warden (http:\/\/\S+)/)![1]!;
+  // The first start prints an admin key, and the example request carries it.
+  while (!/Try:\n/.test(stdout)) await new Promise((r) => setTimeout(r, 20));
+  const key = stdout.match(/^ {2}(wdn_[0-9a-f]{12}_[A-Za-z0-9_-]{43})$/m)![1]!;
+  assert.ok(stdout.includes(`-H 'authorization: Bearer ${key}'`), stdout);
 
   // A burst of concurrent clients; SIGTERM lands once some answers are back and many are in flight.
   const acknowledged: string[] = [];
@@ -40,7 +44,7 @@ test("SIGTERM mid-burst: every acknowledged decision is in the ledger, and the c
       try {
         const response = await fetch(`${url}/v1/models/credit-demo/decisions`, {
           method: "POST",
-          headers: { "content-type": "application/json" },
+          headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
           body: BODY,
         });
         const body = (await response.json()) as { decision_id?: string; code?: string };

@@ -99,6 +99,57 @@ export const ServerConfigSchema = T.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    auth: T.Object(
+      {
+        required: T.Boolean({
+          default: true,
+          description:
+            "true or false: whether every route but the health checks, GET /v2 and /openapi.json needs an identity (an API key or a JWT); false only on a closed network",
+        }),
+        jwt: T.Optional(
+          T.Object(
+            {
+              hs256_secret_file: T.Optional(
+                T.String({
+                  minLength: 1,
+                  description: "a file holding the HS256 secret (at least 32 bytes)",
+                }),
+              ),
+              jwks_file: T.Optional(
+                T.String({ minLength: 1, description: "a JWKS file (JSON) of RS256 / ES256 public keys" }),
+              ),
+              jwks_url: T.Optional(
+                T.String({ pattern: "^https?://[^\\s]+$", description: "an https:// URL serving a JWKS" }),
+              ),
+              issuer: T.Optional(T.String({ minLength: 1, description: "the `iss` tokens must carry" })),
+              audience: T.Optional(T.String({ minLength: 1, description: "the `aud` tokens must carry" })),
+              clock_skew_s: T.Integer({
+                minimum: 0,
+                maximum: 600,
+                default: 60,
+                description: "seconds of clock skew allowed on exp and nbf, 0 to 600",
+              }),
+              role_claim: T.String({
+                minLength: 1,
+                default: "role",
+                description: "the claim naming the role",
+              }),
+              models_claim: T.String({
+                minLength: 1,
+                default: "models",
+                description: "the claim listing the models a client may use",
+              }),
+            },
+            {
+              additionalProperties: false,
+              description:
+                "a mapping with exactly one of hs256_secret_file, jwks_file or jwks_url, and optionally issuer, audience, clock_skew_s, role_claim, models_claim",
+            },
+          ),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     alerts: T.Object(
       {
         webhooks: T.Array(
@@ -182,6 +233,7 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
   const withDefaults = Value.Default(ServerConfigSchema, structuredClone(raw));
   const problems = schemaProblems(ServerConfigSchema, withDefaults);
   if (problems.length === 0) problems.push(...urlProblems(withDefaults as Static<typeof ServerConfigSchema>));
+  if (problems.length === 0) problems.push(...jwtProblems(withDefaults as Static<typeof ServerConfigSchema>));
   if (problems.length > 0) {
     throw new WardenError(
       "WARDEN_ERR_CONFIG_INVALID",
@@ -207,6 +259,22 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
       ),
     }),
     models: Object.freeze(config.models.map((m) => resolve(baseDir, m))) as string[],
+    auth: Object.freeze({
+      ...config.auth,
+      ...(config.auth.jwt !== undefined
+        ? {
+            jwt: Object.freeze({
+              ...config.auth.jwt,
+              ...(config.auth.jwt.hs256_secret_file !== undefined
+                ? { hs256_secret_file: resolve(baseDir, config.auth.jwt.hs256_secret_file) }
+                : {}),
+              ...(config.auth.jwt.jwks_file !== undefined
+                ? { jwks_file: resolve(baseDir, config.auth.jwt.jwks_file) }
+                : {}),
+            }),
+          }
+        : {}),
+    }),
     ledger: Object.freeze({
       ...config.ledger,
       ...(config.ledger.signing_key !== undefined
@@ -214,6 +282,22 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
         : {}),
     }),
   });
+}
+
+/** The JWT section names exactly one source of keys. */
+function jwtProblems(config: Static<typeof ServerConfigSchema>): FieldProblem[] {
+  const jwt = config.auth.jwt;
+  if (jwt === undefined) return [];
+  const sources = [jwt.hs256_secret_file, jwt.jwks_file, jwt.jwks_url].filter((v) => v !== undefined);
+  if (sources.length === 1) return [];
+  return [
+    {
+      field: "/auth/jwt",
+      expected: "exactly one of hs256_secret_file, jwks_file or jwks_url",
+      found: sources.length === 0 ? "none" : `${sources.length} of them`,
+      fix: "keep the one your identity provider uses: a shared HS256 secret, or its RS256/ES256 public keys",
+    },
+  ];
 }
 
 /** URLs the schema's pattern lets through but `new URL` refuses (a bad port, an empty host, ...). */

@@ -12,6 +12,9 @@
  *   deleted or changed; this one says what was removed beside them.
  * - `review`: a human reviewer's judgement of an earlier decision held for review (points to it): the final
  *   decision when `final` is true, otherwise the first of two (four-eyes) or a disagreement.
+ * - `access`: a request refused for its identity (401, 403: the route, the reason, the identity when known, never
+ *   the credential), or an API key made, rotated or revoked (with the admin who did it). `model` and `version`
+ *   are the route's, or "-" (as is `artifact_sha256`).
  * - `breaker`: a model version's circuit breaker changed state (closed, open, half-open): the rule that
  *   tripped or the cause (cool-down, healthy probes, an operator's stop or resume with actor and reason),
  *   the signals' values and the threshold crossed.
@@ -26,6 +29,7 @@ export const RECORD_KINDS = [
   "retention",
   "review",
   "breaker",
+  "access",
 ] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 

@@ -17,6 +17,8 @@ import type { LedgerRecord } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
 import { createReviewService, type ReviewService } from "../review/index.js";
+import type { JwtVerifier, KeyStore } from "../security/index.js";
+import { registerAccess } from "./access.js";
 import { type AlertSink, createAlertSink } from "./alert-sink.js";
 import { type Breakers, createBreakers } from "./breakers.js";
 import { toWardenError } from "./errors.js";
@@ -59,6 +61,15 @@ export interface AppDependencies {
   readonly canRevealSubject?: (request: FastifyRequest) => boolean;
   /** Human review: the clock (tests inject one), how often SLAs are checked, and the breakers' state. */
   readonly review?: ReviewOptions;
+  /**
+   * Authentication and roles (server/access.ts): API keys, JWTs, and whether identities are required.
+   * Absent: no access control at all (embedding and tests of other parts).
+   */
+  readonly access?: {
+    readonly required: boolean;
+    readonly keys: KeyStore;
+    readonly jwt?: JwtVerifier | undefined;
+  };
   /**
    * The clock of circuit breakers, alerts and (unless `review.now` is given) human review, milliseconds since
    * the epoch; `Date.now` by default.
@@ -317,6 +328,15 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     draining = true;
     done();
   });
+  // Who is asking, and may they: after the drain check, before any route (server/access.ts).
+  if (deps.access !== undefined) {
+    registerAccess(app, {
+      ...deps.access,
+      record: async (entry) => {
+        await deps.ledger.write(entry);
+      },
+    });
+  }
   app.addHook("onSend", (_request, reply, payload, done) => {
     if (draining) reply.header("connection", "close");
     done(null, payload);
@@ -358,6 +378,13 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
 
   const context = {
     ...deps,
+    // With access control, auditors and admins may see decrypted subjects (unless the embedder decides).
+    canRevealSubject:
+      deps.canRevealSubject ??
+      (deps.access !== undefined
+        ? (request: FastifyRequest) =>
+            request.wardenIdentity?.role === "admin" || request.wardenIdentity?.role === "auditor"
+        : undefined),
     pipeline,
     monitors,
     review,

@@ -39,8 +39,14 @@ const DeploymentSchema = {
   },
 } as const;
 
-/** Who makes a change: the `x-warden-actor` header (printable ASCII, ≤ 128), else "anonymous". */
+/**
+ * Who makes a change: the authenticated identity's name; without access control, the `x-warden-actor` header
+ * (printable ASCII, ≤ 128), else "anonymous".
+ */
 export function actorOf(request: FastifyRequest): string {
+  // An authenticated identity is who acts; the header only names actors where identities are off.
+  const identity = request.wardenIdentity;
+  if (identity !== undefined) return identity.name;
   const header = request.headers[ACTOR_HEADER];
   if (header === undefined) return "anonymous";
   if (typeof header !== "string" || !ACTOR.test(header)) {

@@ -20,6 +20,7 @@ import {
   type DeploymentManager,
   type ModelRegistry,
 } from "../registry/index.js";
+import { createJwtVerifier, type IssuedKey, type KeyStore, openKeyStore } from "../security/index.js";
 import type { AlertSink } from "./alert-sink.js";
 import { buildApp, type ReviewOptions } from "./app.js";
 import { createMetrics, type WardenMetrics } from "./metrics.js";
@@ -40,6 +41,13 @@ export interface RunningServer {
   readonly privacy: SubjectProtection;
   /** Where alerts are raised: `emit({name, severity, labels, annotations, startsAt})`, `fire`, `resolve`. */
   readonly alerts: AlertSink;
+  /** API keys (`<data_dir>/auth.sqlite`). */
+  readonly keys: KeyStore;
+  /**
+   * The admin key made at the first start of a server that requires identities and had no key yet: its
+   * secret, to show once (`warden serve` prints it). Absent on later starts.
+   */
+  readonly firstKey?: IssuedKey;
   /** `http://host:port` actually bound. */
   readonly url: string;
   /**
@@ -119,6 +127,9 @@ export async function startServer(
   let ready = false;
   let app: FastifyInstance | undefined;
   let store: ReturnType<typeof createDeploymentStore> | undefined;
+  let keys: KeyStore | undefined;
+  /** An admin key made at the first start of a server that requires identities (shown once). */
+  let firstKey: IssuedKey | undefined;
   let deployments: DeploymentManager | undefined;
   try {
     store = createDeploymentStore(config.data_dir);
@@ -139,7 +150,13 @@ export async function startServer(
         ),
     });
     await deployments.start(config.models);
+    keys = openKeyStore(config.data_dir);
+    if (config.auth.required && keys.count() === 0) {
+      firstKey = keys.create({ name: "first-admin", role: "admin", createdBy: "warden (first start)" });
+    }
+    const jwt = config.auth.jwt === undefined ? undefined : createJwtVerifier(config.auth.jwt);
     app = await buildApp({
+      access: { required: config.auth.required, keys, jwt },
       config,
       registry,
       deployments,
@@ -180,6 +197,7 @@ export async function startServer(
     await app?.close();
     await registry.close();
     store?.close();
+    keys?.close();
     privacy.close();
     await writer.close();
     await ledger.close();
@@ -192,6 +210,7 @@ export async function startServer(
   let closing: Promise<void> | undefined;
   const runningApp = app;
   const runningStore = store;
+  const runningKeys = keys!;
   return {
     app: runningApp,
     registry,
@@ -202,6 +221,8 @@ export async function startServer(
     metrics,
     privacy,
     alerts: runningApp.wardenAlerts,
+    keys: runningKeys,
+    ...(firstKey !== undefined ? { firstKey } : {}),
     url,
     close() {
       closing ??= (async () => {
@@ -209,6 +230,7 @@ export async function startServer(
         await runningApp.close();
         await registry.close();
         runningStore.close();
+        runningKeys.close();
         privacy.close();
         // The reader goes first so that the writer's connection is the last one: closing it checkpoints the
         // WAL into ledger.sqlite, leaving one self-contained file.

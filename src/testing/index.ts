@@ -46,7 +46,7 @@ export function xgboostHoldoutReference(): number[] {
 
 /** A server configuration for tests: a free port, silent logs. */
 export function parseConfigForTest(config: Record<string, unknown>) {
-  return parseServerConfig({ port: 0, log_level: "silent", ...config }, "test");
+  return parseServerConfig({ port: 0, log_level: "silent", auth: { required: false }, ...config }, "test");
 }
 
 /** Start a real server on a free loopback port with a temporary ledger; `stop` closes and cleans up. */
@@ -67,6 +67,8 @@ export async function startTestServer(
       data_dir: dir.path,
       log_level: "silent",
       models: options.models ?? [DEMO_XGB],
+      // Tests of other parts send no credentials; the access tests turn identities on.
+      auth: { required: false },
       ...options.config,
     },
     "test",

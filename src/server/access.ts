@@ -1,0 +1,362 @@
+/**
+ * Authentication and authorisation of every request (issue 7): the identity from `Authorization: Bearer
+ * <api key | JWT>` (or `x-api-key`), the route's permission from security/roles.ts, 401 when there is no
+ * accepted identity, 403 when the role does not hold the permission or a client key is limited to other
+ * models. Denials are recorded in the ledger (`access` records, with the identity when there is one, never the
+ * credential). The API key routes live here too.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { v7 as uuidv7 } from "uuid";
+import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
+import type { LedgerEntry } from "../ledger/index.js";
+import {
+  allows,
+  GRANTS,
+  type Identity,
+  type JwtVerifier,
+  type KeyStore,
+  looksLikeApiKey,
+  MODEL_SCOPED,
+  type Permission,
+  ROLES,
+  ROUTE_PERMISSIONS,
+  type Role,
+} from "../security/index.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Who sent the request, once authenticated (undefined on public routes and with auth off). */
+    wardenIdentity?: Identity;
+  }
+}
+
+export interface AccessOptions {
+  readonly required: boolean;
+  readonly keys: KeyStore;
+  readonly jwt?: JwtVerifier | undefined;
+  /** Records a denial or an admin action (the ledger's `access` kind). */
+  readonly record: (entry: LedgerEntry) => Promise<void>;
+}
+
+/** "/v1/models/:model/decisions" → "/v1/models/{model}/decisions", as ROUTE_PERMISSIONS names routes. */
+function routeName(method: string, url: string): string {
+  return `${method} ${url.replace(/:([A-Za-z_]+)/g, "{$1}")}`;
+}
+
+function unauthorized(reason: string, fix: string): WardenError {
+  return new WardenError("WARDEN_ERR_UNAUTHORIZED", `authentication failed: ${reason}`, {
+    details: [
+      {
+        field: "authorization",
+        expected: "an API key or a JWT: Authorization: Bearer <credential> (or x-api-key: <key>)",
+        found: reason,
+        fix,
+      },
+    ],
+  });
+}
+
+function holders(permission: Permission): Role[] {
+  return ROLES.filter((r) => GRANTS[r].includes(permission));
+}
+
+/** The credential of a request: the bearer token or the x-api-key header (never both). */
+function credentialOf(request: FastifyRequest): string | undefined | WardenError {
+  const auth = request.headers.authorization;
+  const apiKey = request.headers["x-api-key"];
+  if (auth !== undefined && apiKey !== undefined)
+    return unauthorized("both Authorization and x-api-key sent", "send one of them");
+  if (apiKey !== undefined) {
+    if (typeof apiKey !== "string" || apiKey.length === 0 || apiKey.length > 4096)
+      return unauthorized("a malformed x-api-key header", "send one x-api-key header with the key");
+    return apiKey;
+  }
+  if (auth === undefined) return undefined;
+  const match = /^Bearer ([\x21-\x7e]{1,8192})$/i.exec(auth);
+  if (match === null)
+    return unauthorized(
+      "an Authorization header that is not `Bearer <credential>`",
+      "write Authorization: Bearer followed by the API key or the token",
+    );
+  return match[1]!;
+}
+
+/** Register the access hook and the key routes. */
+export function registerAccess(app: FastifyInstance, options: AccessOptions): void {
+  const deny = async (request: FastifyRequest, reply: FastifyReply, error: WardenError, route: string) => {
+    const params = (request.params ?? {}) as Record<string, string>;
+    const identity = request.wardenIdentity;
+    const entry: LedgerEntry = {
+      id: uuidv7(),
+      kind: "access",
+      time: new Date().toISOString(),
+      model: params.model ?? "-",
+      version: params.version ?? "-",
+      artifact_sha256: "-",
+      body: {
+        ...(identity !== undefined
+          ? { identity: { id: identity.id, name: identity.name, role: identity.role } }
+          : {}),
+        ip: request.ip,
+        outcome: "denied",
+        reason: error.message,
+        request_id: request.id,
+        route,
+        status: error.status,
+      },
+    };
+    await options.record(entry);
+    request.wardenOutcome = error.code;
+    if (error.status === 401) reply.header("www-authenticate", 'Bearer realm="warden"');
+    return reply.status(error.status).send(error.toJSON());
+  };
+
+  app.addHook("onRequest", async (request, reply) => {
+    const url = request.routeOptions.url;
+    // Unknown routes go to the not-found handler, which says nothing about identities.
+    if (url === undefined) return;
+    const route = routeName(request.method, url);
+    const permission =
+      ROUTE_PERMISSIONS[route] ??
+      (request.method === "HEAD" ? ROUTE_PERMISSIONS[routeName("GET", url)] : undefined);
+    if (permission === "public") return;
+    if (!options.required) return;
+    if (permission === undefined) {
+      // A route without an entry is refused, never left open (a test holds the table to the routes).
+      return deny(
+        request,
+        reply,
+        new WardenError("WARDEN_ERR_FORBIDDEN", `${route} has no access rule`),
+        route,
+      );
+    }
+    const credential = credentialOf(request);
+    if (credential instanceof WardenError) return deny(request, reply, credential, route);
+    if (credential === undefined)
+      return deny(
+        request,
+        reply,
+        unauthorized(
+          "no credential",
+          "send Authorization: Bearer <API key or JWT>; an admin makes keys with POST /v1/admin/keys",
+        ),
+        route,
+      );
+    let identity: Identity;
+    if (looksLikeApiKey(credential)) {
+      const verdict = options.keys.verify(credential);
+      if ("refused" in verdict) {
+        const text = {
+          malformed: "a malformed API key",
+          unknown: "an unknown API key",
+          revoked: "a revoked API key",
+          expired: "an expired API key",
+        }[verdict.refused];
+        return deny(
+          request,
+          reply,
+          unauthorized(text, "ask an admin for a valid key (POST /v1/admin/keys)"),
+          route,
+        );
+      }
+      identity = verdict.identity;
+    } else if (options.jwt !== undefined) {
+      const verdict = await options.jwt.verify(credential);
+      if ("refused" in verdict) {
+        const text = {
+          malformed: "a malformed token",
+          expired: "an expired token",
+          bad_signature: "a token not signed by the configured keys",
+          bad_claims: "a token whose claims do not match (issuer, audience, not before)",
+          no_role: "a token without a Warden role",
+        }[verdict.refused];
+        return deny(
+          request,
+          reply,
+          unauthorized(text, "get a fresh token from your identity provider"),
+          route,
+        );
+      }
+      identity = verdict.identity;
+    } else {
+      return deny(
+        request,
+        reply,
+        unauthorized(
+          "a credential that is not an API key (this server takes no JWTs)",
+          "send an API key (wdn_...)",
+        ),
+        route,
+      );
+    }
+    request.wardenIdentity = identity;
+    if (!allows(identity.role, permission)) {
+      return deny(
+        request,
+        reply,
+        new WardenError("WARDEN_ERR_FORBIDDEN", `role ${identity.role} may not use ${route}`, {
+          details: [
+            {
+              field: "role",
+              expected: `a role holding ${permission}: ${holders(permission).join(", ")}`,
+              found: identity.role,
+              fix: "use a key or token of such a role",
+            },
+          ],
+        }),
+        route,
+      );
+    }
+    const model = (request.params as Record<string, string> | undefined)?.model;
+    if (
+      identity.models !== null &&
+      model !== undefined &&
+      MODEL_SCOPED.includes(permission) &&
+      !identity.models.includes(model)
+    ) {
+      return deny(
+        request,
+        reply,
+        new WardenError("WARDEN_ERR_FORBIDDEN", `${identity.name} may not use model ${model}`, {
+          details: [
+            {
+              field: "model",
+              expected: `one of the models this credential names: ${identity.models.join(", ")}`,
+              found: model,
+              fix: "use a key or token for this model",
+            },
+          ],
+        }),
+        route,
+      );
+    }
+  });
+
+  registerKeyRoutes(app, options);
+}
+
+const KeyBody = {
+  type: "object",
+  properties: {
+    name: { type: "string", minLength: 1, maxLength: 128 },
+    role: { type: "string", enum: [...ROLES] },
+    models: { type: "array", items: { type: "string", minLength: 1, maxLength: 128 }, maxItems: 1000 },
+    expires_at: { type: "string", description: "ISO-8601; absent: never" },
+  },
+  required: ["name", "role"],
+  additionalProperties: false,
+} as const;
+
+function registerKeyRoutes(app: FastifyInstance, options: AccessOptions): void {
+  const actor = (request: FastifyRequest) =>
+    request.wardenIdentity === undefined
+      ? "anonymous"
+      : `${request.wardenIdentity.name} (${request.wardenIdentity.id})`;
+  const audit = (request: FastifyRequest, action: string, key: { id: string; name: string; role: string }) =>
+    options.record({
+      id: uuidv7(),
+      kind: "access",
+      time: new Date().toISOString(),
+      model: "-",
+      version: "-",
+      artifact_sha256: "-",
+      body: {
+        action,
+        actor: actor(request),
+        key: { id: key.id, name: key.name, role: key.role },
+        outcome: "done",
+        request_id: request.id,
+      },
+    });
+  app.get(
+    "/v1/admin/keys",
+    { schema: { summary: "API keys (never their secrets)", tags: ["access"] } },
+    async () => ({
+      keys: options.keys.list(),
+    }),
+  );
+  app.post<{ Body: { name: string; role: Role; models?: string[]; expires_at?: string } }>(
+    "/v1/admin/keys",
+    {
+      schema: {
+        summary: "Make an API key; its secret is shown in this answer only",
+        tags: ["access"],
+        body: KeyBody,
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const problems: FieldProblem[] = [];
+      if (body.expires_at !== undefined) {
+        const t = Date.parse(body.expires_at);
+        if (!Number.isFinite(t) || t <= Date.now())
+          problems.push({
+            field: "expires_at",
+            expected: "an ISO-8601 time in the future",
+            found: describeValue(body.expires_at),
+            fix: "e.g. 2027-01-01T00:00:00Z, or leave it out for a key that does not expire",
+          });
+      }
+      if (problems.length > 0)
+        throw new WardenError("WARDEN_ERR_VALIDATION", "invalid key request", { details: problems });
+      const issued = options.keys.create({
+        name: body.name,
+        role: body.role,
+        models: body.models ?? null,
+        expiresAt: body.expires_at === undefined ? null : new Date(body.expires_at).toISOString(),
+        createdBy: actor(request),
+      });
+      await audit(request, "key_created", issued);
+      return reply.status(201).send(issued);
+    },
+  );
+  app.post<{ Params: { id: string }; Body: { grace_s?: number } | undefined }>(
+    "/v1/admin/keys/:id/rotate",
+    {
+      schema: {
+        summary: "Rotate a key: a new secret under a new id; the old key stops now or after grace_s seconds",
+        tags: ["access"],
+        params: { type: "object", properties: { id: { type: "string", maxLength: 64 } }, required: ["id"] },
+      },
+    },
+    async (request, reply) => {
+      const grace = (request.body as { grace_s?: unknown } | undefined)?.grace_s;
+      if (
+        grace !== undefined &&
+        !(typeof grace === "number" && Number.isInteger(grace) && grace >= 0 && grace <= 30 * 86_400)
+      ) {
+        throw new WardenError("WARDEN_ERR_VALIDATION", "invalid rotation", {
+          details: [
+            {
+              field: "grace_s",
+              expected: "a whole number of seconds from 0 to 2592000",
+              found: describeValue(grace),
+            },
+          ],
+        });
+      }
+      const issued = options.keys.rotate(
+        request.params.id,
+        actor(request),
+        (grace as number | undefined) ?? 0,
+      );
+      await audit(request, "key_rotated", issued);
+      return reply.status(201).send(issued);
+    },
+  );
+  app.delete<{ Params: { id: string } }>(
+    "/v1/admin/keys/:id",
+    {
+      schema: {
+        summary: "Revoke a key at once",
+        tags: ["access"],
+        params: { type: "object", properties: { id: { type: "string", maxLength: 64 } }, required: ["id"] },
+      },
+    },
+    async (request) => {
+      const revoked = options.keys.revoke(request.params.id, actor(request));
+      await audit(request, "key_revoked", revoked);
+      return revoked;
+    },
+  );
+}
