@@ -192,7 +192,7 @@ test("bad flags are usage errors (exit 2) with a clear message; a missing ledger
     [["--format", "xml"], /--format must be one of ndjson, csv; got "xml"/],
     [
       ["--kind", "verdict"],
-      /--kind must be one of decision, rejection, outcome, appeal, deployment, shadow, retention, review, breaker; got "verdict"/,
+      /--kind must be one of decision, rejection, outcome, appeal, deployment, shadow, retention, review, breaker, access; got "verdict"/,
     ],
     [["--since", "yesterday"], /--since must be an ISO-8601 date .*; got "yesterday"/],
     [["--until", "2025-01-01T10:00:00"], /--until must be an ISO-8601/],
