@@ -8,6 +8,26 @@ import { schemaProblems } from "./schema-errors.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+/** One token bucket: refilled at rate_per_s tokens a second, holding at most burst. */
+const BucketSchema = T.Object(
+  {
+    rate_per_s: T.Number({
+      exclusiveMinimum: 0,
+      maximum: 1_000_000,
+      default: 10,
+      description:
+        "requests a second refilled, above 0 and at most 1000000 (fractions allowed: 0.5 is one every 2 s)",
+    }),
+    burst: T.Integer({
+      minimum: 1,
+      maximum: 1_000_000,
+      default: 20,
+      description: "the most requests at once (the bucket's size), an integer from 1 to 1000000",
+    }),
+  },
+  { additionalProperties: false, default: {}, description: "a mapping of rate_per_s and burst" },
+);
+
 export const ServerConfigSchema = T.Object(
   {
     host: T.String({ minLength: 1, default: "127.0.0.1" }),
@@ -199,6 +219,74 @@ export const ServerConfigSchema = T.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    rate_limits: T.Object(
+      {
+        enabled: T.Boolean({
+          default: false,
+          description: "true or false: whether requests are rate limited",
+        }),
+        identity: T.Unsafe<"ip">(
+          T.Union([T.Literal("ip")], {
+            default: "ip",
+            description: "ip (the client address; API keys come with authentication)",
+          }),
+        ),
+        backend: T.Unsafe<"memory" | "redis">(
+          T.Union([T.Literal("memory"), T.Literal("redis")], {
+            default: "memory",
+            description: "memory (this process) or redis (one budget shared by every replica)",
+          }),
+        ),
+        default: BucketSchema,
+        per_model: T.Record(T.String(), BucketSchema, {
+          default: {},
+          description: "a mapping of model name to {rate_per_s, burst}",
+        }),
+        memory: T.Object(
+          {
+            max_buckets: T.Integer({
+              minimum: 1,
+              maximum: 100_000_000,
+              default: 100_000,
+              description:
+                "the most buckets kept in memory, 1 to 100000000 (least recently used dropped first)",
+            }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        redis: T.Optional(
+          T.Object(
+            {
+              url: T.String({
+                pattern: "^rediss?://[^\\s]+$",
+                maxLength: 2048,
+                description: "a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379/0",
+              }),
+              key_prefix: T.String({
+                minLength: 1,
+                maxLength: 128,
+                default: "warden:rl:",
+                description: "a prefix of 1 to 128 characters for the limiter's Redis keys",
+              }),
+              fail: T.Unsafe<"open" | "closed">(
+                T.Union([T.Literal("open"), T.Literal("closed")], {
+                  default: "open",
+                  description: "open (allow requests while Redis is unreachable) or closed (answer 503)",
+                }),
+              ),
+              timeout_ms: T.Integer({
+                minimum: 1,
+                maximum: 10_000,
+                default: 100,
+                description: "milliseconds a Redis check may take before it counts as failed, 1 to 10000",
+              }),
+            },
+            { additionalProperties: false, description: "a mapping of url, key_prefix, fail and timeout_ms" },
+          ),
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
   },
   { additionalProperties: false },
 );
@@ -232,8 +320,10 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
   }
   const withDefaults = Value.Default(ServerConfigSchema, structuredClone(raw));
   const problems = schemaProblems(ServerConfigSchema, withDefaults);
-  if (problems.length === 0) problems.push(...urlProblems(withDefaults as Static<typeof ServerConfigSchema>));
-  if (problems.length === 0) problems.push(...jwtProblems(withDefaults as Static<typeof ServerConfigSchema>));
+  if (problems.length === 0) {
+    const checked = withDefaults as Static<typeof ServerConfigSchema>;
+    problems.push(...urlProblems(checked), ...rateLimitProblems(checked), ...jwtProblems(checked));
+  }
   if (problems.length > 0) {
     throw new WardenError(
       "WARDEN_ERR_CONFIG_INVALID",
@@ -319,6 +409,45 @@ function urlProblems(config: Static<typeof ServerConfigSchema>): FieldProblem[] 
     check(`/alerts/webhooks/${i}/url`, w.url);
   });
   if (config.alerts.external_url !== undefined) check("/alerts/external_url", config.alerts.external_url);
+  return problems;
+}
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** What the schema cannot say about `rate_limits`: redis settings for the redis backend, model names. */
+function rateLimitProblems(config: Static<typeof ServerConfigSchema>): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const limits = config.rate_limits;
+  if (limits.backend === "redis" && limits.redis === undefined) {
+    problems.push({
+      field: "/rate_limits/redis",
+      expected: "a mapping of url, key_prefix, fail and timeout_ms (backend is redis)",
+      found: "missing",
+      fix: 'add redis: { url: "redis://127.0.0.1:6379" }, or set backend: memory',
+    });
+  }
+  if (limits.redis !== undefined) {
+    try {
+      new URL(limits.redis.url);
+    } catch {
+      problems.push({
+        field: "/rate_limits/redis/url",
+        expected: "a valid redis:// or rediss:// URL",
+        found: describeValue(limits.redis.url),
+        fix: "write it as redis://[user:password@]host:port[/db], e.g. redis://127.0.0.1:6379/0",
+      });
+    }
+  }
+  for (const name of Object.keys(limits.per_model)) {
+    if (!MODEL_NAME.test(name)) {
+      problems.push({
+        field: `/rate_limits/per_model/${name}`,
+        expected: "a model name (a letter or digit, then letters, digits, _, . or -; at most 128)",
+        found: describeValue(name),
+        fix: "use the model's `name` from its manifest",
+      });
+    }
+  }
   return problems;
 }
 

@@ -40,9 +40,14 @@ export const ERRORS = {
   WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
   WARDEN_ERR_MODEL_LOAD_FAILED: { status: 422, message: "The model version cannot be loaded" },
   WARDEN_ERR_QUEUE_FULL: { status: 429, message: "The model's request queue is full" },
+  WARDEN_ERR_RATE_LIMITED: { status: 429, message: "Too many requests: a rate limit is exhausted" },
   WARDEN_ERR_TIMEOUT: { status: 504, message: "The request waited longer than its timeout" },
   WARDEN_ERR_MODEL_NOT_READY: { status: 503, message: "The model is not ready" },
   WARDEN_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down" },
+  WARDEN_ERR_RATE_LIMITER_UNAVAILABLE: {
+    status: 503,
+    message: "The rate limiter's store cannot be reached and rate_limits.redis.fail is closed",
+  },
   WARDEN_ERR_BREAKER_OPEN: {
     status: 503,
     message: "The model version's circuit breaker is open and its fallback cannot answer",

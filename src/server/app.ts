@@ -17,7 +17,15 @@ import type { LedgerRecord } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
 import { createReviewService, type ReviewService } from "../review/index.js";
-import type { JwtVerifier, KeyStore } from "../security/index.js";
+import {
+  createRateLimiter,
+  type JwtVerifier,
+  type KeyStore,
+  type RateDecision,
+  type RateLimiter,
+  rateLimitHeaders,
+  retryAfterSeconds,
+} from "../security/index.js";
 import { registerAccess } from "./access.js";
 import { type AlertSink, createAlertSink } from "./alert-sink.js";
 import { type Breakers, createBreakers } from "./breakers.js";
@@ -75,6 +83,16 @@ export interface AppDependencies {
    * the epoch; `Date.now` by default.
    */
   readonly now?: () => number;
+  /**
+   * The rate limiter; by default the one `config.rate_limits` describes (none when it is not enabled). Tests
+   * inject one with their own clock.
+   */
+  readonly rateLimiter?: RateLimiter;
+  /**
+   * The rate limit key of a request, as "<kind>:<id>" ("ip:10.0.0.7", "key:abc"). Authentication plugs in
+   * here; by default "ip:" and the client address.
+   */
+  readonly rateLimitKey?: (request: FastifyRequest) => string;
 }
 
 /** Options of the human review queue. */
@@ -337,6 +355,63 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       },
     });
   }
+  // Rate limits (security/): after the access check (so the key is the caller's identity when there is one),
+  // before the body is read, so a refused request costs no parsing. Health probes and /metrics are never
+  // limited.
+  const limits = deps.config.rate_limits;
+  const limiter =
+    deps.rateLimiter ??
+    (limits.enabled
+      ? await createRateLimiter(limits, {
+          onDown: (error) =>
+            app.log.error(
+              { err: error, fail: limits.redis?.fail },
+              limits.redis?.fail === "closed"
+                ? "rate limiter: Redis unreachable; refusing requests (503) until it is back"
+                : "rate limiter: Redis unreachable; serving requests unlimited until it is back",
+            ),
+          onUp: () => app.log.warn("rate limiter: Redis reachable again; limits apply"),
+          onFailOpen: () => deps.metrics.rateLimitFailOpen.inc(),
+        })
+      : undefined);
+  if (limiter !== undefined) {
+    app.addHook("onClose", async () => {
+      await limiter.close();
+    });
+    const keyOf =
+      deps.rateLimitKey ?? ((request: FastifyRequest) => request.wardenIdentity?.id ?? `ip:${request.ip}`);
+    app.addHook("onRequest", (request, reply, done) => {
+      const url = request.routeOptions.url;
+      if (url !== undefined && (url.startsWith("/v2/health/") || url === "/metrics")) return done();
+      const key = keyOf(request);
+      const model = (request.params as Record<string, string> | undefined)?.model;
+      const apply = (decision: RateDecision) => {
+        if (decision.outcome === "unavailable") {
+          const error = new WardenError(
+            "WARDEN_ERR_RATE_LIMITER_UNAVAILABLE",
+            "the rate limiter is unavailable (its Redis cannot be reached) and rate_limits.redis.fail is closed; retry shortly",
+            { retryAfterSeconds: 1 },
+          );
+          request.wardenOutcome = error.code;
+          void reply.status(error.status).header("retry-after", "1").send(error.toJSON());
+          return;
+        }
+        const headers = rateLimitHeaders(decision);
+        if (headers !== undefined) reply.headers(headers);
+        if (decision.outcome === "allowed") return done();
+        const error = rateLimitedError(decision, key, model);
+        deps.metrics.rateLimited.inc({ model: model ?? "", limit: decision.limit });
+        request.wardenOutcome = error.code;
+        void reply
+          .status(error.status)
+          .header("retry-after", String(error.retryAfterSeconds))
+          .send(error.toJSON());
+      };
+      const decision = limiter.check(key, model);
+      if (decision instanceof Promise) decision.then(apply, done);
+      else apply(decision);
+    });
+  }
   app.addHook("onSend", (_request, reply, payload, done) => {
     if (draining) reply.header("connection", "close");
     done(null, payload);
@@ -413,6 +488,35 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     app.swagger(),
   );
   return app;
+}
+
+/** The 429 of a refused request: which limit, its rate and burst, the key kind (never the key) and when to retry. */
+function rateLimitedError(
+  decision: Extract<RateDecision, { outcome: "limited" }>,
+  key: string,
+  model: string | undefined,
+): WardenError {
+  const kind = key.includes(":") ? key.slice(0, key.indexOf(":")) : "client";
+  const policy = decision.policies.find((p) => p.name === decision.limit)!;
+  const seconds = retryAfterSeconds(decision.retryAfterMs);
+  const limit =
+    decision.limit === "model" ? `the per-${kind} quota for model ${model}` : `the per-${kind} rate limit`;
+  const shape = `${policy.spec.rate_per_s} requests/s, burst ${policy.spec.burst}`;
+  return new WardenError(
+    "WARDEN_ERR_RATE_LIMITED",
+    `rate limited: ${limit} (${shape}) is exhausted; retry in ${seconds} s`,
+    {
+      retryAfterSeconds: seconds,
+      details: [
+        {
+          field: decision.limit === "model" ? `rate_limits.per_model.${model}` : "rate_limits.default",
+          expected: `at most ${policy.spec.burst} requests at once, refilled at ${policy.spec.rate_per_s} a second, per ${kind}${decision.limit === "model" ? ` and model ${model}` : ""}`,
+          found: "no request left",
+          fix: `retry after ${seconds} s (Retry-After); the RateLimit header says what is left`,
+        },
+      ],
+    },
+  );
 }
 
 /** Shared state passed to route modules. */

@@ -15,6 +15,10 @@ export interface WardenMetrics {
   readonly queueDepth: Gauge<"model" | "version">;
   readonly failures: Counter<"model" | "version" | "reason">;
   readonly ledgerWrites: Counter<"kind">;
+  /** Requests refused by a rate limit, by model ("" for routes without one) and limit (key or model). */
+  readonly rateLimited: Counter<"model" | "limit">;
+  /** Requests let through while the rate limiter's store could not be reached (`fail: open`). */
+  readonly rateLimitFailOpen: Counter;
   /** Batcher hooks for one model version. */
   batcherObserver(model: string, version: string): BatcherObserver;
   /**
@@ -84,8 +88,21 @@ export function createMetrics(): WardenMetrics {
     labelNames: ["kind"] as const,
     registers: [registry],
   });
+  const rateLimited = new Counter({
+    name: "warden_rate_limited_total",
+    help: "Requests refused by a rate limit (429), by model and limit (key: the caller's bucket; model: its quota for the model)",
+    labelNames: ["model", "limit"] as const,
+    registers: [registry],
+  });
+  const rateLimitFailOpen = new Counter({
+    name: "warden_rate_limit_fail_open_total",
+    help: "Requests let through unlimited because the rate limiter's Redis could not be reached (fail: open)",
+    registers: [registry],
+  });
   return {
     registry,
+    rateLimited,
+    rateLimitFailOpen,
     requestDuration,
     requests,
     inferenceDuration,

@@ -70,6 +70,8 @@ export async function startServer(
      * hook for authentication; without it, nobody may.
      */
     canRevealSubject?: (request: FastifyRequest) => boolean;
+    /** The rate limit key of a request ("ip:<addr>" by default); authentication plugs in here. */
+    rateLimitKey?: (request: FastifyRequest) => string;
     /** Human review: clock, SLA check interval, circuit breakers' state. */
     review?: ReviewOptions;
     /** The clock of circuit breakers and alerts (tests move it); `Date.now` by default. */
@@ -171,6 +173,7 @@ export async function startServer(
       logger,
       privacy,
       ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
+      ...(options.rateLimitKey ? { rateLimitKey: options.rateLimitKey } : {}),
       ...(options.review ? { review: options.review } : {}),
       ...(options.now ? { now: options.now } : {}),
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.

@@ -56,6 +56,7 @@ export async function startTestServer(
     config?: Record<string, unknown>;
     logger?: Logger;
     canRevealSubject?: (request: FastifyRequest) => boolean;
+    rateLimitKey?: (request: FastifyRequest) => string;
     review?: ReviewOptions;
     now?: () => number;
   } = {},
@@ -76,6 +77,7 @@ export async function startTestServer(
   const server = await startServer(config, {
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.canRevealSubject ? { canRevealSubject: options.canRevealSubject } : {}),
+    ...(options.rateLimitKey ? { rateLimitKey: options.rateLimitKey } : {}),
     ...(options.review ? { review: options.review } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
