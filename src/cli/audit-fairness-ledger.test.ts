@@ -34,7 +34,8 @@ const CLEAR = demoCopy(scratch.path, {
   name: "credit-clear",
   version: "1.0.0",
   riskTier: "limited",
-  policy: { subject_storage: "clear", fairness: FAIRNESS },
+  // Borderline scores are held for review: a reviewer's final decision labels them too.
+  policy: { subject_storage: "clear", fairness: FAIRNESS, review: { borderline: { low: 0.35, high: 0.65 } } },
 });
 const manifests: Record<string, Manifest> = {
   "credit-demo": loadManifest(DEMO_XGB),
@@ -52,6 +53,7 @@ interface Sent {
 }
 const first: Record<string, Sent[]> = { "credit-demo": [], "credit-clear": [] };
 let secondCount = 0;
+let heldCount = 0;
 const times: number[] = [];
 /** Protected decisions whose vault row the test purges. */
 const purged = new Set<string>();
@@ -63,11 +65,14 @@ async function run(...argv: string[]): Promise<{ code: number; stdout: string; s
   return { code, stdout, stderr };
 }
 
-async function post(path: string, body: unknown, status: number): Promise<unknown> {
+async function post(path: string, body: unknown, status: number, actor?: string): Promise<unknown> {
   const response = await fetch(`${server.url}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
+    headers: {
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      ...(actor !== undefined ? { "x-warden-actor": actor } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   assert.equal(response.status, status, await response.clone().text());
   return response.json();
@@ -75,9 +80,26 @@ async function post(path: string, body: unknown, status: number): Promise<unknow
 
 async function decide(model: string, instances: { features: unknown; subject: unknown }[]) {
   const answer = (await post(`/v1/models/${model}/decisions`, { instances }, 200)) as {
-    decisions: { decision_id: string; decision: string }[];
+    decisions: { decision_id: string; decision: string | null; status?: string }[];
   };
   return answer.decisions;
+}
+
+/** The model's decision as the ledger records it (a held decision's answer has none yet). */
+async function recordedDecision(id: string): Promise<string> {
+  const response = await fetch(`${server.url}/v1/decisions/${id}`);
+  assert.equal(response.status, 200);
+  return ((await response.json()) as { decision: string }).decision;
+}
+
+/** Claim and resolve a held decision's review item with `decision`. */
+async function resolveReview(decisionId: string, decision: string): Promise<void> {
+  const list = await fetch(`${server.url}/v1/review/items?model=credit-clear&status=pending&limit=500`);
+  const items = ((await list.json()) as { items: { item_id: string; decision_id: string }[] }).items;
+  const item = items.find((i) => i.decision_id === decisionId);
+  assert.ok(item, `decision ${decisionId} is in the review queue`);
+  await post(`/v1/review/items/${item.item_id}/claim`, undefined, 200, "alice");
+  await post(`/v1/review/items/${item.item_id}/resolve`, { decision, reason_code: "checked" }, 200, "alice");
 }
 
 async function mark(): Promise<number> {
@@ -101,17 +123,30 @@ before(async () => {
       cases.map((c) => ({ features: c.features, subject: c.subject })),
     );
     for (const [i, answer] of answers.entries()) {
-      const sent: Sent = { id: answer.decision_id, subject: cases[i]!.subject, decision: answer.decision };
+      const held = answer.status === "pending_review";
+      const sent: Sent = {
+        id: answer.decision_id,
+        subject: cases[i]!.subject,
+        // The model's decision, recorded even while a reviewer has the case.
+        decision: answer.decision ?? (await recordedDecision(answer.decision_id)),
+      };
       first[model]!.push(sent);
-      // Outcomes for two decisions in three; every fifth first gets a wrong one that a later one corrects.
-      if (i % 3 === 2) continue;
+      if (held) heldCount++;
       const truth = cases[i]!.status;
-      const outcomes = `/v1/decisions/${answer.decision_id}/outcomes`;
-      if (i % 5 === 0) {
-        await post(outcomes, { outcome: truth === "good" ? "bad" : "good", source: "first-guess" }, 201);
+      const other = truth === "good" ? "bad" : "good";
+      // Outcomes for two decisions in three; every fifth first gets a wrong one that a later one corrects.
+      if (i % 3 !== 2) {
+        const outcomes = `/v1/decisions/${answer.decision_id}/outcomes`;
+        if (i % 5 === 0) await post(outcomes, { outcome: other, source: "first-guess" }, 201);
+        await post(outcomes, { outcome: truth, source: "collections-system" }, 201);
+        sent.label = truth;
       }
-      await post(outcomes, { outcome: truth, source: "collections-system" }, 201);
-      sent.label = truth;
+      // Held decisions: a reviewer's final decision, recorded after any outcome, is the label.
+      if (held && i % 2 === 0) {
+        const reviewed = i % 3 === 2 ? truth : other;
+        await resolveReview(answer.decision_id, reviewed);
+        sent.label = reviewed;
+      }
     }
   }
   times.push(await mark());
@@ -248,6 +283,7 @@ test("warden audit fairness --ledger: a clear-subject model's figures equal a co
   assert.deepEqual(data.subjects_unavailable, { count: 0, reasons: {} });
   assert.equal(data.other_versions, 0);
   checkFigures(report, m, sent);
+  assert.ok(heldCount >= 10, `${heldCount} decisions held for review`);
   const approved = sent.filter((s) => s.decision === "good").length;
   assert.equal(report.overall.selection_rate, approved / sent.length);
 });
