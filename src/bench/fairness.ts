@@ -3,10 +3,13 @@
  * sensitive attributes (2 × 4 × 5 = 40 intersectional groups, some of them small) and 200 bootstrap resamples.
  * Synthetic, seeded data. Timed: encoding the attributes (strings → group codes), the audit on labels and
  * decisions (bootstrap by multinomial cell counts), and the audit with scores (mean score and calibration need
- * the rows, so the bootstrap draws rows one by one); the baseline is one counting pass over the rows.
+ * the rows, so the bootstrap draws rows one by one); the baseline is one counting pass over the rows. Then
+ * the ledger case (fairness-ledger.ts): the same size of audit run by `warden audit fairness --ledger` over a
+ * real SQLite ledger, timed by phase.
  */
 import { seededRandom } from "../explain/index.js";
 import { countOutcomes, encodeGroups, fairnessAudit } from "../fairness/index.js";
+import { ledgerAuditBench } from "./fairness-ledger.js";
 import { type BenchSuite, benchRounds, describeMachine, formatTable, median, progress } from "./suite.js";
 
 const ROWS = 1_000_000;
@@ -113,6 +116,8 @@ export const fairnessSuite: BenchSuite = {
       console.log(`\nFAILED: the two audits disagree on demographic parity by ${check}`);
       return 1;
     }
-    return 0;
+    const ledger = await ledgerAuditBench();
+    console.log(ledger.lines.join("\n"));
+    return ledger.ok ? 0 : 1;
   },
 };

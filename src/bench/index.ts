@@ -36,7 +36,7 @@ const SUITES: Readonly<Record<string, SuiteEntry>> = {
   },
   fairness: {
     description:
-      "fairness audit of 1,000,000 decisions, 3 sensitive attributes (40 groups), 200 bootstrap resamples",
+      "fairness audit of 1,000,000 decisions, 3 sensitive attributes (40 groups), 200 bootstrap resamples: in memory, and warden audit fairness --ledger over a real SQLite ledger (read, group, audit)",
     load: async () => (await import("./fairness.js")).fairnessSuite,
   },
 };

@@ -16,7 +16,12 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import pg from "pg";
-import { startLedgerThread, verifyLedgerAt, verifyLedgerParallel } from "../ledger/index.js";
+import {
+  type LedgerEntry,
+  startLedgerThread,
+  verifyLedgerAt,
+  verifyLedgerParallel,
+} from "../ledger/index.js";
 import { sampleEntry } from "../ledger/testkit.js";
 import { tempDir } from "../testing/index.js";
 import { type BenchSuite, BenchUsageError, describeMachine, formatTable, progress } from "./suite.js";
@@ -42,13 +47,20 @@ function recordCount(): number {
 const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
 const count = (v: number) => Math.round(v).toLocaleString("en-US");
 
-/** Write `n` entries through the threaded writer into `dir`; returns seconds until all are committed. */
-async function sqliteWriter(dir: string, n: number): Promise<number> {
+/**
+ * Write `n` entries (`entry(1)` … `entry(n)`, sampleEntry by default) through the threaded writer into `dir`;
+ * returns seconds until all are committed. The fairness suite writes its decisions with it too.
+ */
+export async function sqliteWriter(
+  dir: string,
+  n: number,
+  entry: (i: number) => LedgerEntry = sampleEntry,
+): Promise<number> {
   const writer = await startLedgerThread(dir);
   const started = process.hrtime.bigint();
   for (let from = 1; from <= n; from += 10_000) {
     const writes: Promise<void>[] = [];
-    for (let i = from; i < Math.min(from + 10_000, n + 1); i++) writes.push(writer.write(sampleEntry(i)));
+    for (let i = from; i < Math.min(from + 10_000, n + 1); i++) writes.push(writer.write(entry(i)));
     await Promise.all(writes);
   }
   await writer.drain();

@@ -3,7 +3,7 @@
  * their bootstrap intervals. No scripts, no external assets: it opens the same from an e-mail or an archive.
  */
 import type { Figure, GroupReport } from "../fairness/index.js";
-import type { AuditSection, FairnessAuditReport } from "./audit-fairness.js";
+import { type AuditSection, describeData, type FairnessAuditReport, isLedgerData } from "./audit-fairness.js";
 
 const esc = (text: string): string =>
   text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
@@ -72,7 +72,7 @@ export function ratePlot(
   return parts.join("");
 }
 
-function section(s: AuditSection): string {
+function section(s: AuditSection, ledger: boolean): string {
   const a = s.audit;
   const name = s.attributes.join(" × ");
   const criteria = s.criteria
@@ -81,17 +81,26 @@ function section(s: AuditSection): string {
         `<tr><td>${c.criterion}</td><td>${c.figure}</td><td>${c.value === null ? `— <small>${esc(c.reason ?? "")}</small>` : fmt(c.value)}</td><td>${c.interval ? `[${fmt(c.interval.lower)}, ${fmt(c.interval.upper)}]` : "—"}</td><td>${c.comparison} ${c.threshold}</td><td class="${VERDICT_CLASS[c.verdict]}">${c.verdict}</td><td>${c.interval_agrees === null ? "—" : c.interval_agrees ? "yes" : "no"}</td></tr>`,
     )
     .join("");
+  // A ledger audit: selection rates over every decision, error rates over the labelled ones (same groups).
+  const errors = s.labelled_audit;
   const groups = a.groups
-    .map(
-      (g) =>
-        `<tr><td>${esc(g.group.label)}</td><td>${g.count}</td><td>${g.flags.join(", ") || ""}</td>${figureCell(g.metrics.selection_rate)}${figureCell(g.metrics.tpr)}${figureCell(g.metrics.fpr)}${figureCell(g.metrics.precision)}${figureCell(g.metrics.accuracy)}${figureCell(g.meanScore)}</tr>`,
-    )
+    .map((g, i) => {
+      const e = errors === undefined ? (ledger ? undefined : g) : errors.groups[i];
+      return `<tr><td>${esc(g.group.label)}</td><td>${g.count}</td>${ledger ? `<td>${e?.count ?? 0}</td>` : ""}<td>${g.flags.join(", ") || ""}</td>${figureCell(g.metrics.selection_rate)}${figureCell(e?.metrics.tpr)}${figureCell(e?.metrics.fpr)}${figureCell(e?.metrics.precision)}${figureCell(e?.metrics.accuracy)}${figureCell(e?.meanScore ?? g.meanScore)}</tr>`;
+    })
     .join("");
+  const tested =
+    errors === undefined
+      ? a.tests
+      : {
+          ...a.tests,
+          results: [...a.tests.results, ...errors.tests.results.filter((t) => t.metric !== "selection_rate")],
+        };
   const selection = a.disparities.find((d) => d.metric === "selection_rate")!;
   const toReference = selection.toReference
     .map((r) => `<tr><td>${esc(r.group)}</td>${figureCell(r.ratio)}${figureCell(r.difference)}</tr>`)
     .join("");
-  const tests = a.tests.results
+  const tests = tested.results
     .map(
       (t) =>
         `<tr><td>${t.metric}</td><td>${esc(t.group)}</td><td>${esc(t.reference)}</td><td>${t.successes}/${t.trials}</td><td>${t.referenceSuccesses}/${t.referenceTrials}</td><td>${fmt(t.pValue, 4)}</td><td>${fmt(t.adjustedPValue, 4)}</td><td>${t.significant ? "yes" : "no"}</td></tr>`,
@@ -103,8 +112,8 @@ function section(s: AuditSection): string {
 <h3>Criteria</h3>
 <table><thead><tr><th>criterion</th><th>figure</th><th>value</th><th>${a.bootstrap ? `${Math.round(a.bootstrap.level * 100)}% interval` : "interval"}</th><th>threshold</th><th>verdict</th><th>interval agrees</th></tr></thead><tbody>${criteria}</tbody></table>
 <h3>Groups</h3>
-<table><thead><tr><th>group</th><th>rows</th><th>flags</th><th>selection rate</th><th>TPR</th><th>FPR</th><th>precision</th><th>accuracy</th><th>mean score</th></tr></thead><tbody>${groups}</tbody></table>
-<div class="plots">${ratePlot(`Selection rate by group: ${name}`, a.groups, (g) => g.metrics.selection_rate)}${ratePlot(`True positive rate by group: ${name}`, a.groups, (g) => g.metrics.tpr)}</div>
+<table><thead><tr><th>group</th><th>${ledger ? "decisions</th><th>labelled" : "rows"}</th><th>flags</th><th>selection rate</th><th>TPR</th><th>FPR</th><th>precision</th><th>accuracy</th><th>mean score</th></tr></thead><tbody>${groups}</tbody></table>
+<div class="plots">${ratePlot(`Selection rate by group: ${name}`, a.groups, (g) => g.metrics.selection_rate)}${errors !== undefined || !ledger ? ratePlot(`True positive rate by group: ${name}${ledger ? " (labelled decisions)" : ""}`, (errors ?? a).groups, (g) => g.metrics.tpr) : ""}</div>
 <h3>Selection rate against the reference group</h3>
 <table><thead><tr><th>group</th><th>ratio</th><th>difference</th></tr></thead><tbody>${toReference}</tbody></table>
 <h3>Tests against the reference (${a.tests.method}, ${a.tests.correction} correction, α = ${a.tests.alpha})</h3>
@@ -128,7 +137,7 @@ small{color:#666}
 </style></head><body>
 <h1>Fairness audit: ${esc(report.model)} ${esc(report.version)} <span class="${VERDICT_CLASS[report.verdict]}">${report.verdict}</span></h1>
 <table><tbody>
-<tr><th>data</th><td>${esc(report.data.file)} (${report.data.rows} rows, label column ${esc(report.data.label_column)}, sha256 ${report.data.sha256})</td></tr>
+<tr><th>data</th><td>${esc(describeData(report))}</td></tr>
 <tr><th>manifest sha256</th><td>${report.manifest_sha256}</td></tr>
 <tr><th>favourable outcome</th><td>${esc(report.favourable_label)}: a selection is a decision of ${esc(report.favourable_label)}; a positive outcome is a label of ${esc(report.favourable_label)} (policy threshold ${report.threshold})</td></tr>
 <tr><th>overall</th><td>accuracy ${fmt(report.overall.accuracy)}, selection rate ${fmt(report.overall.selection_rate)}, base rate ${fmt(report.overall.base_rate)}</td></tr>
@@ -136,7 +145,7 @@ small{color:#666}
 <tr><th>method</th><td>reference ${esc(report.policy.reference)}, minimum group size ${report.policy.min_group_size}, α ${report.policy.alpha}, ${report.policy.bootstrap.resamples} bootstrap resamples (seed ${report.policy.bootstrap.seed})</td></tr>
 </tbody></table>
 <p class="note">A verdict compares the point estimate with the policy's threshold; "interval agrees" says whether the whole bootstrap interval lies on the same side. Figures are over this data set only; small groups are excluded from comparisons, not hidden.</p>
-${report.audits.map(section).join("\n")}
+${report.audits.map((s) => section(s, isLedgerData(report.data))).join("\n")}
 </body></html>
 `;
 }
