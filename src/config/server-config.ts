@@ -43,6 +43,36 @@ export const ServerConfigSchema = T.Object(
     ),
     body_limit_bytes: T.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024, default: 4 * 1024 * 1024 }),
     max_instances_per_request: T.Integer({ minimum: 1, maximum: 100_000, default: 1000 }),
+    limits: T.Object(
+      {
+        header_timeout_ms: T.Integer({
+          minimum: 100,
+          maximum: 600_000,
+          default: 10_000,
+          description:
+            "milliseconds a client may take to send a request's headers (slow-loris), 100 to 600000",
+        }),
+        request_timeout_ms: T.Integer({
+          minimum: 100,
+          maximum: 3_600_000,
+          default: 60_000,
+          description: "milliseconds a client may take to send a whole request, 100 to 3600000",
+        }),
+        keep_alive_timeout_ms: T.Integer({
+          minimum: 100,
+          maximum: 600_000,
+          default: 5_000,
+          description: "milliseconds an idle keep-alive connection stays open, 100 to 600000",
+        }),
+        max_header_bytes: T.Integer({
+          minimum: 1024,
+          maximum: 1_048_576,
+          default: 16_384,
+          description: "the most bytes of request line and headers (431 above), 1024 to 1048576",
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     log_level: T.Unsafe<(typeof LOG_LEVELS)[number]>(
       T.Union(
         LOG_LEVELS.map((l) => T.Literal(l)),
@@ -322,7 +352,12 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
   const problems = schemaProblems(ServerConfigSchema, withDefaults);
   if (problems.length === 0) {
     const checked = withDefaults as Static<typeof ServerConfigSchema>;
-    problems.push(...urlProblems(checked), ...rateLimitProblems(checked), ...jwtProblems(checked));
+    problems.push(
+      ...urlProblems(checked),
+      ...rateLimitProblems(checked),
+      ...jwtProblems(checked),
+      ...limitProblems(checked),
+    );
   }
   if (problems.length > 0) {
     throw new WardenError(
@@ -372,6 +407,20 @@ export function parseServerConfig(raw: unknown, source: string, baseDir = proces
         : {}),
     }),
   });
+}
+
+/** Node refuses a header timeout longer than the request timeout. */
+function limitProblems(config: Static<typeof ServerConfigSchema>): FieldProblem[] {
+  const { header_timeout_ms: headers, request_timeout_ms: request } = config.limits;
+  if (headers <= request) return [];
+  return [
+    {
+      field: "/limits/header_timeout_ms",
+      expected: `at most request_timeout_ms (${request})`,
+      found: describeValue(headers),
+      fix: "the headers are part of the request: lower header_timeout_ms or raise request_timeout_ms",
+    },
+  ];
 }
 
 /** The JWT section names exactly one source of keys. */

@@ -28,6 +28,7 @@ export const ERRORS = {
   WARDEN_ERR_BAD_REQUEST: { status: 400, message: "The request is malformed" },
   WARDEN_ERR_UNAUTHORIZED: { status: 401, message: "Authentication is required" },
   WARDEN_ERR_FORBIDDEN: { status: 403, message: "The identity may not use this route" },
+  WARDEN_ERR_REQUEST_TIMEOUT: { status: 408, message: "The request was not received in time" },
   WARDEN_ERR_KEY_NOT_FOUND: { status: 404, message: "No such API key" },
   WARDEN_ERR_MODEL_NOT_FOUND: { status: 404, message: "No such model" },
   WARDEN_ERR_VERSION_NOT_FOUND: { status: 404, message: "No such model version" },

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import swagger from "@fastify/swagger";
 import Fastify, {
@@ -151,6 +152,18 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     // One log line per request is the ledger's job; the log keeps errors and lifecycle events.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.body_limit_bytes,
+    // Slow clients and oversized headers: Node's own limits, checked every second rather than every 30 s.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          headersTimeout: deps.config.limits.header_timeout_ms,
+          requestTimeout: deps.config.limits.request_timeout_ms,
+          keepAliveTimeout: deps.config.limits.keep_alive_timeout_ms,
+          maxHeaderSize: deps.config.limits.max_header_bytes,
+          connectionsCheckingInterval: 1000,
+        },
+        handler,
+      ),
     genReqId: (req) => {
       const header = req.headers["x-request-id"];
       return typeof header === "string" && REQUEST_ID.test(header) ? header : randomUUID();
@@ -182,15 +195,26 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         socket.destroy();
         return;
       }
-      const tooLarge = (error as NodeJS.ErrnoException).code === "HPE_HEADER_OVERFLOW";
+      const code = (error as NodeJS.ErrnoException).code;
+      const tooLarge = code === "HPE_HEADER_OVERFLOW";
+      // Node's header and request timeouts (limits.*): a client too slow to send its request.
+      const tooSlow = code === "ERR_HTTP_REQUEST_TIMEOUT";
       const body = JSON.stringify(
-        new WardenError(
-          "WARDEN_ERR_BAD_REQUEST",
-          `the HTTP request cannot be parsed: ${error.message}`,
+        (tooSlow
+          ? new WardenError(
+              "WARDEN_ERR_REQUEST_TIMEOUT",
+              "the request was not received in time (limits.header_timeout_ms / limits.request_timeout_ms)",
+            )
+          : new WardenError("WARDEN_ERR_BAD_REQUEST", `the HTTP request cannot be parsed: ${error.message}`)
         ).toJSON(),
       );
+      const status = tooLarge
+        ? "431 Request Header Fields Too Large"
+        : tooSlow
+          ? "408 Request Timeout"
+          : "400 Bad Request";
       socket.end(
-        `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
     },
     ajv: {
