@@ -9,6 +9,12 @@ export {
   DEFAULT_BREAKER_WINDOW,
 } from "./breaker-policy.js";
 export {
+  DISCLOSURES,
+  type Disclosure,
+  type DisclosurePolicy,
+  roundTo,
+} from "./disclosure-policy.js";
+export {
   DEFAULT_COUNTERFACTUAL_EVALUATIONS,
   DEFAULT_COUNTERFACTUALS,
   DEFAULT_KERNELSHAP_BACKGROUND,

@@ -1,5 +1,6 @@
 import { type Static, Type as T } from "@sinclair/typebox";
 import type { BreakerPolicy } from "./breaker-policy.js";
+import type { DisclosurePolicy } from "./disclosure-policy.js";
 import type { ExplanationPolicy } from "./explanation-policy.js";
 import type { FairnessPolicy } from "./fairness-policy.js";
 import type { PrivacyPolicy } from "./privacy-policy.js";
@@ -170,6 +171,8 @@ export interface Manifest
   readonly breaker: BreakerPolicy | undefined;
   /** `policy.review`, defaults applied (routing nothing when the manifest has no such section). */
   readonly review: ReviewPolicy;
+  /** `policy.disclosure`: how much of the output answers disclose (the ledger keeps it all). */
+  readonly disclosure: DisclosurePolicy;
   /** `policy.fairness`, defaults applied (see docs/fairness.md): what the audit and the live monitor compare. */
   readonly fairness: FairnessPolicy;
   /** Absolute path of the manifest file. */

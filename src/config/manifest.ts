@@ -5,6 +5,7 @@ import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { describeValue, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
 import { breakerPolicyOf, breakerPolicyProblems } from "./breaker-policy.js";
+import { disclosurePolicyOf, disclosurePolicyProblems } from "./disclosure-policy.js";
 import {
   explanationPolicyOf,
   explanationPolicyProblems,
@@ -158,6 +159,7 @@ export function parseManifest(raw: unknown, file: string, manifestSha256 = ""): 
     explanations: explanationPolicyOf(explanationContext(m), m.policy, file),
     breaker: breakerPolicyOf(m.policy),
     review: reviewPolicyOf(m.policy),
+    disclosure: disclosurePolicyOf(m.policy),
     fairness: fairnessPolicyOf(m.features, m.policy),
     manifestPath: file,
     manifestSha256,
@@ -286,6 +288,7 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
   problems.push(...explanationPolicyProblems(explanationContext(m), m.policy));
   problems.push(...breakerPolicyProblems(m.version, m.policy));
   problems.push(...reviewPolicyProblems(m.task, m.policy));
+  problems.push(...disclosurePolicyProblems(m.policy));
   problems.push(...fairnessPolicyProblems(m.features, m.policy));
   const b = m.batching;
   b.preferred_batch_sizes.forEach((size, i) => {

@@ -1,5 +1,5 @@
 import { v7 as uuidv7 } from "uuid";
-import type { Manifest } from "../config/index.js";
+import { type DisclosurePolicy, type Manifest, roundTo } from "../config/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { ExplanationRecord, ReasonRecord } from "../explain/model-explainer.js";
 import type { LedgerAttachment, LedgerEntry } from "../ledger/index.js";
@@ -636,8 +636,8 @@ export function createDecisionPipeline(
           ...(clientId !== undefined ? { id: clientId } : {}),
           model: manifest.name,
           version: manifest.version,
-          score: outcome.score,
-          ...(outcome.probabilities ? { probabilities: outcome.probabilities } : {}),
+          // What the answer discloses (policy.disclosure); the ledger entry above keeps the exact values.
+          ...disclosed(manifest.disclosure, outcome.score, outcome.probabilities),
           // A held decision's final answer is the reviewer's: the model's is provisional (in the ledger only).
           decision: held ? null : outcome.decision,
           latency_ms: latency,
@@ -821,4 +821,19 @@ function recordedSubject(
     commitments[name] = { commitment: sealed.commitments[k]! };
   });
   return { subject: commitments, privacy, vaultJson: sealed.vaultJson };
+}
+
+/** The score and probabilities an answer carries under the model's disclosure policy. */
+function disclosed(
+  policy: DisclosurePolicy,
+  score: number,
+  probabilities: Readonly<Record<string, number>> | undefined,
+): { score: number | null; probabilities?: Readonly<Record<string, number>> } {
+  if (policy.scores === "label") return { score: null };
+  if (policy.scores === "full") return { score, ...(probabilities ? { probabilities } : {}) };
+  const round = (v: number) => roundTo(v, policy.decimals);
+  if (probabilities === undefined) return { score: round(score) };
+  const rounded: Record<string, number> = {};
+  for (const [label, p] of Object.entries(probabilities)) rounded[label] = round(p);
+  return { score: round(score), probabilities: rounded };
 }

@@ -412,11 +412,16 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
               data: results.map((r) => r.decision_id),
             },
           };
+        // A model that discloses labels only (policy.disclosure.scores: label) sends no score tensors.
+        const disclosedOutputs =
+          manifest.disclosure.scores === "label"
+            ? requested.filter((name) => name !== "probabilities" && name !== "score")
+            : requested;
         return {
           model_name: manifest.name,
           model_version: manifest.version,
           ...(request.body.id !== undefined ? { id: request.body.id } : {}),
-          outputs: requested.map((name) => tensors[name]!),
+          outputs: disclosedOutputs.map((name) => tensors[name]!),
         };
       },
     );
