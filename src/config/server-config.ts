@@ -149,6 +149,53 @@ export const ServerConfigSchema = T.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    extraction: T.Object(
+      {
+        daily_budget: T.Integer({
+          minimum: 0,
+          maximum: 1_000_000_000,
+          default: 0,
+          description: "instances a caller may have decided per model in any 24 hours; 0: no budget",
+        }),
+        budget_alert_share: T.Number({
+          exclusiveMinimum: 0,
+          maximum: 1,
+          default: 0.8,
+          description: "the share of the budget at which WardenQueryBudget fires, above 0 and at most 1",
+        }),
+        probing: T.Object(
+          {
+            enabled: T.Boolean({ default: true, description: "true or false" }),
+            window: T.Integer({
+              minimum: 10,
+              maximum: 10_000,
+              default: 200,
+              description: "a caller's latest rows compared, 10 to 10000",
+            }),
+            share: T.Number({
+              exclusiveMinimum: 0,
+              maximum: 1,
+              default: 0.5,
+              description: "the share of near-identical rows at which WardenSystematicProbing fires",
+            }),
+            min_observations: T.Integer({
+              minimum: 1,
+              maximum: 10_000,
+              default: 50,
+              description: "rows before it may fire",
+            }),
+            tolerance: T.Number({
+              minimum: 0,
+              maximum: 1,
+              default: 0.01,
+              description: "numbers closer than this share of the feature's manifest range count as the same",
+            }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     auth: T.Object(
       {
         required: T.Boolean({

@@ -43,6 +43,8 @@ export interface DecisionRequest {
    * `on_request`; those with `always` explain every decision anyway, and `never` refuses the request.
    */
   readonly explain?: boolean | undefined;
+  /** Who asked (`key:<id>`, `jwt:<iss>:<sub>`, `ip:<address>`), for the extraction defences. */
+  readonly caller?: string | undefined;
 }
 
 /** The answer for one instance. */
@@ -135,6 +137,8 @@ export interface DecidedInstance {
   /** The model's decision (the provisional one when held for review). */
   readonly decision: string | null;
   readonly subject: Readonly<Record<string, FeatureValue>>;
+  /** Who asked (DecisionRequest.caller). */
+  readonly caller?: string | undefined;
 }
 
 /** Why a request did not reach the version it was routed to (recorded with the decision, returned with it). */
@@ -674,6 +678,7 @@ export function createDecisionPipeline(
             decisionId: decisionIds[i]!,
             decision: outcomes[i]!.decision,
             subject: instance.subject,
+            caller: request.caller,
           });
         });
       }

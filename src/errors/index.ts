@@ -41,6 +41,7 @@ export const ERRORS = {
   WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: "Unsupported content type" },
   WARDEN_ERR_MODEL_LOAD_FAILED: { status: 422, message: "The model version cannot be loaded" },
   WARDEN_ERR_QUEUE_FULL: { status: 429, message: "The model's request queue is full" },
+  WARDEN_ERR_QUERY_BUDGET: { status: 429, message: "The caller's daily query budget for the model is spent" },
   WARDEN_ERR_RATE_LIMITED: { status: 429, message: "Too many requests: a rate limit is exhausted" },
   WARDEN_ERR_TIMEOUT: { status: 504, message: "The request waited longer than its timeout" },
   WARDEN_ERR_MODEL_NOT_READY: { status: 503, message: "The model is not ready" },

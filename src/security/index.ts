@@ -4,6 +4,7 @@
  * `setup.ts`). The server's hooks (server/access.ts, server/app.ts) put them in the request path.
  */
 export * from "./api-keys.js";
+export * from "./extraction.js";
 export { rateLimitHeaders, retryAfterSeconds } from "./headers.js";
 export * from "./jwt.js";
 export {

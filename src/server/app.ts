@@ -31,6 +31,7 @@ import { registerAccess } from "./access.js";
 import { type AlertSink, createAlertSink } from "./alert-sink.js";
 import { type Breakers, createBreakers } from "./breakers.js";
 import { toWardenError } from "./errors.js";
+import { createExtractionGuard, type ExtractionGuard } from "./extraction.js";
 import type { WardenMetrics } from "./metrics.js";
 import { registerBreakerMetrics, registerBreakerRoutes } from "./routes-breakers.js";
 import { registerDecisionRoutes } from "./routes-decisions.js";
@@ -248,6 +249,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const alerts = createAlertSink(alertConfig, { logger: app.log, now });
   // Fairness criteria that start or stop failing in the live fairness monitor: logged and sent as alerts.
   monitors.fairnessAlerts.on("alert", (alert) => alerts.emit(alert));
+  // Query budgets and probing detection per caller and model (security/extraction.ts).
+  const extraction = createExtractionGuard(deps.config.extraction, alerts, { now });
   const breakers = createBreakers({
     registry: deps.registry,
     ledger: deps.ledger,
@@ -293,8 +296,17 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     deps.ledger,
     {
       ...(deps.config.monitoring.live
-        ? { onDecided: (model, row, score, decided) => monitors.decided(model, row, score, decided) }
-        : {}),
+        ? {
+            onDecided: (model, row, score, decided) => {
+              monitors.decided(model, row, score, decided);
+              if (decided?.caller !== undefined) extraction.observe(decided.caller, model, row);
+            },
+          }
+        : {
+            onDecided: (model, row, _score, decided) => {
+              if (decided?.caller !== undefined) extraction.observe(decided.caller, model, row);
+            },
+          }),
       onRejected: (model, reason) =>
         deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
       onShadowError: (model, error) =>
@@ -489,6 +501,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     review,
     breakers,
     alerts,
+    extraction,
     isReady: deps.isReady ?? (() => true),
   };
   registerOipRoutes(app, context);
@@ -550,5 +563,6 @@ export type RouteContext = AppDependencies & {
   readonly review: ReviewService;
   readonly breakers: Breakers;
   readonly alerts: AlertSink;
+  readonly extraction: ExtractionGuard;
   readonly isReady: () => boolean;
 };

@@ -4,6 +4,7 @@ import type { DecisionResult, InstanceInput } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
+import { callerOf } from "./extraction.js";
 
 const Instance = {
   type: "object",
@@ -249,7 +250,10 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
         ],
       });
     }
+    const caller = callerOf(request);
+    ctx.extraction.admit(caller, model, instances.length);
     const results = await ctx.pipeline.decide({
+      caller,
       model,
       version,
       instances,

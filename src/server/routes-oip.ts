@@ -4,6 +4,7 @@ import type { InstanceInput } from "../decision/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import { type RouteContext, SERVER_NAME, SERVER_VERSION } from "./app.js";
+import { callerOf } from "./extraction.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
 
 /** Open Inference Protocol v2 tensor datatypes. */
@@ -378,7 +379,10 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
             ],
           });
         }
+        const caller = callerOf(request);
+        ctx.extraction.admit(caller, name, instances.length);
         const results = await ctx.pipeline.decide({
+          caller,
           model: name,
           version,
           instances,
