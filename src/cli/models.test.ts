@@ -95,3 +95,27 @@ test("warden models: refusals exit 1 with the server's reason, misuse exits 2", 
   assert.equal(help.code, 0);
   assert.match(help.stdout, /register/);
 });
+
+test("warden models against a server that requires identities: --api-key or WARDEN_API_KEY, and 401 without", async () => {
+  const guarded = await startTestServer({ config: { auth: { required: true } } });
+  try {
+    const admin = guarded.keys.create({ name: "ops", role: "admin", createdBy: "test" }).key;
+    const client = guarded.keys.create({ name: "app", role: "client", createdBy: "test" }).key;
+    const without = await run("models", "list", "--url", guarded.url);
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /WARDEN_ERR_UNAUTHORIZED|authentication failed: no credential/);
+    const listed = await run("models", "list", "--url", guarded.url, "--api-key", admin, "--json");
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /credit-demo/);
+    process.env.WARDEN_API_KEY = client;
+    try {
+      const forbidden = await run("models", "list", "--url", guarded.url);
+      assert.equal(forbidden.code, 1);
+      assert.match(forbidden.stderr, /role client may not use GET \/v1\/admin\/models/);
+    } finally {
+      delete process.env.WARDEN_API_KEY;
+    }
+  } finally {
+    await guarded.stop();
+  }
+});

@@ -252,6 +252,46 @@ describe("JWT bearer tokens", () => {
     }
   });
 
+  test("ES256 through a JWKS URL (a local HTTP server), fetched and cached", async () => {
+    const { createServer } = await import("node:http");
+    const { publicKey, privateKey } = await generateKeyPair("ES256");
+    const jwks = JSON.stringify({
+      keys: [{ ...(await exportJWK(publicKey)), kid: "url-key", alg: "ES256" }],
+    });
+    let fetched = 0;
+    const idp = createServer((_request, response) => {
+      fetched++;
+      response.writeHead(200, { "content-type": "application/json" }).end(jwks);
+    });
+    await new Promise<void>((resolve) => idp.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = idp.address() as { port: number };
+      const verifier = createJwtVerifier({
+        jwks_url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+        audience: "warden",
+        clock_skew_s: 60,
+        role_claim: "role",
+        models_claim: "models",
+      });
+      const sign = (audience: string) =>
+        new SignJWT({ role: "reviewer" })
+          .setProtectedHeader({ alg: "ES256", kid: "url-key" })
+          .setSubject("alice")
+          .setAudience(audience)
+          .setExpirationTime("5m")
+          .sign(privateKey);
+      const ok = await verifier.verify(await sign("warden"));
+      assert.ok("identity" in ok && ok.identity.role === "reviewer", JSON.stringify(ok));
+      const again = await verifier.verify(await sign("warden"));
+      assert.ok("identity" in again);
+      assert.equal(fetched, 1, "the key set is fetched once and cached");
+      const other = await verifier.verify(await sign("another-service"));
+      assert.ok("refused" in other && other.refused === "bad_claims");
+    } finally {
+      idp.close();
+    }
+  });
+
   test("RS256 and ES256 through a JWKS file", async () => {
     for (const alg of ["RS256", "ES256"] as const) {
       const { publicKey, privateKey } = await generateKeyPair(alg);

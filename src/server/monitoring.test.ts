@@ -46,6 +46,12 @@ test("a model version has no profile until one is built; then GET returns what w
   assert.equal(answer.stored, profilePath(server.dataDir, "credit-demo", "1.0.0"));
   assert.ok(existsSync(answer.stored));
 
+  // The build is an admin action in the ledger, with its actor.
+  await server.writer.drain();
+  const actions: Record<string, unknown>[] = [];
+  for await (const r of server.ledger.scan()) if (r.kind === "access") actions.push(r.body);
+  assert.equal(actions.at(-1)?.action, "profile_built");
+  assert.equal((actions.at(-1)?.profile as { seed: number }).seed, 7);
   const read = await fetch(url("/v1/models/credit-demo/versions/1.0.0/profile"));
   assert.equal(read.status, 200);
   const profile = referenceProfileFromJSON(await read.json());

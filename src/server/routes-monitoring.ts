@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { Gauge, type Registry } from "prom-client";
+import { v7 as uuidv7 } from "uuid";
 import type { Manifest } from "../config/index.js";
 import type { DecidedInstance } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
@@ -31,6 +32,7 @@ import {
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
+import { actorOf } from "./routes-deployments.js";
 import { registerFairnessMetrics, registerFairnessRoutes } from "./routes-fairness.js";
 
 /** The live monitors of a server's loaded model versions, made on first use. */
@@ -200,6 +202,26 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
       const target = profilePath(ctx.config.data_dir, m.name, m.version);
       saveProfile(target, profile);
       ctx.monitors.profileBuilt(model, profile);
+      // An admin action: recorded in the ledger with who did it (the identity, else x-warden-actor).
+      await ctx.ledger.write({
+        id: uuidv7(),
+        kind: "access",
+        time: new Date().toISOString(),
+        model: m.name,
+        version: m.version,
+        artifact_sha256: m.artifact.sha256,
+        body: {
+          action: "profile_built",
+          actor: actorOf(request),
+          outcome: "done",
+          profile: {
+            reference_sha256: profile.provenance.referenceSha256,
+            rows: profile.provenance.rows,
+            seed: profile.provenance.seed,
+          },
+          request_id: request.id,
+        },
+      });
       return reply.status(201).send({
         model: m.name,
         version: m.version,
