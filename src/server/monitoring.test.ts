@@ -51,7 +51,7 @@ test("a model version has no profile until one is built; then GET returns what w
   const actions: Record<string, unknown>[] = [];
   for await (const r of server.ledger.scan()) if (r.kind === "access") actions.push(r.body);
   assert.equal(actions.at(-1)?.action, "profile_built");
-  assert.equal((actions.at(-1)?.profile as { seed: number }).seed, 7);
+  assert.equal((actions.at(-1)!.profile as { seed: number }).seed, 7);
   const read = await fetch(url("/v1/models/credit-demo/versions/1.0.0/profile"));
   assert.equal(read.status, 200);
   const profile = referenceProfileFromJSON(await read.json());
