@@ -370,3 +370,44 @@ test("no secret reaches the logs", async () => {
   assert.ok(!log.includes(SECRET), "the JWT secret in the log");
   assert.ok(!/authorization/i.test(log) || !/Bearer /.test(log), "an Authorization header in the log");
 });
+
+test("a flood of bad credentials cannot flood the ledger: denials past an address's bucket are counted, then summed", async () => {
+  const clock = { now: Date.parse("2026-01-01T00:00:00Z") };
+  const flooded = await startTestServer({ config: { auth: { required: true } }, now: () => clock.now });
+  try {
+    const attempt = () =>
+      flooded.app.inject({
+        method: "POST",
+        url: "/v1/models/credit-demo/decisions",
+        headers: { authorization: "Bearer wdn_0123456789ab_nope", "content-type": "application/json" },
+        payload: BODY,
+      });
+    for (let i = 0; i < 120; i++) assert.equal((await attempt()).statusCode, 401);
+    await flooded.writer.drain();
+    const recorded = async () => {
+      const out: Record<string, unknown>[] = [];
+      for await (const r of flooded.ledger.scan()) if (r.kind === "access") out.push(r.body);
+      return out;
+    };
+    // The bucket holds 50 records; the other 70 denials were answered and counted.
+    assert.equal((await recorded()).length, 50);
+    const metrics = await (
+      await flooded.app.inject({
+        method: "GET",
+        url: "/metrics",
+        headers: {
+          authorization: `Bearer ${flooded.keys.create({ name: "ops", role: "admin", createdBy: "test" }).key}`,
+        },
+      })
+    ).body;
+    assert.match(metrics, /^warden_access_denials_unrecorded_total 70$/m);
+    // A second later the bucket has refilled by 10: the next recorded denial says how many were left out.
+    clock.now += 1000;
+    assert.equal((await attempt()).statusCode, 401);
+    await flooded.writer.drain();
+    const last = (await recorded()).at(-1)!;
+    assert.equal(last.unrecorded_before, 70);
+  } finally {
+    await flooded.stop();
+  }
+});

@@ -36,7 +36,20 @@ export interface AccessOptions {
   readonly jwt?: JwtVerifier | undefined;
   /** Records a denial or an admin action (the ledger's `access` kind). */
   readonly record: (entry: LedgerEntry) => Promise<void>;
+  /**
+   * Denials recorded per client address: a bucket of `burst` records refilled at `perSecond` (defaults 50
+   * and 10). Past it, denials are answered but counted instead of recorded, and the next recorded denial of
+   * that address says how many were left out: a flood of bad credentials cannot flood the ledger.
+   */
+  readonly denialRecords?: { readonly perSecond: number; readonly burst: number };
+  /** Milliseconds since the epoch (tests move it). */
+  readonly now?: () => number;
+  /** Called for each denial that was counted but not recorded. */
+  readonly onUnrecorded?: () => void;
 }
+
+/** Most client addresses whose denial buckets are kept (the oldest are dropped beyond it). */
+const MAX_DENIAL_BUCKETS = 10_000;
 
 /** "/v1/models/:model/decisions" → "/v1/models/{model}/decisions", as ROUTE_PERMISSIONS names routes. */
 function routeName(method: string, url: string): string {
@@ -83,9 +96,38 @@ function credentialOf(request: FastifyRequest): string | undefined | WardenError
 
 /** Register the access hook and the key routes. */
 export function registerAccess(app: FastifyInstance, options: AccessOptions): void {
+  const now = options.now ?? Date.now;
+  const rate = options.denialRecords ?? { perSecond: 10, burst: 50 };
+  const buckets = new Map<string, { tokens: number; at: number; suppressed: number }>();
+  /** Whether this address's denial may be recorded now, and how many were left out before it. */
+  const recordable = (address: string): { record: boolean; suppressed: number } => {
+    const t = now();
+    let b = buckets.get(address);
+    if (b === undefined) {
+      if (buckets.size >= MAX_DENIAL_BUCKETS) buckets.delete(buckets.keys().next().value!);
+      b = { tokens: rate.burst, at: t, suppressed: 0 };
+      buckets.set(address, b);
+    }
+    b.tokens = Math.min(rate.burst, b.tokens + ((t - b.at) / 1000) * rate.perSecond);
+    b.at = t;
+    if (b.tokens < 1) {
+      b.suppressed++;
+      options.onUnrecorded?.();
+      return { record: false, suppressed: 0 };
+    }
+    b.tokens -= 1;
+    const suppressed = b.suppressed;
+    b.suppressed = 0;
+    return { record: true, suppressed };
+  };
+
   const deny = async (request: FastifyRequest, reply: FastifyReply, error: WardenError, route: string) => {
     const params = (request.params ?? {}) as Record<string, string>;
     const identity = request.wardenIdentity;
+    const verdict = recordable(request.ip);
+    request.wardenOutcome = error.code;
+    if (error.status === 401) reply.header("www-authenticate", 'Bearer realm="warden"');
+    if (!verdict.record) return reply.status(error.status).send(error.toJSON());
     const entry: LedgerEntry = {
       id: uuidv7(),
       kind: "access",
@@ -103,11 +145,11 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): vo
         request_id: request.id,
         route,
         status: error.status,
+        // Denials of this address answered but not recorded since its last recorded one.
+        ...(verdict.suppressed > 0 ? { unrecorded_before: verdict.suppressed } : {}),
       },
     };
     await options.record(entry);
-    request.wardenOutcome = error.code;
-    if (error.status === 401) reply.header("www-authenticate", 'Bearer realm="warden"');
     return reply.status(error.status).send(error.toJSON());
   };
 

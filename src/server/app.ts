@@ -389,6 +389,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
       record: async (entry) => {
         await deps.ledger.write(entry);
       },
+      now,
+      onUnrecorded: () => deps.metrics.accessDenialsUnrecorded.inc(),
     });
   }
   // Rate limits (security/): after the access check (so the key is the caller's identity when there is one),

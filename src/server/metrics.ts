@@ -19,6 +19,8 @@ export interface WardenMetrics {
   readonly rateLimited: Counter<"model" | "limit">;
   /** Requests let through while the rate limiter's store could not be reached (`fail: open`). */
   readonly rateLimitFailOpen: Counter;
+  /** Denials answered but not recorded in the ledger (an address past its denial-record bucket). */
+  readonly accessDenialsUnrecorded: Counter;
   /** Batcher hooks for one model version. */
   batcherObserver(model: string, version: string): BatcherObserver;
   /**
@@ -99,10 +101,16 @@ export function createMetrics(): WardenMetrics {
     help: "Requests let through unlimited because the rate limiter's Redis could not be reached (fail: open)",
     registers: [registry],
   });
+  const accessDenialsUnrecorded = new Counter({
+    name: "warden_access_denials_unrecorded_total",
+    help: "401/403 answers not recorded in the ledger because their address was past its denial-record bucket",
+    registers: [registry],
+  });
   return {
     registry,
     rateLimited,
     rateLimitFailOpen,
+    accessDenialsUnrecorded,
     requestDuration,
     requests,
     inferenceDuration,
