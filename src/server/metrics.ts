@@ -150,3 +150,20 @@ export function createMetrics(): WardenMetrics {
     },
   };
 }
+
+/**
+ * A factory of gauges that one `fill` sets at each scrape: the registry reads its metrics concurrently, each
+ * after its own collect(), so every gauge's collect waits for the scrape's single fill (shared while it runs).
+ * The gauges are registered by the caller, on the server's registry only (never the global one).
+ */
+export function scrapedGauges(fill: () => Promise<void>) {
+  let filling: Promise<void> | undefined;
+  const collect = async () => {
+    filling ??= fill().finally(() => {
+      filling = undefined;
+    });
+    await filling;
+  };
+  return <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Gauge<L>({ name, help, labelNames, registers: [], collect });
+}

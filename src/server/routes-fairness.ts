@@ -3,10 +3,11 @@
  * themselves live with the other live monitors (routes-monitoring.ts), fed by every decision and outcome.
  */
 import type { FastifyInstance } from "fastify";
-import { Gauge, type Registry } from "prom-client";
+import type { Gauge, Registry } from "prom-client";
 import { WardenError } from "../errors/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
+import { scrapedGauges } from "./metrics.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
 import type { LiveMonitors } from "./routes-monitoring.js";
 
@@ -81,15 +82,8 @@ export function registerFairnessMetrics(
   models: () => readonly LoadedModel[],
   monitors: LiveMonitors,
 ): Gauge[] {
-  let filling: Promise<void> | undefined;
-  const collect = async () => {
-    filling ??= fill().finally(() => {
-      filling = undefined;
-    });
-    await filling;
-  };
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    new Gauge<L>({ name, help, labelNames, registers: [], collect });
+  // One fill per scrape sets every gauge (the reports are computed in the report thread).
+  const gauge = scrapedGauges(fill);
   const selection = gauge(
     "warden_fairness_selection_rate",
     "share of the group's decisions that are the favourable label, over the window (count: the latest decisions; time: the last hours)",

@@ -8,7 +8,7 @@ import { EventEmitter } from "node:events";
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
-import { Gauge, type Registry } from "prom-client";
+import type { Gauge, Registry } from "prom-client";
 import { v7 as uuidv7 } from "uuid";
 import type { Manifest } from "../config/index.js";
 import type { DecidedInstance } from "../decision/index.js";
@@ -31,6 +31,7 @@ import {
 } from "../monitor/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import type { RouteContext } from "./app.js";
+import { scrapedGauges } from "./metrics.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
 import { actorOf } from "./routes-deployments.js";
 import { registerFairnessMetrics, registerFairnessRoutes } from "./routes-fairness.js";
@@ -367,18 +368,8 @@ export function registerMonitorMetrics(
   models: () => readonly LoadedModel[],
   monitors: LiveMonitors,
 ): Gauge[] {
-  // The registry reads its metrics concurrently, each after its collect(): every gauge's collect waits for the
-  // one fill of this scrape, which computes the reports (in the report thread) and sets all the gauges.
-  let filling: Promise<void> | undefined;
-  const collect = async () => {
-    filling ??= fill().finally(() => {
-      filling = undefined;
-    });
-    await filling;
-  };
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    // Registered below, on this server's registry only (never the global one).
-    new Gauge<L>({ name, help, labelNames, registers: [], collect });
+  // One fill per scrape sets every gauge (the reports are computed in the report thread).
+  const gauge = scrapedGauges(fill);
   const labels = ["model", "version", "feature"] as const;
   const pValue = gauge(
     "warden_monitor_drift_p_value",
