@@ -47,16 +47,19 @@ after(async () => {
   scratch.remove();
 });
 
-const request = (method: string, url: string, credential?: string, body?: string) =>
-  server.app.inject({
-    method: method as "GET",
-    url,
-    headers: {
-      ...(credential !== undefined ? { authorization: `Bearer ${credential}` } : {}),
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(body !== undefined ? { payload: body } : {}),
-  });
+/** Requests to a server's app, with a bearer credential and a JSON body when given. */
+const requester =
+  (target: () => Server) => (method: string, url: string, credential?: string, body?: string) =>
+    target().app.inject({
+      method: method as "GET",
+      url,
+      headers: {
+        ...(credential !== undefined ? { authorization: `Bearer ${credential}` } : {}),
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
+      ...(body !== undefined ? { payload: body } : {}),
+    });
+const request = requester(() => server);
 
 const token = (
   claims: Record<string, unknown>,
@@ -81,16 +84,7 @@ describe("roles × routes", () => {
     const own = await startTestServer({ config: { auth: { required: true } } });
     const ownKeys: Partial<Record<Role, string>> = {};
     for (const role of ROLES) ownKeys[role] = own.keys.create({ name: role, role, createdBy: "test" }).key;
-    const request = (method: string, url: string, credential?: string, body?: string) =>
-      own.app.inject({
-        method: method as "GET",
-        url,
-        headers: {
-          ...(credential !== undefined ? { authorization: `Bearer ${credential}` } : {}),
-          ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        },
-        ...(body !== undefined ? { payload: body } : {}),
-      });
+    const request = requester(() => own);
     const path = (route: string) =>
       route
         .replace("{model}", "credit-demo")
