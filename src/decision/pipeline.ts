@@ -1,13 +1,13 @@
 import { v7 as uuidv7 } from "uuid";
 import { type DisclosurePolicy, type Manifest, roundTo } from "../config/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
-import type { ExplanationRecord, ReasonRecord } from "../explain/model-explainer.js";
-import type { LedgerAttachment, LedgerEntry } from "../ledger/index.js";
+import { type ExplanationRecord, type ReasonSummary, reasonSummary } from "../explain/model-explainer.js";
+import { CanonicalText, type LedgerAttachment, type LedgerEntry } from "../ledger/index.js";
 import type { SealedSubject } from "../privacy/seal.js";
 import type { LoadedModel, ModelRegistry, Route, RoutingKey } from "../registry/index.js";
 import { hashKey } from "../registry/index.js";
 import type { RowResult } from "../runtime/batcher.js";
-import type { RowTask } from "../runtime/row-tasks.js";
+import type { RecordedExplanation, RowTask } from "../runtime/row-tasks.js";
 import { type FeatureValue, type ValidInstance, validateInstance } from "./input.js";
 import { applyPolicy } from "./policy.js";
 
@@ -85,12 +85,7 @@ export interface ReviewRouting {
 }
 
 /** A reason as a decision's answer gives it (the full explanation is recorded in the ledger). */
-export interface ReasonSummary {
-  readonly code: string;
-  readonly text: string;
-  /** Toward the adverse outcome, margin units. */
-  readonly contribution: number;
-}
+export type { ReasonSummary };
 
 /**
  * Explains decisions off the model's worker (KernelSHAP for a model without trees): in explainer threads
@@ -490,7 +485,9 @@ export function createDecisionPipeline(
           Object.keys(instance.subject).length === 0
             ? undefined
             : { decisionId: decisionIds[i]!, time, subject: instance.subject };
-        const explain = explaining[i] === "inline" ? { values: instance.inputs } : undefined;
+        // The explanation comes back as the ledger records it: canonical JSON written on the worker.
+        const explain =
+          explaining[i] === "inline" ? { values: instance.inputs, form: "ledger" as const } : undefined;
         if (seal === undefined && explain === undefined) return undefined;
         return { ...(seal ? { seal } : {}), ...(explain ? { explain } : {}) };
       });
@@ -540,6 +537,7 @@ export function createDecisionPipeline(
       // request, and then none of its decisions may be in the ledger unanswered.
       const outcomes = valid.map((_, i) => applyPolicy(routes[i]!.model.manifest, rows[i]!));
       const explanations: (ExplanationRecord | undefined)[] = valid.map((_, i) => rows[i]!.task?.explanation);
+      const recorded = valid.map((_, i) => rows[i]!.task?.recorded);
       const offThreadRows = valid.flatMap((_, i) => (explaining[i] === "off-thread" ? [i] : []));
       if (offThreadRows.length > 0) {
         // Grouped per version that answered, in order.
@@ -605,7 +603,11 @@ export function createDecisionPipeline(
           ...(clientId !== undefined ? { client_id: clientId } : {}),
           decision: outcome.decision,
           deployment: route.deployment,
-          ...(explanation !== undefined ? { explanation } : {}),
+          ...(recorded[i] !== undefined
+            ? { explanation: new CanonicalText(recorded[i]!.json) }
+            : explanation !== undefined
+              ? { explanation }
+              : {}),
           inputs: instance.inputs,
           latency_ms: latency,
           manifest_sha256: manifest.manifestSha256,
@@ -647,9 +649,7 @@ export function createDecisionPipeline(
           latency_ms: latency,
           ...(note !== undefined ? { breaker: note } : {}),
           // The principal reasons of an adverse decision (ECOA/Reg B); a favourable one's explanation is recorded.
-          ...(!held && explanation?.reasons !== undefined && explanation.adverse === true
-            ? { reasons: explanation.reasons.map(reasonSummary) }
-            : {}),
+          ...(held ? {} : answeredReasons(explanation, recorded[i])),
           ...(held ? { status: "pending_review" as const, review_reasons: holds[i]! } : {}),
         });
       });
@@ -785,8 +785,16 @@ function keysInOrder<T>(record: Readonly<Record<string, T>>): Readonly<Record<st
   return out;
 }
 
-function reasonSummary(reason: ReasonRecord): ReasonSummary {
-  return { code: reason.code, text: reason.text, contribution: reason.contribution };
+/** The principal reasons an adverse decision's answer carries (ECOA/Reg B), from either form of its explanation. */
+function answeredReasons(
+  explanation: ExplanationRecord | undefined,
+  recorded: RecordedExplanation | undefined,
+): { reasons?: readonly ReasonSummary[] } {
+  if (recorded !== undefined)
+    return recorded.adverse && recorded.reasons ? { reasons: recorded.reasons } : {};
+  if (explanation?.reasons !== undefined && explanation.adverse === true)
+    return { reasons: explanation.reasons.map(reasonSummary) };
+  return {};
 }
 
 /** A protected decision's subject as its ledger entry records it, and its vault row. */

@@ -46,6 +46,19 @@ export interface ReasonRecord {
   readonly text: string;
 }
 
+/** A reason as a decision's answer gives it (the full explanation is recorded in the ledger). */
+export interface ReasonSummary {
+  readonly code: string;
+  readonly text: string;
+  /** Toward the adverse outcome, margin units. */
+  readonly contribution: number;
+}
+
+/** The part of a reason an answer shows. */
+export function reasonSummary(reason: ReasonRecord): ReasonSummary {
+  return { code: reason.code, text: reason.text, contribution: reason.contribution };
+}
+
 /**
  * A decision's explanation as recorded in its ledger entry (`body.explanation`) and returned by the API. Keys
  * are in canonical order.

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import canonicalizeCjs from "canonicalize";
 import fc from "fast-check";
 import { WardenError } from "../errors/index.js";
-import { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
+import { CanonicalText, canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 import { openSqliteLedger } from "./sqlite-store.js";
 import { tempDir } from "./testkit.js";
 import type { LedgerEntry } from "./types.js";
@@ -138,4 +138,42 @@ test("canonicalJson equals the canonicalize package (an independent RFC 8785 imp
     "": {},
   };
   assert.equal(canonicalJson(awkward), reference(awkward));
+});
+
+test("canonicalJson copies a CanonicalText as is: the same text as canonicalising the value in place", () => {
+  const reference = canonicalizeCjs as unknown as (input: unknown) => string | undefined;
+  fc.assert(
+    fc.property(
+      fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 6 }),
+      fc.jsonValue(),
+      fc.string(),
+      (outer, part, key) => {
+        const inPlace = { ...outer, [key]: part };
+        const withText = { ...outer, [key]: new CanonicalText(canonicalJson(part)) };
+        assert.equal(canonicalJson(withText), reference(inPlace));
+        // Inside arrays and at the top too.
+        assert.equal(canonicalJson([1, new CanonicalText(canonicalJson(part))]), reference([1, part]));
+        assert.equal(canonicalJson(new CanonicalText(canonicalJson(part))), reference(part));
+      },
+    ),
+    { numRuns: 500, seed: 2026 },
+  );
+  // A decision entry as the pipeline builds it: keys in order around a pre-written explanation.
+  const explanation = { base: -1, contributions: { a: 0.5, b: -0.25 }, method: "treeshap" };
+  const entry = { ...FIXED_ENTRY, body: { decision: "approve", explanation, inputs: { a: "x", b: 2 } } };
+  const prewritten = {
+    ...FIXED_ENTRY,
+    body: {
+      decision: "approve",
+      explanation: new CanonicalText(canonicalJson(explanation)),
+      inputs: { a: "x", b: 2 },
+    },
+  };
+  assert.equal(canonicalJson(prewritten), canonicalJson(entry));
+  assert.equal(canonicalJson(prewritten), reference(entry));
+  // What cannot be written is still refused, with a CanonicalText beside it.
+  assert.throws(
+    () => canonicalJson({ a: new CanonicalText("1"), b: Number.NaN }),
+    (error: unknown) => error instanceof WardenError && /b is NaN/.test(error.message),
+  );
 });

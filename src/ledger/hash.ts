@@ -34,6 +34,21 @@ export function canonicalJson(value: unknown): string {
   }
 }
 
+/**
+ * A value already written as canonical JSON, which {@link canonicalJson} copies as is wherever it meets it. It
+ * lets a part of an entry be canonicalised where it was made (a decision's explanation, on the model's worker
+ * thread) and travel as one string instead of an object graph. The text must be {@link canonicalJson}'s output:
+ * it is not checked here (that would undo the saving), and the ledger's verification rejects a record whose
+ * stored text is not canonical.
+ */
+export class CanonicalText {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+    Object.freeze(this);
+  }
+}
+
 /** Thrown by the fast path at the first thing it cannot write; the careful walk then reports it. */
 const NOT_PLAIN = Symbol("not plain JSON");
 /** Deeper than this is treated as a possible cycle and left to the careful walk (which tracks ancestors). */
@@ -118,10 +133,11 @@ function fast(value: unknown, depth: number): string {
       throw NOT_PLAIN;
   }
   if (value === null) return "null";
+  if (value instanceof CanonicalText) return value.text;
   if (depth > MAX_FAST_DEPTH) throw NOT_PLAIN;
   if (Array.isArray(value)) {
     let text = "[";
-    for (let i = 0; i < value.length; i++) text += (i === 0 ? "" : ",") + fast(value[i], depth + 1);
+    for (let i = 0; i < value.length; i++) text += (i === 0 ? "" : ",") + inner(value[i], depth + 1);
     return `${text}]`;
   }
   const proto = Object.getPrototypeOf(value);
@@ -141,10 +157,20 @@ function fast(value: unknown, depth: number): string {
     const key = keys[i]!;
     const child = record[key];
     if (child === undefined) continue;
-    text += (first ? "" : ",") + quoteKey(key) + fast(child, depth + 1);
+    text += (first ? "" : ",") + quoteKey(key) + inner(child, depth + 1);
     first = false;
   }
   return `${text}}`;
+}
+
+/**
+ * A value inside what {@link fast} writes: natively when it is sorted plain data (the parts of an entry around a
+ * {@link CanonicalText}), else by the walk.
+ */
+function inner(value: unknown, depth: number): string {
+  return typeof value === "object" && value !== null && sortedPlain(value, depth)
+    ? JSON.stringify(value)
+    : fast(value, depth);
 }
 
 /**
@@ -186,6 +212,7 @@ function write(value: unknown, path: (string | number)[], ancestors: Set<object>
       reject(path, value);
   }
   if (value === null) return "null";
+  if (value instanceof CanonicalText) return value.text;
   const isArray = Array.isArray(value);
   if (!isArray) {
     const proto = Object.getPrototypeOf(value);

@@ -26,7 +26,7 @@ export {
   type StoredCheckpoint,
   sqliteCheckpoints,
 } from "./checkpoints.js";
-export { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
+export { CanonicalText, canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
 export { uncommittedJournalEntries } from "./journal.js";
 export {
   consistencyProof,

@@ -7,7 +7,13 @@
 import type { Manifest } from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
 import { WardenError } from "../errors/index.js";
-import type { ExplanationRecord, InlineExplainer } from "../explain/model-explainer.js";
+import {
+  type ExplanationRecord,
+  type InlineExplainer,
+  type ReasonSummary,
+  reasonSummary,
+} from "../explain/model-explainer.js";
+import { canonicalJson } from "../ledger/hash.js";
 import { type SealedSubject, type SealKeys, sealSubject } from "../privacy/seal.js";
 import type { EngineOutput } from "./types.js";
 
@@ -23,6 +29,22 @@ export interface SealTask {
 export interface ExplainTask {
   /** The row's model-feature values as validated, for the reason texts. */
   readonly values: Readonly<Record<string, FeatureValue>>;
+  /**
+   * `record` (the default): the {@link ExplanationRecord} comes back as an object. `ledger`: it comes back as the
+   * ledger will record it, canonical JSON written here ({@link RecordedExplanation}), so the serving thread
+   * neither receives its object graph nor walks it again to write the entry.
+   */
+  readonly form?: "record" | "ledger";
+}
+
+/** An explanation in the `ledger` form: its canonical JSON, and what the decision's answer needs of it. */
+export interface RecordedExplanation {
+  /** The {@link ExplanationRecord} as canonical JSON (ledger/hash.ts), for the entry's `body.explanation`. */
+  readonly json: string;
+  /** Whether the decision is the adverse outcome (binary models). */
+  readonly adverse: boolean;
+  /** An adverse decision's principal reasons as its answer gives them; absent otherwise. */
+  readonly reasons?: readonly ReasonSummary[];
 }
 
 /** What to do for one row besides predicting it. */
@@ -35,6 +57,8 @@ export interface RowTask {
 export interface RowTaskResult {
   readonly sealed?: SealedSubject;
   readonly explanation?: ExplanationRecord;
+  /** The explanation in the `ledger` form (instead of `explanation`). */
+  readonly recorded?: RecordedExplanation;
   /** Why the row's tasks failed (then nothing else is set): only this row's request fails, not its batch. */
   readonly error?: { readonly code: string; readonly message: string };
 }
@@ -125,6 +149,17 @@ function runRowTask(
         );
       }
       explanation = explainer.explain(input, r, output, task.explain.values);
+      if (task.explain.form === "ledger") {
+        const adverse = explanation.adverse === true;
+        const recorded: RecordedExplanation = {
+          json: canonicalJson(explanation),
+          adverse,
+          ...(adverse && explanation.reasons !== undefined
+            ? { reasons: explanation.reasons.map(reasonSummary) }
+            : {}),
+        };
+        return { ...(sealed === undefined ? {} : { sealed }), recorded };
+      }
     }
     return {
       ...(sealed === undefined ? {} : { sealed }),
