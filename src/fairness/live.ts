@@ -54,7 +54,7 @@ export interface LiveFairnessOptions {
   readonly onAlert?: (alert: FairnessAlert) => void;
   /**
    * The criteria are judged for alerts after this many observations (decisions and outcomes), or sooner once
-   * a second has passed since the last judgement (default 25; 1: after every observation). Judging merges the
+   * a second has passed since the last judgement (default 250; 1: after every observation). Judging merges the
    * window's buckets, so it is kept off the per-decision path.
    */
   readonly evaluateEvery?: number;
@@ -154,7 +154,7 @@ export interface LiveFairness {
 
 const HOUR_MS = 3_600_000;
 /** Observations between two judgements of the criteria for alerts, by default. */
-export const DEFAULT_EVALUATE_EVERY = 25;
+export const DEFAULT_EVALUATE_EVERY = 250;
 
 interface Observation {
   /** Group code per attribute. */

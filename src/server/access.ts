@@ -153,16 +153,36 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): vo
     return reply.status(error.status).send(error.toJSON());
   };
 
+  /** Each registered route's name and permission, looked up once per method and route (not per request). */
+  const rules = new Map<string, Map<string, { route: string; permission: Permission | undefined }>>();
+  const ruleOf = (method: string, url: string) => {
+    let byUrl = rules.get(method);
+    if (byUrl === undefined) {
+      byUrl = new Map();
+      rules.set(method, byUrl);
+    }
+    let rule = byUrl.get(url);
+    if (rule === undefined) {
+      const route = routeName(method, url);
+      rule = {
+        route,
+        permission:
+          ROUTE_PERMISSIONS[route] ??
+          (method === "HEAD" ? ROUTE_PERMISSIONS[routeName("GET", url)] : undefined),
+      };
+      byUrl.set(url, rule);
+    }
+    return rule;
+  };
+
   app.addHook("onRequest", async (request, reply) => {
+    // Without required authentication every route is open: nothing to look up.
+    if (!options.required) return;
     const url = request.routeOptions.url;
     // Unknown routes go to the not-found handler, which says nothing about identities.
     if (url === undefined) return;
-    const route = routeName(request.method, url);
-    const permission =
-      ROUTE_PERMISSIONS[route] ??
-      (request.method === "HEAD" ? ROUTE_PERMISSIONS[routeName("GET", url)] : undefined);
+    const { route, permission } = ruleOf(request.method, url);
     if (permission === "public") return;
-    if (!options.required) return;
     if (permission === undefined) {
       // A route without an entry is refused, never left open (a test holds the table to the routes).
       return deny(
