@@ -175,9 +175,12 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): vo
     return rule;
   };
 
-  app.addHook("onRequest", async (request, reply) => {
-    // Without required authentication every route is open: nothing to look up.
-    if (!options.required) return;
+  // Without required authentication every route is open and no identity is read: no hook at all (an async hook
+  // costs every request a promise).
+  if (options.required) app.addHook("onRequest", authenticate);
+  registerKeyRoutes(app, options);
+
+  async function authenticate(request: FastifyRequest, reply: FastifyReply) {
     const url = request.routeOptions.url;
     // Unknown routes go to the not-found handler, which says nothing about identities.
     if (url === undefined) return;
@@ -292,9 +295,7 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): vo
         route,
       );
     }
-  });
-
-  registerKeyRoutes(app, options);
+  }
 }
 
 const KeyBody = {
