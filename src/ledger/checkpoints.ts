@@ -103,7 +103,8 @@ async function* asAsync<T>(items: AsyncIterable<T> | Iterable<T>): AsyncIterable
 
 /**
  * Make a checkpoint now: extend the last checkpoint's frontier over the records after it (checking their
- * chain first: a broken chain is never signed), sign the new head, store it, and return it. With no new
+ * chain first: sequence, links and hashes, so a broken chain is never signed; each entry's content is left to
+ * `warden ledger verify`, which also checks it), sign the new head, store it, and return it. With no new
  * records since the last checkpoint, returns that one.
  *
  * @throws WardenError WARDEN_ERR_LEDGER when the records after the last checkpoint do not verify.
@@ -122,11 +123,13 @@ export async function makeCheckpoint(
       )
     : new MerkleFrontier();
   const start = frontier.size;
-  let verifier: ChainVerifier | undefined = start === 0 ? new ChainVerifier(undefined) : undefined;
+  const chainOnly = { content: false };
+  let verifier: ChainVerifier | undefined =
+    start === 0 ? new ChainVerifier(undefined, undefined, chainOnly) : undefined;
   for await (const row of asAsync(source.rows(start === 0 ? 0 : start - 1))) {
     if (verifier === undefined) {
       // The record at the last checkpoint's size: the chain continues from its hash.
-      verifier = new ChainVerifier(undefined, { count: row[0], prevHash: row[8] });
+      verifier = new ChainVerifier(undefined, { count: row[0], prevHash: row[8] }, chainOnly);
       continue;
     }
     const problem = verifier.push(row);

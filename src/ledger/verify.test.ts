@@ -7,7 +7,7 @@ import { chainHash } from "./hash.js";
 import { ledgerPath, openSqliteLedger } from "./sqlite-store.js";
 import { sampleEntry, tempDir } from "./testkit.js";
 import type { LedgerRecord } from "./types.js";
-import { verifyLedger, verifyLedgerParallel } from "./verify.js";
+import { ChainVerifier, type RawRow, verifyLedger, verifyLedgerParallel } from "./verify.js";
 
 // Every test tampers the file directly with SQL, as someone with access to the file (not to Warden) would.
 
@@ -240,5 +240,47 @@ test("the parallel verifier agrees with the single-threaded one on clean ledgers
       });
       assert.match(beyond.ok ? "" : beyond.firstBad.reason, /^truncated/);
     }
+  }
+});
+
+test("a chain-only verifier (what checkpoints use) checks links and hashes, not each entry's content", async (t) => {
+  const { dir } = ledgerOf(t, 10);
+  tamper(dir, (db) => {
+    db.exec(
+      `UPDATE records SET entry = replace(entry, '{"artifact_sha256"', '{ "artifact_sha256"') WHERE seq = 7`,
+    );
+    rehashFrom(db, 7);
+  });
+  const rows = () => {
+    const db = new Database(ledgerPath(dir), { readonly: true });
+    try {
+      return db
+        .prepare(
+          "SELECT seq, id, kind, time, model, version, entry, prev_hash, hash FROM records ORDER BY seq",
+        )
+        .raw(true)
+        .all() as RawRow[];
+    } finally {
+      db.close();
+    }
+  };
+  const run = (verifier: ChainVerifier) => {
+    for (const row of rows()) {
+      const problem = verifier.push(row);
+      if (problem !== undefined) return problem;
+    }
+    return verifier.finish();
+  };
+  // The full verifier finds the non-canonical entry; the chain-only one accepts it (its hash is right) ...
+  const full = run(new ChainVerifier(undefined));
+  assert.equal(full.ok, false);
+  assert.deepEqual(run(new ChainVerifier(undefined, undefined, { content: false })), { ok: true, count: 10 });
+  // ... and still refuses an entry whose hash does not match.
+  tamper(dir, (db) => db.exec(`UPDATE records SET entry = replace(entry, 'req-3', 'req-x') WHERE seq = 3`));
+  const broken = run(new ChainVerifier(undefined, undefined, { content: false }));
+  assert.equal(broken.ok, false);
+  if (!broken.ok) {
+    assert.equal(broken.firstBad.seq, 3);
+    assert.match(broken.firstBad.reason, /hash mismatch/);
   }
 });
