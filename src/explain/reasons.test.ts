@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fc from "fast-check";
 import { loadManifest, type Manifest, parseManifest } from "../config/index.js";
 import { validateInstance } from "../decision/index.js";
 import { xgboostScorer } from "../testing/demo-scorer.js";
@@ -338,5 +339,29 @@ test("the demo model: texts from its manifest and statistics of its holdout", as
     reasonCodes(demo, { attribution: { values, base: -1.2 }, values: instance!.inputs, decision: "bad" })
       .reasons.length,
     4,
+  );
+});
+
+test("whole numbers are grouped exactly as Intl's en-US format groups them", () => {
+  const intl = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+  const edges = [
+    0,
+    -0,
+    1,
+    -1,
+    999,
+    1000,
+    -1000,
+    999_999,
+    1_000_000,
+    Number.MAX_SAFE_INTEGER,
+    Number.MIN_SAFE_INTEGER,
+  ];
+  for (const v of edges) assert.equal(formatNumber(v), intl.format(v === 0 ? 0 : v), String(v));
+  fc.assert(
+    fc.property(fc.maxSafeInteger(), (v) => {
+      assert.equal(formatNumber(v), intl.format(v === 0 ? 0 : v));
+    }),
+    { numRuns: 2000, seed: 1234 },
   );
 });
