@@ -63,11 +63,15 @@ interface Split {
 }
 
 /**
- * Tabulate a model's leaves; undefined when the tables would take more than {@link MAX_TABLE_ENTRIES} entries
- * or a path has more than 16 distinct features (the caller then uses the path algorithm). `share[n]` is the
+ * Tabulate a model's leaves; undefined when the tables would take more than `budget` entries or a path has
+ * more than 16 distinct features (the caller then uses the path algorithm). `share[n]` is the
  * fraction of its parent's cover that node n received.
  */
-export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafTables | undefined {
+export function buildLeafTables(
+  model: XGBoostModel,
+  share: Float64Array,
+  budget: number = MAX_TABLE_ENTRIES,
+): LeafTables | undefined {
   const { count, treeStart, treeGroup, left, right, feature, leafValue } = model.trees;
   type Leaf = { node: number; group: number; value: number; splits: Split[] };
   const found: Leaf[] = [];
@@ -88,7 +92,7 @@ export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafT
       if (left[node] === -1) {
         if (distinct.length > MAX_PATH_FEATURES) return false;
         entries += 2 ** distinct.length * distinct.length;
-        if (entries > MAX_TABLE_ENTRIES) return false;
+        if (entries > budget) return false;
         found.push({ node, group: treeGroup[t]!, value: leafValue[node]!, splits: [...path] });
         return true;
       }
