@@ -17,11 +17,15 @@
  * e the elementary symmetric polynomials, so a table entry costs O(d²).
  *
  * A row then costs one pass over the split nodes (which way it goes), one over all nodes in preorder (each
- * node's B from its parent's), and d table reads per leaf.
+ * node's B from its parent's), and d table reads per leaf. These tables are also what the subtree tables
+ * (treeshap-subtrees.ts) are summed from; they answer rows themselves when those would not fit.
  */
 import type { XGBoostModel } from "../runtime/xgboost/model.js";
 
-/** Most table entries (float64) a model may take before TreeSHAP falls back to the path algorithm: 64 MiB. */
+/**
+ * Most table entries (float64) a model's tables may take, per kind (per-leaf, subtree), unless the caller
+ * says otherwise: 64 MiB. Past it TreeSHAP falls back to the next algorithm (subtrees, per-leaf, path).
+ */
 export const MAX_TABLE_ENTRIES = 8 * 1024 * 1024;
 /** Deepest distinct-feature path tabulated (2^d entries per feature per leaf). */
 const MAX_PATH_FEATURES = 16;
