@@ -490,6 +490,28 @@ describe("TreeSHAP's three algorithms give the same values", () => {
     assert.equal(prepareTreeShap(model, { algorithm: "tables", maxTableEntries: 13 }).algorithm, "path");
     assert.equal(prepareTreeShap(model, { algorithm: "path" }).tableEntries, 0);
   });
+
+  test("a leaf too deep for a subtree table (more than 22 directions) leaves the model to the per-leaf tables", () => {
+    // 23 splits on one feature down one side: each per-leaf table has 2 entries, but the deepest leaves
+    // depend on 23 directions.
+    const chain = Array.from({ length: 23 }, (_, i) => 23 - i).reduce<HandNode>(
+      (yes, threshold) => ({
+        feature: 0,
+        threshold,
+        cover: yes.cover + 1,
+        yes,
+        no: { leaf: threshold / 10, cover: 1 },
+      }),
+      { leaf: -1, cover: 1 },
+    );
+    const model = handModel([chain], { features: 1 });
+    const shap = prepareTreeShap(model);
+    assert.equal(shap.algorithm, "tables");
+    assert.equal(shap.tableEntries, 48);
+    const input = Float32Array.of(0.5, 7, 22.5, 30, Number.NaN);
+    const expected = prepareTreeShap(model, { algorithm: "path" }).contributions(input, 5);
+    assertSameValues(shap.contributions(input, 5), expected, 2, "deep chain");
+  });
 });
 
 describe("TreeSHAP's interface", () => {
