@@ -17,11 +17,15 @@
  * e the elementary symmetric polynomials, so a table entry costs O(d²).
  *
  * A row then costs one pass over the split nodes (which way it goes), one over all nodes in preorder (each
- * node's B from its parent's), and d table reads per leaf.
+ * node's B from its parent's), and d table reads per leaf. These tables are also what the subtree tables
+ * (treeshap-subtrees.ts) are summed from; they answer rows themselves when those would not fit.
  */
 import type { XGBoostModel } from "../runtime/xgboost/model.js";
 
-/** Most table entries (float64) a model may take before TreeSHAP falls back to the path algorithm: 64 MiB. */
+/**
+ * Most table entries (float64) a model's tables may take, per kind (per-leaf, subtree), unless the caller
+ * says otherwise: 64 MiB. Past it TreeSHAP falls back to the next algorithm (subtrees, per-leaf, path).
+ */
 export const MAX_TABLE_ENTRIES = 8 * 1024 * 1024;
 /** Deepest distinct-feature path tabulated (2^d entries per feature per leaf). */
 const MAX_PATH_FEATURES = 16;
@@ -63,11 +67,15 @@ interface Split {
 }
 
 /**
- * Tabulate a model's leaves; undefined when the tables would take more than {@link MAX_TABLE_ENTRIES} entries
- * or a path has more than 16 distinct features (the caller then uses the path algorithm). `share[n]` is the
+ * Tabulate a model's leaves; undefined when the tables would take more than `budget` entries or a path has
+ * more than 16 distinct features (the caller then uses the path algorithm). `share[n]` is the
  * fraction of its parent's cover that node n received.
  */
-export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafTables | undefined {
+export function buildLeafTables(
+  model: XGBoostModel,
+  share: Float64Array,
+  budget: number = MAX_TABLE_ENTRIES,
+): LeafTables | undefined {
   const { count, treeStart, treeGroup, left, right, feature, leafValue } = model.trees;
   type Leaf = { node: number; group: number; value: number; splits: Split[] };
   const found: Leaf[] = [];
@@ -88,7 +96,7 @@ export function buildLeafTables(model: XGBoostModel, share: Float64Array): LeafT
       if (left[node] === -1) {
         if (distinct.length > MAX_PATH_FEATURES) return false;
         entries += 2 ** distinct.length * distinct.length;
-        if (entries > MAX_TABLE_ENTRIES) return false;
+        if (entries > budget) return false;
         found.push({ node, group: treeGroup[t]!, value: leafValue[node]!, splits: [...path] });
         return true;
       }

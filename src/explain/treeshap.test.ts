@@ -65,7 +65,7 @@ describe("TreeSHAP on the reference models (fixtures/shap)", () => {
   });
 
   for (const [name, algorithm] of fixtureNames.flatMap((n) =>
-    (["tables", "path"] as const).map((a) => [n, a] as const),
+    (["subtrees", "tables", "path"] as const).map((a) => [n, a] as const),
   )) {
     test(`${name} (${algorithm})`, () => {
       const fixture = readFixture(name);
@@ -326,8 +326,10 @@ describe("TreeSHAP on trees written by hand", () => {
       const trees = Array.from({ length: 1 + random.int(4) }, () => randomTree(0, features));
       const treeGroups = trees.map((_, t) => t % groups);
       const model = handModel(trees, { features, groups, treeGroups });
-      const tables = prepareTreeShap(model);
+      const subtrees = prepareTreeShap(model);
+      const tables = prepareTreeShap(model, { algorithm: "tables" });
       const path = prepareTreeShap(model, { algorithm: "path" });
+      assert.equal(subtrees.algorithm, "subtrees");
       assert.equal(tables.algorithm, "tables");
       for (let row = 0; row < 8; row++) {
         // Values on the quarter grid land on thresholds too, and a fifth are missing.
@@ -335,7 +337,7 @@ describe("TreeSHAP on trees written by hand", () => {
           random.next() < 0.2 ? Number.NaN : Math.round(random.normal() * 4) / 4,
         );
         const expected = bruteForce(trees, treeGroups, groups, x);
-        for (const shap of [tables, path]) {
+        for (const shap of [subtrees, tables, path]) {
           const ours = shap.contributions(Float32Array.from(x), 1);
           assert.equal(ours.length, expected.length);
           for (let i = 0; i < expected.length; i++) {
@@ -349,6 +351,166 @@ describe("TreeSHAP on trees written by hand", () => {
       }
     }
     assert.ok(checked > 1000, `${checked} values checked`);
+  });
+});
+
+/**
+ * Assert two contribution arrays agree to 1e-9 of each row's largest value (`rowWidth` numbers a row: every
+ * group's contributions and bias).
+ */
+function assertSameValues(ours: Float64Array, reference: Float64Array, rowWidth: number, what: string): void {
+  assert.equal(ours.length, reference.length, what);
+  for (let at = 0; at < reference.length; at += rowWidth) {
+    let scale = 0;
+    for (let i = at; i < at + rowWidth; i++) scale = Math.max(scale, Math.abs(reference[i]!));
+    for (let i = at; i < at + rowWidth; i++) {
+      assert.ok(
+        Math.abs(ours[i]! - reference[i]!) <= 1e-9 * scale,
+        `${what}, row ${at / rowWidth} [${i - at}]: ${ours[i]} vs ${reference[i]}`,
+      );
+    }
+  }
+}
+
+describe("TreeSHAP's three algorithms give the same values", () => {
+  test("on the reference models (fixtures/shap)", () => {
+    for (const name of fixtureNames) {
+      const fixture = readFixture(name);
+      const model = readXGBoostModel(join(ROOT, fixture.model));
+      const input = Float32Array.from(fixture.inputs.flat(), (v) => (v === null ? Number.NaN : v));
+      const rows = fixture.inputs.length;
+      const subtrees = prepareTreeShap(model);
+      assert.equal(subtrees.algorithm, "subtrees", name);
+      const ours = subtrees.contributions(input, rows);
+      const rowWidth = model.groups * (model.numFeature + 1);
+      for (const algorithm of ["tables", "path"] as const) {
+        const reference = prepareTreeShap(model, { algorithm });
+        assert.equal(reference.algorithm, algorithm);
+        assertSameValues(ours, reference.contributions(input, rows), rowWidth, `${name} vs ${algorithm}`);
+      }
+    }
+  });
+
+  test("on random ensembles (unbalanced, repeated features, empty leaves, missing and infinite values, classes, smaller budgets)", () => {
+    const random = seededRandom(20211103);
+    const grid = () => Math.round(random.normal() * 4) / 4;
+    const randomTree = (depth: number, maxDepth: number, features: number): HandNode => {
+      const stop = depth === maxDepth ? 1 : depth === 0 ? 0.05 : 0.3;
+      if (random.next() < stop) {
+        return {
+          leaf: Math.round(random.normal() * 100) / 10,
+          cover: random.next() < 0.1 ? 0 : 1 + random.int(20),
+        };
+      }
+      const yes = randomTree(depth + 1, maxDepth, features);
+      const no = randomTree(depth + 1, maxDepth, features);
+      const fixed = yes.cover + no.cover > 0 ? { yes, no } : { yes: { ...yes, cover: 1 }, no };
+      const edge = random.next();
+      return {
+        feature: random.int(features),
+        // Now and then an infinite threshold: every finite value goes left (∞) or right (−∞).
+        threshold: edge < 0.03 ? Number.POSITIVE_INFINITY : edge < 0.06 ? Number.NEGATIVE_INFINITY : grid(),
+        missing: random.next() < 0.5 ? "left" : "right",
+        cover: fixed.yes.cover + fixed.no.cover,
+        ...fixed,
+      };
+    };
+    let compared = 0;
+    let cheaperCuts = 0;
+    for (let seed = 0; seed < 40; seed++) {
+      const features = 2 + random.int(7);
+      const groups = 1 + random.int(3);
+      const maxDepth = 2 + random.int(6);
+      const trees = Array.from({ length: 1 + random.int(6) }, () => randomTree(0, maxDepth, features));
+      const treeGroups = trees.map(() => random.int(groups));
+      const model = handModel(trees, { features, groups, treeGroups, baseMargin: grid() });
+      const rows = 16;
+      const input = Float32Array.from({ length: rows * features }, () => {
+        const kind = random.next();
+        return kind < 0.2
+          ? Number.NaN
+          : kind < 0.23
+            ? Number.POSITIVE_INFINITY
+            : kind < 0.26
+              ? -Infinity
+              : grid();
+      });
+      const rowWidth = groups * (features + 1);
+      const tables = prepareTreeShap(model, { algorithm: "tables" }).contributions(input, rows);
+      const path = prepareTreeShap(model, { algorithm: "path" }).contributions(input, rows);
+      assertSameValues(tables, path, rowWidth, `model ${seed}: tables vs path`);
+      const subtrees = prepareTreeShap(model);
+      assert.equal(subtrees.algorithm, "subtrees");
+      for (const reference of [tables, path]) {
+        assertSameValues(subtrees.contributions(input, rows), reference, rowWidth, `model ${seed}`);
+        compared++;
+      }
+      // Tighter budgets force cheaper cuts, down to the per-leaf tables' fallback.
+      for (const fraction of [0.5, 0.1]) {
+        const budget = Math.floor(subtrees.tableEntries * fraction);
+        const shap = prepareTreeShap(model, { maxTableEntries: budget });
+        assert.ok(
+          shap.tableEntries <= budget,
+          `model ${seed}: ${shap.tableEntries} entries, budget ${budget}`,
+        );
+        if (shap.algorithm === "subtrees") cheaperCuts++;
+        assertSameValues(shap.contributions(input, rows), path, rowWidth, `model ${seed}, budget ${budget}`);
+      }
+    }
+    assert.ok(compared === 80 && cheaperCuts >= 10, `${cheaperCuts} cheaper cuts`);
+  });
+
+  test("with a budget too small for subtree tables, the per-leaf tables answer; too small for those, the path algorithm", () => {
+    // Four splits on one feature down one side. The per-leaf tables take 5 leaves × 2 entries; a subtree's
+    // table takes 2^(its directions) entries, and the deepest leaves depend on 4 directions: 16 at least.
+    const leaf = (value: number): HandNode => ({ leaf: value, cover: 2 });
+    const chain = [1, 0.5, 0, -0.5].reduceRight<HandNode>(
+      (yes, threshold, i) => ({ feature: 0, threshold, cover: yes.cover + 2, yes, no: leaf(i + 1) }),
+      leaf(-3),
+    );
+    const model = handModel([chain, { feature: 1, threshold: 0, cover: 4, yes: leaf(1), no: leaf(-1) }], {
+      features: 2,
+    });
+    const input = Float32Array.of(-1, 0, 0.25, 1, 0.75, Number.NaN, 2, -1, Number.NaN, 3);
+    const expected = prepareTreeShap(model, { algorithm: "path" }).contributions(input, 5);
+    // Beside it a stump: 2 per-leaf tables of 2 entries, or one subtree table of 2. So 18 entries for subtree
+    // tables, 14 for per-leaf ones.
+    for (const [budget, algorithm] of [
+      [18, "subtrees"],
+      [17, "tables"],
+      [14, "tables"],
+      [13, "path"],
+    ] as const) {
+      const shap = prepareTreeShap(model, { maxTableEntries: budget });
+      assert.equal(shap.algorithm, algorithm, `budget ${budget}`);
+      assert.ok(shap.tableEntries <= budget, `budget ${budget}: ${shap.tableEntries} entries`);
+      assertSameValues(shap.contributions(input, 5), expected, 3, `budget ${budget}`);
+    }
+    assert.equal(prepareTreeShap(model, { algorithm: "tables" }).algorithm, "tables");
+    assert.equal(prepareTreeShap(model, { algorithm: "tables", maxTableEntries: 13 }).algorithm, "path");
+    assert.equal(prepareTreeShap(model, { algorithm: "path" }).tableEntries, 0);
+  });
+
+  test("a leaf too deep for a subtree table (more than 22 directions) leaves the model to the per-leaf tables", () => {
+    // 23 splits on one feature down one side: each per-leaf table has 2 entries, but the deepest leaves
+    // depend on 23 directions.
+    const chain = Array.from({ length: 23 }, (_, i) => 23 - i).reduce<HandNode>(
+      (yes, threshold) => ({
+        feature: 0,
+        threshold,
+        cover: yes.cover + 1,
+        yes,
+        no: { leaf: threshold / 10, cover: 1 },
+      }),
+      { leaf: -1, cover: 1 },
+    );
+    const model = handModel([chain], { features: 1 });
+    const shap = prepareTreeShap(model);
+    assert.equal(shap.algorithm, "tables");
+    assert.equal(shap.tableEntries, 48);
+    const input = Float32Array.of(0.5, 7, 22.5, 30, Number.NaN);
+    const expected = prepareTreeShap(model, { algorithm: "path" }).contributions(input, 5);
+    assertSameValues(shap.contributions(input, 5), expected, 2, "deep chain");
   });
 });
 

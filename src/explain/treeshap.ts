@@ -10,7 +10,13 @@
  * (XGBoost works in float32, so the two agree to about 1e-7 of the largest value). Missing features (NaN)
  * take each node's default branch, as prediction does.
  *
- * The algorithm walks each tree once per row, carrying along the path the features met so far: for each, the
+ * Three algorithms compute these values (see {@link TreeShapAlgorithm}). By default a row is answered from
+ * tables prepared once per model: subtree tables (treeshap-subtrees.ts: one integer comparison per split
+ * node and one short vector per subtree), built from per-leaf tables (treeshap-tables.ts), which serve on
+ * their own when the subtree tables would not fit. Models whose tables would not fit at all, and callers
+ * asking for `path`, get Algorithm 2, implemented in this file.
+ *
+ * Algorithm 2 walks each tree once per row, carrying along the path the features met so far: for each, the
  * share of cover that followed the path (`zero`: the weight when the feature is unknown) and whether the row
  * follows it (`one`: the weight when it is known), plus for each possible count of known features the
  * summed Shapley weights of those subsets (`weight`). Extending the path by a split is one step of a
@@ -20,17 +26,30 @@
  */
 import { WardenError } from "../errors/index.js";
 import type { XGBoostModel } from "../runtime/xgboost/model.js";
-import { buildLeafTables, tableContributions } from "./treeshap-tables.js";
+import { buildSubtreeTables, subtreeContributions } from "./treeshap-subtrees.js";
+import { buildLeafTables, MAX_TABLE_ENTRIES, tableContributions } from "./treeshap-tables.js";
 import type { Attribution } from "./types.js";
 
-/** How {@link prepareTreeShap} computes (both give the same values). */
+/**
+ * How TreeSHAP computes (all three give the same values, up to rounding):
+ *
+ * - `subtrees`: tables of each tree's subtrees, prepared once from the per-leaf tables; a row costs one
+ *   integer comparison per split node and one short vector added per subtree (treeshap-subtrees.ts).
+ * - `tables`: per-leaf tables prepared once; a row in O(nodes + leaves × depth) (treeshap-tables.ts).
+ * - `path`: Algorithm 2, O(leaves × depth²) per row, no preparation.
+ */
+export type TreeShapAlgorithm = "subtrees" | "tables" | "path";
+
+/** How {@link prepareTreeShap} computes. */
 export interface TreeShapOptions {
   /**
-   * `tables` (the default where they fit in {@link MAX_TABLE_ENTRIES}): per-leaf tables prepared once, a row
-   * in O(nodes + leaves × depth) (treeshap-tables.ts); `path`: Algorithm 2, O(leaves × depth²) per row, no
-   * preparation.
+   * The algorithm to prefer (default `subtrees`). Tables that would take more than `maxTableEntries` are not
+   * built: `subtrees` then falls back to `tables`, and `tables` to `path`; {@link TreeShap.algorithm} says
+   * which one runs.
    */
-  readonly algorithm?: "tables" | "path";
+  readonly algorithm?: TreeShapAlgorithm;
+  /** Most float64 entries one model's tables may take (default {@link MAX_TABLE_ENTRIES}, 64 MiB). */
+  readonly maxTableEntries?: number;
 }
 
 /** TreeSHAP prepared for one model: per-tree facts computed once, scratch buffers sized once. */
@@ -40,7 +59,9 @@ export interface TreeShap {
   /** Output groups: one per class for multi:* models, else 1. */
   readonly groups: number;
   /** The algorithm in use (see {@link TreeShapOptions}). */
-  readonly algorithm: "tables" | "path";
+  readonly algorithm: TreeShapAlgorithm;
+  /** Float64 entries its tables hold (0 for `path`): 8 bytes each, what the tables cost in memory. */
+  readonly tableEntries: number;
   /**
    * The bias of each group, in margin units: the base margin plus each tree's expected value (its leaves
    * averaged by cover), i.e. the margin expected when no feature is known. XGBoost's bias column.
@@ -93,7 +114,15 @@ export function prepareTreeShap(model: XGBoostModel, options: TreeShapOptions = 
   }
   const expectedMargins = Object.freeze(expected);
   const walker = new Walker(model, share, maxDepth);
-  const tables = options.algorithm === "path" ? undefined : buildLeafTables(model, share);
+  // Subtree tables are built from the per-leaf tables, which are kept only when they are the ones used.
+  const budget = options.maxTableEntries ?? MAX_TABLE_ENTRIES;
+  const algorithm = options.algorithm ?? "subtrees";
+  const leafTables = algorithm === "path" ? undefined : buildLeafTables(model, share, budget);
+  const subtrees =
+    leafTables === undefined || algorithm !== "subtrees"
+      ? undefined
+      : buildSubtreeTables(model, leafTables, budget);
+  const tables = subtrees === undefined ? leafTables : undefined;
   const dirs = new Uint8Array(tables === undefined ? 0 : left.length);
 
   const contributions = (input: Float32Array, rows: number, out?: Float64Array): Float64Array => {
@@ -119,7 +148,8 @@ export function prepareTreeShap(model: XGBoostModel, options: TreeShapOptions = 
     for (let row = 0; row < rows; row++) {
       walker.xAt = row * numFeature;
       const rowAt = row * groups * width;
-      if (tables !== undefined)
+      if (subtrees !== undefined) subtreeContributions(subtrees, input, row * numFeature, result, rowAt);
+      else if (tables !== undefined)
         tableContributions(model, tables, input, row * numFeature, result, rowAt, width, dirs);
       else
         for (let t = 0; t < count; t++) {
@@ -139,7 +169,8 @@ export function prepareTreeShap(model: XGBoostModel, options: TreeShapOptions = 
   return Object.freeze({
     numFeature,
     groups,
-    algorithm: tables === undefined ? "path" : "tables",
+    algorithm: subtrees !== undefined ? "subtrees" : tables !== undefined ? "tables" : "path",
+    tableEntries: (subtrees ?? tables)?.table.length ?? 0,
     expectedMargins,
     contributions,
     explain(row: Float32Array, group = 0): Attribution {
