@@ -7,7 +7,14 @@ import { validateInstance } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { ExplanationRecord } from "../explain/model-explainer.js";
 import type { ExplanationJob } from "../explain/service.js";
-import { DEMO_XGB, demoVersion, holdoutInstances, loadManifest, tempDir } from "../testing/index.js";
+import {
+  DEMO_ONNX,
+  DEMO_XGB,
+  demoVersion,
+  holdoutInstances,
+  loadManifest,
+  tempDir,
+} from "../testing/index.js";
 import { createExplainerPool, EXPLAINER_QUEUE_SIZE, type ExplainerPoolOptions } from "./explainer-pool.js";
 
 // The XGBoost demo throughout: its engine is plain JavaScript, so a thread may be ended in the middle of a job
@@ -241,6 +248,32 @@ test(
     assert.equal(pool.pending, 0);
     await assert.rejects(pool.run(kernelJob(0)), isCode("WARDEN_ERR_SHUTTING_DOWN"));
     assert.equal(threads.all.length, 1, "no thread is started after close");
+    assert.equal(threads.running(), 0);
+  },
+);
+
+test(
+  "close lets an ONNX explainer thread finish the job in hand and leave on its own (no stop mid-inference)",
+  RECOVERY,
+  async () => {
+    const onnx = loadManifest(DEMO_ONNX);
+    const threads = watchThreads();
+    const pool = createExplainerPool(onnx, threads.options);
+    const checked = validateInstance(onnx, holdoutInstances(onnx)[0]!.features, undefined, "");
+    assert.ok(checked.instance);
+    // LIME with 40 seeds: thousands of onnxruntime runs, so close arrives while the thread is inside them.
+    const job = pool.run({ kind: "lime", row: checked.instance.row, runs: 40 });
+    const settled = job.then(
+      () => assert.fail("the job was answered after close"),
+      (error: unknown) => error,
+    );
+    await startOf(threads.all[0]!);
+    const exited = new Promise<number>((resolve) => threads.all[0]!.once("exit", resolve));
+    await pool.close();
+    isCode("WARDEN_ERR_SHUTTING_DOWN")(await settled);
+    // Exit code 0: the thread called process.exit itself (terminate() would give 1). Had it been stopped inside
+    // a run, this process would have aborted before getting here.
+    assert.equal(await exited, 0);
     assert.equal(threads.running(), 0);
   },
 );

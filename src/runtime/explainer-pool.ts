@@ -6,6 +6,8 @@ import type { ExplainerReply, ExplainerRequest } from "./explainer-worker.js";
 import type { WorkerStart } from "./worker-protocol.js";
 
 const WORKER_URL = new URL("./explainer-worker.js", import.meta.url);
+/** How long a closing explainer thread may take to finish its job before it is stopped from outside. */
+const CLOSE_GRACE_MS = 10_000;
 
 /** Jobs that may wait for a model's explainer thread; more are refused at once (WARDEN_ERR_QUEUE_FULL). */
 export const EXPLAINER_QUEUE_SIZE = 256;
@@ -218,7 +220,14 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
       clearTimeout(timer);
       const w = worker;
       worker = undefined;
-      if (w !== undefined) await w.terminate();
+      if (w === undefined) return;
+      // Ask the thread to finish its job and leave; stop it from outside only if it does not (see
+      // explainer-worker.ts: terminating a thread inside native inference can crash the process).
+      const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+      w.postMessage({ id: -1, close: true } satisfies ExplainerRequest);
+      const late = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
+      await exited;
+      clearTimeout(late);
     },
   };
 }

@@ -11,6 +11,7 @@ import {
   type ExplanationService,
 } from "../explain/service.js";
 import { loadEngine } from "./engines.js";
+import type { ModelEngine } from "./types.js";
 import type { WorkerStart } from "./worker-protocol.js";
 
 const port = parentPort;
@@ -41,20 +42,32 @@ function failure(id: number, error: unknown): ExplainerReply {
 }
 
 let service: ExplanationService | undefined;
+let engine: ModelEngine | undefined;
 try {
   const manifest = parseManifest(start.manifest, start.manifestPath, start.manifestSha256);
   verifyArtifact(manifest);
-  const engine = await loadEngine(manifest);
+  engine = await loadEngine(manifest);
   service = await createExplanationService(manifest, engine);
   port.postMessage({ id: 0, ok: true, result: null } satisfies ExplainerReply);
 } catch (error) {
   port.postMessage(failure(0, error));
 }
 
+/** The job being explained, if any: a close waits for it. */
+let running: Promise<unknown> = Promise.resolve();
+
 port.on("message", async (request: ExplainerRequest) => {
-  if ("close" in request) process.exit(0);
+  if ("close" in request) {
+    // Leave on our own, after the job in hand and with the engine released: a thread stopped from outside
+    // while native inference (onnxruntime) holds it can bring the whole process down.
+    await running.catch(() => undefined);
+    await Promise.resolve(engine?.close()).catch(() => undefined);
+    process.exit(0);
+  }
+  const job = service!.run(request.job);
+  running = job;
   try {
-    const result = await service!.run(request.job);
+    const result = await job;
     port.postMessage({ id: request.id, ok: true, result } satisfies ExplainerReply);
   } catch (error) {
     port.postMessage(failure(request.id, error));
