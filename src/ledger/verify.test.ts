@@ -45,6 +45,14 @@ function rehashFrom(db: Database.Database, fromSeq: number): void {
   }
 }
 
+/** Record 7 rewritten with a space after its opening brace (not canonical), every hash recomputed from it. */
+function nonCanonicalAt7(db: Database.Database): void {
+  db.exec(
+    `UPDATE records SET entry = replace(entry, '{"artifact_sha256"', '{ "artifact_sha256"') WHERE seq = 7`,
+  );
+  rehashFrom(db, 7);
+}
+
 async function assertBad(
   dir: string,
   seq: number,
@@ -195,12 +203,7 @@ test("an indexed column that disagrees with the entry is detected", async (t) =>
 
 test("a non-canonical entry is detected even when its hash was recomputed", async (t) => {
   const { dir } = ledgerOf(t, 10);
-  tamper(dir, (db) => {
-    db.exec(
-      `UPDATE records SET entry = replace(entry, '{"artifact_sha256"', '{ "artifact_sha256"') WHERE seq = 7`,
-    );
-    rehashFrom(db, 7);
-  });
+  tamper(dir, nonCanonicalAt7);
   await assertBad(dir, 7, /^the stored entry is not canonical JSON/);
 });
 
@@ -245,12 +248,7 @@ test("the parallel verifier agrees with the single-threaded one on clean ledgers
 
 test("a chain-only verifier (what checkpoints use) checks links and hashes, not each entry's content", async (t) => {
   const { dir } = ledgerOf(t, 10);
-  tamper(dir, (db) => {
-    db.exec(
-      `UPDATE records SET entry = replace(entry, '{"artifact_sha256"', '{ "artifact_sha256"') WHERE seq = 7`,
-    );
-    rehashFrom(db, 7);
-  });
+  tamper(dir, nonCanonicalAt7);
   const rows = () => {
     const db = new Database(ledgerPath(dir), { readonly: true });
     try {
