@@ -166,6 +166,8 @@ export function buildSubtreeTables(
   // The cheapest cut at the price COSTS.entry per entry, or a dearer price that fits the budget.
   const cut = new Uint8Array(nodeCount);
   let entries = chooseCuts(model, facts, roots, COSTS.entry, cut);
+  // A leaf too deep for any table: no price makes one fit.
+  if (entries === Number.POSITIVE_INFINITY) return undefined;
   if (entries > budget) {
     let low = COSTS.entry;
     let high = COSTS.entry;

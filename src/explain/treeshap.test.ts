@@ -7,7 +7,7 @@ import { WardenError } from "../errors/index.js";
 import { OBJECTIVES, readXGBoostModel, type XGBoostModel } from "../runtime/xgboost/model.js";
 import { computeMargins } from "../runtime/xgboost/predict.js";
 import { seededRandom } from "./random.js";
-import { prepareTreeShap } from "./treeshap.js";
+import { prepareTreeShap, SUBTREE_GROWTH } from "./treeshap.js";
 
 // Compiled to dist/explain/treeshap.test.js: two levels below the repository root.
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -511,6 +511,40 @@ describe("TreeSHAP's three algorithms give the same values", () => {
     const input = Float32Array.of(0.5, 7, 22.5, 30, Number.NaN);
     const expected = prepareTreeShap(model, { algorithm: "path" }).contributions(input, 5);
     assertSameValues(shap.contributions(input, 5), expected, 2, "deep chain");
+  });
+  test("subtree tables give way to the per-leaf ones past SUBTREE_GROWTH times their entries (deep, narrow trees)", () => {
+    // 12 splits on one feature down one side: 13 leaves of 2 per-leaf entries each (26), while the deepest
+    // leaves depend on 12 directions, so any subtree table over them takes 4,096 entries or more (> 16 × 26).
+    const chain = Array.from({ length: 12 }, (_, i) => 12 - i).reduce<HandNode>(
+      (yes, threshold) => ({
+        feature: 0,
+        threshold,
+        cover: yes.cover + 1,
+        yes,
+        no: { leaf: threshold / 10, cover: 1 },
+      }),
+      { leaf: -1, cover: 1 },
+    );
+    const model = handModel([chain], { features: 1 });
+    const shap = prepareTreeShap(model);
+    assert.equal(shap.algorithm, "tables");
+    assert.ok(shap.tableEntries <= SUBTREE_GROWTH * 26, `${shap.tableEntries} entries`);
+    const input = Float32Array.of(0.5, 7, 11.5, 30, Number.NaN);
+    const expected = prepareTreeShap(model, { algorithm: "path" }).contributions(input, 5);
+    assertSameValues(shap.contributions(input, 5), expected, 2, "deep narrow chain");
+  });
+
+  test("a table budget that is not a whole number from 0 to 2^31 − 1 is refused", () => {
+    const model = handModel(
+      [{ feature: 0, threshold: 0, cover: 2, yes: { leaf: 1, cover: 1 }, no: { leaf: -1, cover: 1 } }],
+      {
+        features: 1,
+      },
+    );
+    for (const bad of [Number.NaN, -1, 1.5, 2 ** 31, Number.POSITIVE_INFINITY]) {
+      assert.throws(() => prepareTreeShap(model, { maxTableEntries: bad }), RangeError, String(bad));
+    }
+    assert.equal(prepareTreeShap(model, { maxTableEntries: 0 }).algorithm, "path");
   });
 });
 

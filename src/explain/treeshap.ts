@@ -28,6 +28,11 @@ import { WardenError } from "../errors/index.js";
 import type { XGBoostModel } from "../runtime/xgboost/model.js";
 import { buildSubtreeTables, subtreeContributions } from "./treeshap-subtrees.js";
 import { buildLeafTables, MAX_TABLE_ENTRIES, tableContributions } from "./treeshap-tables.js";
+
+/** The most table entries subtree tables may take, as a multiple of the per-leaf tables they are built from. */
+export const SUBTREE_GROWTH = 16;
+const MAX_INT32 = 2 ** 31 - 1;
+
 import type { Attribution } from "./types.js";
 
 /**
@@ -44,11 +49,14 @@ export type TreeShapAlgorithm = "subtrees" | "tables" | "path";
 export interface TreeShapOptions {
   /**
    * The algorithm to prefer (default `subtrees`). Tables that would take more than `maxTableEntries` are not
-   * built: `subtrees` then falls back to `tables`, and `tables` to `path`; {@link TreeShap.algorithm} says
-   * which one runs.
+   * built: `subtrees` then falls back to `tables`, and `tables` to `path`; subtree tables also give way to the
+   * per-leaf ones past {@link SUBTREE_GROWTH} times their entries. {@link TreeShap.algorithm} says which runs.
    */
   readonly algorithm?: TreeShapAlgorithm;
-  /** Most float64 entries one model's tables may take (default {@link MAX_TABLE_ENTRIES}, 64 MiB). */
+  /**
+   * Most float64 entries each kind of table of one model may take (default {@link MAX_TABLE_ENTRIES}, 64 MiB; a
+   * whole number up to 2^31 − 1). While subtree tables are built from the per-leaf ones, both are held.
+   */
   readonly maxTableEntries?: number;
 }
 
@@ -116,12 +124,21 @@ export function prepareTreeShap(model: XGBoostModel, options: TreeShapOptions = 
   const walker = new Walker(model, share, maxDepth);
   // Subtree tables are built from the per-leaf tables, which are kept only when they are the ones used.
   const budget = options.maxTableEntries ?? MAX_TABLE_ENTRIES;
+  if (!Number.isInteger(budget) || budget < 0 || budget > MAX_INT32) {
+    throw new RangeError(`maxTableEntries must be a whole number from 0 to ${MAX_INT32}, got ${budget}`);
+  }
   const algorithm = options.algorithm ?? "subtrees";
   const leafTables = algorithm === "path" ? undefined : buildLeafTables(model, share, budget);
+  // Subtree tables trade memory for fewer operations a row; past SUBTREE_GROWTH times the per-leaf tables'
+  // entries (deep, narrow trees, where a group needs 2^depth entries and a leaf few), the per-leaf tables answer.
   const subtrees =
     leafTables === undefined || algorithm !== "subtrees"
       ? undefined
-      : buildSubtreeTables(model, leafTables, budget);
+      : buildSubtreeTables(
+          model,
+          leafTables,
+          Math.min(budget, SUBTREE_GROWTH * Math.max(1, leafTables.table.length)),
+        );
   const tables = subtrees === undefined ? leafTables : undefined;
   const dirs = new Uint8Array(tables === undefined ? 0 : left.length);
 

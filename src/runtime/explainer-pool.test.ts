@@ -253,7 +253,7 @@ test(
 );
 
 test(
-  "close lets an ONNX explainer thread finish the job in hand and leave on its own (no stop mid-inference)",
+  "close stops an ONNX explainer thread's job between two inferences and lets the thread leave on its own",
   RECOVERY,
   async () => {
     const onnx = loadManifest(DEMO_ONNX);
@@ -261,7 +261,7 @@ test(
     const pool = createExplainerPool(onnx, threads.options);
     const checked = validateInstance(onnx, holdoutInstances(onnx)[0]!.features, undefined, "");
     assert.ok(checked.instance);
-    // LIME with 40 seeds: thousands of onnxruntime runs, so close arrives while the thread is inside them.
+    // LIME with 40 seeds: thousands of onnxruntime runs, so close arrives while the thread is among them.
     const job = pool.run({ kind: "lime", row: checked.instance.row, runs: 40 });
     const settled = job.then(
       () => assert.fail("the job was answered after close"),
@@ -269,7 +269,9 @@ test(
     );
     await startOf(threads.all[0]!);
     const exited = new Promise<number>((resolve) => threads.all[0]!.once("exit", resolve));
-    await pool.close();
+    // A second close waits for the same one: both resolve once the thread has gone.
+    await Promise.all([pool.close(), pool.close()]);
+    assert.equal(threads.running(), 0);
     isCode("WARDEN_ERR_SHUTTING_DOWN")(await settled);
     // Exit code 0: the thread called process.exit itself (terminate() would give 1). Had it been stopped inside
     // a run, this process would have aborted before getting here.

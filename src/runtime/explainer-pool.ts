@@ -70,6 +70,8 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
   let ready: Promise<void> | undefined;
   let nextId = 1;
   let closed = false;
+  /** The close in progress: a second call waits for the same one. */
+  let closing: Promise<void> | undefined;
 
   const stopWorker = () => {
     const w = worker;
@@ -210,24 +212,29 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
         next();
       });
     },
-    async close() {
-      closed = true;
-      for (const job of queue.splice(0)) job.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
-      if (running !== undefined) {
-        running.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
-        running = undefined;
-      }
-      clearTimeout(timer);
-      const w = worker;
-      worker = undefined;
-      if (w === undefined) return;
-      // Ask the thread to finish its job and leave; stop it from outside only if it does not (see
-      // explainer-worker.ts: terminating a thread inside native inference can crash the process).
-      const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
-      w.postMessage({ id: -1, close: true } satisfies ExplainerRequest);
-      const late = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
-      await exited;
-      clearTimeout(late);
+    close() {
+      closing ??= closeNow();
+      return closing;
     },
   };
+
+  async function closeNow(): Promise<void> {
+    closed = true;
+    for (const job of queue.splice(0)) job.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
+    if (running !== undefined) {
+      running.reject(new WardenError("WARDEN_ERR_SHUTTING_DOWN"));
+      running = undefined;
+    }
+    clearTimeout(timer);
+    const w = worker;
+    worker = undefined;
+    if (w === undefined) return;
+    // Ask the thread to stop its job at the next inference and leave; stop it from outside only if it does not (see
+    // explainer-worker.ts: terminating a thread inside native inference can crash the process).
+    const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+    w.postMessage({ id: -1, close: true } satisfies ExplainerRequest);
+    const late = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
+    await exited;
+    clearTimeout(late);
+  }
 }

@@ -41,13 +41,36 @@ function failure(id: number, error: unknown): ExplainerReply {
   return { id, ok: false, code: "WARDEN_ERR_EXPLANATION_UNAVAILABLE", message, details: [] };
 }
 
+/** Set by a close: the job in hand then ends at its next inference (see {@link stoppable}). */
+let closing = false;
+
+/**
+ * The engine as the explainers see it: once the thread is closing, the next inference is refused, so a long job
+ * (KernelSHAP, LIME: thousands of runs) ends between two runs, never inside one. onnxruntime-node starts each
+ * run from a macrotask, so the close message is read between runs.
+ */
+function stoppable(engine: ModelEngine): ModelEngine {
+  return new Proxy(engine, {
+    get(target, property) {
+      if (property === "predict") {
+        return (input: Float32Array, rows: number) => {
+          if (closing) throw new WardenError("WARDEN_ERR_SHUTTING_DOWN", "the explainer thread is closing");
+          return target.predict(input, rows);
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 let service: ExplanationService | undefined;
 let engine: ModelEngine | undefined;
 try {
   const manifest = parseManifest(start.manifest, start.manifestPath, start.manifestSha256);
   verifyArtifact(manifest);
   engine = await loadEngine(manifest);
-  service = await createExplanationService(manifest, engine);
+  service = await createExplanationService(manifest, stoppable(engine));
   port.postMessage({ id: 0, ok: true, result: null } satisfies ExplainerReply);
 } catch (error) {
   port.postMessage(failure(0, error));
@@ -58,10 +81,15 @@ let running: Promise<unknown> = Promise.resolve();
 
 port.on("message", async (request: ExplainerRequest) => {
   if ("close" in request) {
-    // Leave on our own, after the job in hand and with the engine released: a thread stopped from outside
-    // while native inference (onnxruntime) holds it can bring the whole process down.
+    // Leave on our own, once the job in hand has stopped at an inference boundary and the engine is released: a
+    // thread stopped from outside while native inference (onnxruntime) holds it can bring the whole process down.
+    closing = true;
     await running.catch(() => undefined);
-    await Promise.resolve(engine?.close()).catch(() => undefined);
+    try {
+      await engine?.close();
+    } catch {
+      // Leaving anyway.
+    }
     process.exit(0);
   }
   const job = service!.run(request.job);
