@@ -279,3 +279,35 @@ test(
     assert.equal(threads.running(), 0);
   },
 );
+
+test(
+  "a job past its time is refused (504) and its ONNX thread retired between two inferences; the next job gets a new thread",
+  RECOVERY,
+  async () => {
+    const onnx = loadManifest(DEMO_ONNX);
+    const threads = watchThreads();
+    // A short limit so that LIME with 40 seeds (thousands of onnxruntime runs) overruns it.
+    const pool = createExplainerPool(onnx, { ...threads.options, jobTimeoutMs: 300 });
+    try {
+      const checked = validateInstance(onnx, holdoutInstances(onnx)[0]!.features, undefined, "");
+      assert.ok(checked.instance);
+      const long = pool.run({ kind: "lime", row: checked.instance.row, runs: 40 });
+      await startOf(threads.all[0]!);
+      const exited = new Promise<number>((resolve) => threads.all[0]!.once("exit", resolve));
+      await assert.rejects(long, (error: unknown) => {
+        isCode("WARDEN_ERR_TIMEOUT")(error);
+        assert.equal((error as WardenError).status, 504);
+        return true;
+      });
+      // Exit code 0: the thread left on its own, at an inference boundary, instead of being terminated.
+      assert.equal(await exited, 0);
+      const { row, inputs } = checked.instance;
+      const next = await pool.run({ kind: "kernelshap", input: row, rows: 1, values: [inputs] });
+      assert.ok(Array.isArray(next) && next.length === 1);
+      assert.equal(threads.all.length, 2);
+    } finally {
+      await pool.close();
+    }
+    assert.equal(threads.running(), 0);
+  },
+);

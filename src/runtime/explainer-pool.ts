@@ -51,6 +51,8 @@ export interface ExplainerPoolOptions {
    * so that a test can end it (`worker.terminate()`) at a chosen moment. The product never sets it.
    */
   readonly onWorkerSpawnForTest?: (worker: Worker) => void;
+  /** How long one job may run before it is refused and its thread retired (default {@link EXPLAINER_TIMEOUT_MS}). */
+  readonly jobTimeoutMs?: number;
 }
 
 /**
@@ -73,11 +75,25 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
   /** The close in progress: a second call waits for the same one. */
   let closing: Promise<void> | undefined;
 
+  const jobTimeoutMs = options.jobTimeoutMs ?? EXPLAINER_TIMEOUT_MS;
+
+  /**
+   * Let a thread go: it stops its job at the next inference, releases its engine and leaves (explainer-worker.ts);
+   * it is stopped from outside only if it has not left after CLOSE_GRACE_MS (terminating a thread inside native
+   * inference, onnxruntime's, can abort the whole process). Resolves once it has exited.
+   */
+  const retire = (w: Worker): Promise<void> => {
+    const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
+    w.postMessage({ id: -1, close: true } satisfies ExplainerRequest);
+    const late = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
+    return exited.finally(() => clearTimeout(late));
+  };
+
   const stopWorker = () => {
     const w = worker;
     worker = undefined;
     ready = undefined;
-    if (w !== undefined) void w.terminate();
+    if (w !== undefined) void retire(w);
   };
 
   const spawn = (): Promise<void> => {
@@ -155,16 +171,16 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
           job.reject(
             new WardenError(
               "WARDEN_ERR_TIMEOUT",
-              `the explanation took longer than ${EXPLAINER_TIMEOUT_MS / 1000} s`,
+              `the explanation took longer than ${jobTimeoutMs / 1000} s`,
               {
                 retryAfterSeconds: 1,
               },
             ),
           );
-          // Its thread may be stuck in the job: start afresh.
+          // Its thread may be stuck in the job: retire it (see retire) and start afresh.
           stopWorker();
           next();
-        }, EXPLAINER_TIMEOUT_MS);
+        }, jobTimeoutMs);
         worker.postMessage({ id: job.id, job: job.job } satisfies ExplainerRequest);
       },
       (error: unknown) => {
@@ -228,13 +244,6 @@ export function createExplainerPool(manifest: Manifest, options: ExplainerPoolOp
     clearTimeout(timer);
     const w = worker;
     worker = undefined;
-    if (w === undefined) return;
-    // Ask the thread to stop its job at the next inference and leave; stop it from outside only if it does not (see
-    // explainer-worker.ts: terminating a thread inside native inference can crash the process).
-    const exited = new Promise<void>((resolve) => w.once("exit", () => resolve()));
-    w.postMessage({ id: -1, close: true } satisfies ExplainerRequest);
-    const late = setTimeout(() => void w.terminate(), CLOSE_GRACE_MS);
-    await exited;
-    clearTimeout(late);
+    if (w !== undefined) await retire(w);
   }
 }
