@@ -494,17 +494,7 @@ describe("TreeSHAP's three algorithms give the same values", () => {
   test("a leaf too deep for a subtree table (more than 22 directions) leaves the model to the per-leaf tables", () => {
     // 23 splits on one feature down one side: each per-leaf table has 2 entries, but the deepest leaves
     // depend on 23 directions.
-    const chain = Array.from({ length: 23 }, (_, i) => 23 - i).reduce<HandNode>(
-      (yes, threshold) => ({
-        feature: 0,
-        threshold,
-        cover: yes.cover + 1,
-        yes,
-        no: { leaf: threshold / 10, cover: 1 },
-      }),
-      { leaf: -1, cover: 1 },
-    );
-    const model = handModel([chain], { features: 1 });
+    const model = chainModel(23);
     const shap = prepareTreeShap(model);
     assert.equal(shap.algorithm, "tables");
     assert.equal(shap.tableEntries, 48);
@@ -512,20 +502,11 @@ describe("TreeSHAP's three algorithms give the same values", () => {
     const expected = prepareTreeShap(model, { algorithm: "path" }).contributions(input, 5);
     assertSameValues(shap.contributions(input, 5), expected, 2, "deep chain");
   });
+
   test("subtree tables give way to the per-leaf ones past SUBTREE_GROWTH times their entries (deep, narrow trees)", () => {
     // 12 splits on one feature down one side: 13 leaves of 2 per-leaf entries each (26), while the deepest
     // leaves depend on 12 directions, so any subtree table over them takes 4,096 entries or more (> 16 × 26).
-    const chain = Array.from({ length: 12 }, (_, i) => 12 - i).reduce<HandNode>(
-      (yes, threshold) => ({
-        feature: 0,
-        threshold,
-        cover: yes.cover + 1,
-        yes,
-        no: { leaf: threshold / 10, cover: 1 },
-      }),
-      { leaf: -1, cover: 1 },
-    );
-    const model = handModel([chain], { features: 1 });
+    const model = chainModel(12);
     const shap = prepareTreeShap(model);
     assert.equal(shap.algorithm, "tables");
     assert.ok(shap.tableEntries <= SUBTREE_GROWTH * 26, `${shap.tableEntries} entries`);
@@ -547,6 +528,21 @@ describe("TreeSHAP's three algorithms give the same values", () => {
     assert.equal(prepareTreeShap(model, { maxTableEntries: 0 }).algorithm, "path");
   });
 });
+
+/** One tree of `splits` splits on feature 0 down its yes side (thresholds splits … 1), a leaf off each split. */
+function chainModel(splits: number): XGBoostModel {
+  const chain = Array.from({ length: splits }, (_, i) => splits - i).reduce<HandNode>(
+    (yes, threshold) => ({
+      feature: 0,
+      threshold,
+      cover: yes.cover + 1,
+      yes,
+      no: { leaf: threshold / 10, cover: 1 },
+    }),
+    { leaf: -1, cover: 1 },
+  );
+  return handModel([chain], { features: 1 });
+}
 
 describe("TreeSHAP's interface", () => {
   const model = readXGBoostModel(join(ROOT, "fixtures/xgboost/multi-softprob/model.json"));

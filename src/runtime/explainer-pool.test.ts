@@ -252,17 +252,22 @@ test(
   },
 );
 
+/** The ONNX demo (its engine is onnxruntime, which must never be stopped mid-run), and its first holdout row. */
+const onnx = loadManifest(DEMO_ONNX);
+const onnxRow = () => {
+  const checked = validateInstance(onnx, holdoutInstances(onnx)[0]!.features, undefined, "");
+  assert.ok(checked.instance, JSON.stringify(checked.problems));
+  return checked.instance;
+};
+
 test(
   "close stops an ONNX explainer thread's job between two inferences and lets the thread leave on its own",
   RECOVERY,
   async () => {
-    const onnx = loadManifest(DEMO_ONNX);
     const threads = watchThreads();
     const pool = createExplainerPool(onnx, threads.options);
-    const checked = validateInstance(onnx, holdoutInstances(onnx)[0]!.features, undefined, "");
-    assert.ok(checked.instance);
     // LIME with 40 seeds: thousands of onnxruntime runs, so close arrives while the thread is among them.
-    const job = pool.run({ kind: "lime", row: checked.instance.row, runs: 40 });
+    const job = pool.run({ kind: "lime", row: onnxRow().row, runs: 40 });
     const settled = job.then(
       () => assert.fail("the job was answered after close"),
       (error: unknown) => error,
@@ -284,14 +289,12 @@ test(
   "a job past its time is refused (504) and its ONNX thread retired between two inferences; the next job gets a new thread",
   RECOVERY,
   async () => {
-    const onnx = loadManifest(DEMO_ONNX);
     const threads = watchThreads();
     // A short limit so that LIME with 40 seeds (thousands of onnxruntime runs) overruns it.
     const pool = createExplainerPool(onnx, { ...threads.options, jobTimeoutMs: 300 });
     try {
-      const checked = validateInstance(onnx, holdoutInstances(onnx)[0]!.features, undefined, "");
-      assert.ok(checked.instance);
-      const long = pool.run({ kind: "lime", row: checked.instance.row, runs: 40 });
+      const { row, inputs } = onnxRow();
+      const long = pool.run({ kind: "lime", row, runs: 40 });
       await startOf(threads.all[0]!);
       const exited = new Promise<number>((resolve) => threads.all[0]!.once("exit", resolve));
       await assert.rejects(long, (error: unknown) => {
@@ -301,7 +304,6 @@ test(
       });
       // Exit code 0: the thread left on its own, at an inference boundary, instead of being terminated.
       assert.equal(await exited, 0);
-      const { row, inputs } = checked.instance;
       const next = await pool.run({ kind: "kernelshap", input: row, rows: 1, values: [inputs] });
       assert.ok(Array.isArray(next) && next.length === 1);
       assert.equal(threads.all.length, 2);
