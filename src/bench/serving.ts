@@ -31,10 +31,11 @@ import { availableParallelism } from "node:os";
 import Database from "better-sqlite3";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
 import { validateInstance } from "../decision/index.js";
-import { ledgerPath, verifyLedgerParallel } from "../ledger/index.js";
+import { type LedgerEntry, ledgerPath, verifyLedgerParallel } from "../ledger/index.js";
 import { startServer } from "../server/index.js";
 import { DEMO_ONNX, DEMO_XGB, demoCopy, HOLDOUT_CSV, holdoutInstances, tempDir } from "../testing/index.js";
 import { startBaselineServer } from "./baseline.js";
+import { type GovernanceFloor, measureGovernanceFloor, sampleEntries } from "./floor.js";
 import { type LoadRequest, type LoadResult, runLoad } from "./load.js";
 import {
   type BenchSuite,
@@ -78,6 +79,8 @@ interface LedgerCheck {
   /** Decision records in the ledger (the whole ledger verified when `verified`). */
   readonly records: number;
   readonly problem?: string;
+  /** The latest decision entries, when the scenario was asked to keep a sample (for the floor). */
+  readonly sample?: readonly LedgerEntry[];
 }
 
 /** Decision records in a data folder's ledger. */
@@ -132,8 +135,11 @@ export function explanationsOff(dir: string): string {
   });
 }
 
-/** Warden serving one demo model, with a temporary ledger that `stop` verifies and removes. */
-async function wardenScenario(label: string, manifestPath: string): Promise<Scenario> {
+/**
+ * Warden serving one demo model, with a temporary ledger that `stop` verifies and removes (keeping a sample of
+ * its decision entries first, with `keepSample`).
+ */
+async function wardenScenario(label: string, manifestPath: string, keepSample = false): Promise<Scenario> {
   const dir = tempDir("bench");
   try {
     const config = parseServerConfig(
@@ -160,12 +166,14 @@ async function wardenScenario(label: string, manifestPath: string): Promise<Scen
           const result = await verifyLedgerParallel(dir.path);
           // Decisions only: the ledger also holds the deployment record of the server's start.
           const decisions = countDecisions(dir.path);
+          const sample = keepSample ? { sample: sampleEntries(dir.path) } : {};
           return result.ok
-            ? { verified: true, records: decisions }
+            ? { verified: true, records: decisions, ...sample }
             : {
                 verified: false,
                 records: decisions,
                 problem: `record ${result.firstBad.seq}: ${result.firstBad.reason}`,
+                ...sample,
               };
         } finally {
           dir.remove();
@@ -294,17 +302,22 @@ function cpuPerRequest(run: LoadResult): [number, number, number] | undefined {
  * allows on this machine's cores: no scheduling can do better than cores / (server + load generator CPU per
  * request), since here the load generator shares the cores with the server.
  */
+/** A scenario's CPU µs per request at the target concurrency, [main, others, load generator] (medians). */
+function cpuAtTarget(scenario: Scenario): [number, number, number] | undefined {
+  const per = runsAt(scenario, TARGET_CONCURRENCY)
+    .map(cpuPerRequest)
+    .filter((x) => x !== undefined);
+  if (per.length === 0) return undefined;
+  return [median(per.map((p) => p[0])), median(per.map((p) => p[1])), median(per.map((p) => p[2]))];
+}
+
 function cpuLines(scenarios: readonly Scenario[]): string[] {
   const cores = availableParallelism();
   const rows: string[][] = [];
   for (const s of scenarios) {
-    const per = runsAt(s, TARGET_CONCURRENCY)
-      .map(cpuPerRequest)
-      .filter((x) => x !== undefined);
-    if (per.length === 0) return [];
-    const main = median(per.map((p) => p[0]));
-    const others = median(per.map((p) => p[1]));
-    const load = median(per.map((p) => p[2]));
+    const cpu = cpuAtTarget(s);
+    if (cpu === undefined) return [];
+    const [main, others, load] = cpu;
     rows.push([
       s.label,
       main.toFixed(0),
@@ -325,6 +338,37 @@ function cpuLines(scenarios: readonly Scenario[]): string[] {
 }
 
 /**
+ * The floor of (b) (floor.ts) and the most throughput it leaves on this machine: the baseline's CPU per request
+ * plus the floor, on every core, all the time.
+ */
+function floorLines(floor: GovernanceFloor, baseline: Scenario): string[] {
+  const cores = availableParallelism();
+  const lines = [
+    "the floor of (b): what a decision must cost beyond (a)'s work, each stage run alone in this process with " +
+      "Warden's own code (no threads, batching, metrics or monitors), CPU µs per decision, median of 5 rounds:",
+    formatTable(
+      ["stage", "Warden runs it on", "µs"],
+      [
+        ...floor.stages.map((s) => [s.label, s.thread, s.us.toFixed(1)]),
+        ["total", "", floor.totalUs.toFixed(1)],
+      ],
+    ),
+  ];
+  const cpu = cpuAtTarget(baseline);
+  if (cpu === undefined) return lines;
+  const base = cpu[0] + cpu[1] + cpu[2];
+  const rps = medianRun(baseline, TARGET_CONCURRENCY).rps;
+  const most = (cores * 1e6) / (base + floor.totalUs);
+  lines.push(
+    `  (a) costs ${base.toFixed(0)} µs of CPU per request at concurrency ${TARGET_CONCURRENCY} (server and load ` +
+      `generator); (b) does that work and the floor's. Even with every other cost at zero and all ${cores} cores ` +
+      `busy all the time, (b) could answer at most ${count(most)} req/s: ${(most / rps).toFixed(2)} × (a)'s ` +
+      `${count(rps)} req/s.`,
+  );
+  return lines;
+}
+
+/**
  * The serving benchmark: (a) bare Fastify + XGBoost, (b) Warden + XGBoost, (b′) the same without
  * explanations, (c) Warden + ONNX.
  */
@@ -336,7 +380,7 @@ export const servingSuite: BenchSuite = {
     const manifests = tempDir("bench-manifest");
     try {
       scenarios.push(await baselineScenario(loadManifest(DEMO_XGB)));
-      scenarios.push(await wardenScenario("(b) Warden XGBoost", DEMO_XGB));
+      scenarios.push(await wardenScenario("(b) Warden XGBoost", DEMO_XGB, true));
       scenarios.push(
         await wardenScenario("(b′) Warden XGBoost, explanations off", explanationsOff(manifests.path)),
       );
@@ -372,6 +416,10 @@ export const servingSuite: BenchSuite = {
     }
     const ledgers = await stopAll(scenarios).finally(() => manifests.remove());
     const [baseline, warden, unexplained, onnx] = scenarios as [Scenario, Scenario, Scenario, Scenario];
+    progress("the floor of (b): each stage alone");
+    const sample = ledgers.get(warden)?.sample ?? [];
+    const floor =
+      sample.length > 0 ? await measureGovernanceFloor(loadManifest(DEMO_XGB), sample) : undefined;
 
     const b = medianRun(warden, TARGET_CONCURRENCY);
     const ratios = roundRatios(warden, baseline, TARGET_CONCURRENCY);
@@ -407,6 +455,7 @@ export const servingSuite: BenchSuite = {
       `the same figures without explanations, for comparison (no target):`,
       `  (b′) throughput: ${offRatio.toFixed(2)} × (a) (median; rounds ${offRatios.map((r) => r.toFixed(2)).join(", ")}); ` +
         `p99 ${ms(bOff.p99Ms)} ms`,
+      ...(floor === undefined ? [] : ["", ...floorLines(floor, baseline)]),
       "",
       "checks:",
     ];
