@@ -14,7 +14,13 @@ import { v7 as uuidv7 } from "uuid";
 import type { Manifest } from "../config/index.js";
 import { type ValidInstance, validateInstance } from "../decision/index.js";
 import type { InlineExplainer } from "../explain/model-explainer.js";
-import { canonicalJson, type LedgerEntry, ledgerPath, openSqliteLedger } from "../ledger/index.js";
+import {
+  CanonicalText,
+  canonicalJson,
+  type LedgerEntry,
+  ledgerPath,
+  openSqliteLedger,
+} from "../ledger/index.js";
 import { attachmentLine, JournalWriter, journalLine, parseJournalText } from "../ledger/journal.js";
 import { prepareEntry } from "../ledger/sqlite-store.js";
 import type { SealKeys } from "../privacy/seal.js";
@@ -169,12 +175,18 @@ export async function measureGovernanceFloor(
     });
 
     // The record stages use the sample with fresh ids each round (ids are unique in a ledger), each entry with
-    // a vault row sealed for it, as the pipeline journals them.
+    // a vault row sealed for it and its explanation already written (the worker wrote it, timed above), as the
+    // pipeline journals them.
     const rounds = Array.from({ length: ROUNDS + 1 }, () =>
       entries.map((entry, i) => {
         const id = uuidv7();
         const vault = sealSubject(keys, target, id, entry.time, valid[i % valid.length]!.subject).vaultJson!;
-        return { entry: { ...entry, id }, vault };
+        // Key order kept: the pipeline writes its entries with their keys in order.
+        const written: Record<string, unknown> = {};
+        for (const [key, value] of Object.entries(entry.body)) {
+          written[key] = key === "explanation" ? new CanonicalText(canonicalJson(value)) : value;
+        }
+        return { entry: { ...entry, id, body: written }, vault };
       }),
     );
     const lines = rounds.map((round) =>

@@ -290,11 +290,12 @@ test(
   RECOVERY,
   async () => {
     const threads = watchThreads();
-    // A short limit so that LIME with 40 seeds (thousands of onnxruntime runs) overruns it.
-    const pool = createExplainerPool(onnx, { ...threads.options, jobTimeoutMs: 300 });
+    // A limit far below what LIME with 200 seeds takes (each seed one onnxruntime run of 5,000 samples; about a
+    // second in all on a fast machine), counted from the thread's start, so the job overruns it on any machine.
+    const pool = createExplainerPool(onnx, { ...threads.options, jobTimeoutMs: 50 });
     try {
       const { row, inputs } = onnxRow();
-      const long = pool.run({ kind: "lime", row, runs: 40 });
+      const long = pool.run({ kind: "lime", row, runs: 200 });
       await startOf(threads.all[0]!);
       const exited = new Promise<number>((resolve) => threads.all[0]!.once("exit", resolve));
       await assert.rejects(long, (error: unknown) => {
