@@ -291,7 +291,7 @@ test(
   async () => {
     const threads = watchThreads();
     // A limit far below what LIME with 200 seeds takes (each seed one onnxruntime run of 5,000 samples; about a
-    // second in all on a fast machine), counted from the thread's start, so the job overruns it on any machine.
+    // second in all on a fast machine), counted from when the ready thread is sent the job: it overruns anywhere.
     const pool = createExplainerPool(onnx, { ...threads.options, jobTimeoutMs: 50 });
     try {
       const { row, inputs } = onnxRow();
