@@ -119,70 +119,109 @@ export function reasonCodes(
   }
   const adverseIndex = manifest.output.labels!.indexOf(outcomes.adverse);
   const sign = (options.attributionClass ?? 1) === adverseIndex ? 1 : -1;
-  const statsByName = new Map(options.stats?.features.map((s) => [s.name, s]));
+  const plan = reasonPlan(manifest, options.stats);
 
-  // Members of each reason, in model-feature order; a feature without a group is its own reason. Texts are
-  // written only for the reasons given (formatting numbers is most of the cost, and this runs per decision).
-  type Pending = Omit<ReasonFactor, "text"> & { readonly spec: FeatureSpec; readonly stats?: FeatureStats };
-  const entries = new Map<string, { kind: "feature" | "group"; factors: Pending[]; total: number }>();
-  features.forEach((f, j) => {
+  // Contributions toward the adverse outcome, and each reason's total (its members summed in model-feature
+  // order). Factors and texts are made only for the reasons given: this runs for every explained decision.
+  const contributions = new Float64Array(features.length);
+  for (let j = 0; j < features.length; j++) {
     const raw = attribution.values[j]!;
-    if (!Number.isFinite(raw)) throw new RangeError(`the attribution of ${f.name} is ${raw}`);
-    const contribution = sign * raw;
-    const value = values[f.name] ?? null;
-    const stats = statsByName.get(f.name);
-    const direction = directionOf(value, stats);
-    const factor: Pending = {
-      feature: f.name,
-      value,
-      contribution,
-      direction,
-      spec: f,
-      ...(stats ? { stats } : {}),
-    };
-    const code = f.group ?? f.name;
-    const entry = entries.get(code) ?? {
-      kind: f.group === undefined ? "feature" : "group",
-      factors: [],
-      total: 0,
-    };
-    entry.factors.push(factor);
-    entry.total += contribution;
-    entries.set(code, entry);
-  });
-
-  const reasons = [...entries]
-    .filter(([, e]) => e.total > MIN_REASON_CONTRIBUTION)
-    .sort(([a, x], [b, y]) => y.total - x.total || (a < b ? -1 : a > b ? 1 : 0))
-    .slice(0, maxReasons)
-    .map(([code, e]): ReasonCode => {
-      // Stable sort: equal contributions keep model-feature order.
-      const factors = [...e.factors]
-        .sort((a, b) => b.contribution - a.contribution)
-        .map(
-          (p): ReasonFactor =>
-            Object.freeze({
-              feature: p.feature,
-              value: p.value,
-              contribution: p.contribution,
-              direction: p.direction,
-              text: factorText(p.spec, p.value, p.direction, p.stats),
-            }),
-        );
-      const pushing = factors.filter((x) => x.contribution > MIN_REASON_CONTRIBUTION);
-      const text =
-        e.kind === "feature"
-          ? factors[0]!.text
-          : `${capitalise(code)}: ${pushing.map((x) => x.text).join("; ")}`;
+    if (!Number.isFinite(raw)) throw new RangeError(`the attribution of ${features[j]!.name} is ${raw}`);
+    contributions[j] = sign * raw;
+  }
+  const candidates: { readonly reason: PlannedReason; readonly total: number }[] = [];
+  for (const reason of plan) {
+    let total = 0;
+    for (const member of reason.members) total += contributions[member.index]!;
+    if (total > MIN_REASON_CONTRIBUTION) candidates.push({ reason, total });
+  }
+  candidates.sort(
+    (x, y) =>
+      y.total - x.total || (x.reason.code < y.reason.code ? -1 : x.reason.code > y.reason.code ? 1 : 0),
+  );
+  const reasons = candidates.slice(0, maxReasons).map(({ reason, total }): ReasonCode => {
+    // Stable sort: equal contributions keep model-feature order.
+    const members =
+      reason.members.length === 1
+        ? reason.members
+        : [...reason.members].sort((a, b) => contributions[b.index]! - contributions[a.index]!);
+    const factors = members.map(({ index, spec, stats }): ReasonFactor => {
+      const value = values[spec.name] ?? null;
+      const direction = directionOf(value, stats);
       return Object.freeze({
-        code,
-        kind: e.kind,
-        contribution: e.total,
-        text,
-        factors: Object.freeze(factors),
+        feature: spec.name,
+        value,
+        contribution: contributions[index]!,
+        direction,
+        text: factorText(spec, value, direction, stats),
       });
     });
+    const text =
+      reason.kind === "feature"
+        ? factors[0]!.text
+        : `${capitalise(reason.code)}: ${factors
+            .filter((x) => x.contribution > MIN_REASON_CONTRIBUTION)
+            .map((x) => x.text)
+            .join("; ")}`;
+    return Object.freeze({
+      code: reason.code,
+      kind: reason.kind,
+      contribution: total,
+      text,
+      factors: Object.freeze(factors),
+    });
+  });
   return Object.freeze({ decision, adverse: decision === outcomes.adverse, reasons: Object.freeze(reasons) });
+}
+
+/** A reason as the manifest defines it: a feature, or a group, with its members in model-feature order. */
+interface PlannedReason {
+  readonly code: string;
+  readonly kind: "feature" | "group";
+  readonly members: readonly {
+    /** Model-feature index. */
+    readonly index: number;
+    readonly spec: FeatureSpec;
+    /** Its reference statistics, when there are any. */
+    readonly stats: FeatureStats | undefined;
+  }[];
+}
+
+const NO_STATS: object = Object.freeze({});
+/** The reasons a model can give, in order of first appearance among its features, per manifest and statistics. */
+const plans = new WeakMap<Manifest, WeakMap<object, readonly PlannedReason[]>>();
+
+function reasonPlan(manifest: Manifest, stats: ReferenceStats | undefined): readonly PlannedReason[] {
+  let byStats = plans.get(manifest);
+  if (byStats === undefined) {
+    byStats = new WeakMap();
+    plans.set(manifest, byStats);
+  }
+  const key = stats ?? NO_STATS;
+  let plan = byStats.get(key);
+  if (plan === undefined) {
+    const statsByName = new Map(stats?.features.map((s) => [s.name, s]));
+    const reasons = new Map<
+      string,
+      { kind: "feature" | "group"; members: PlannedReason["members"][number][] }
+    >();
+    manifest.modelFeatures.forEach((spec, index) => {
+      const code = spec.group ?? spec.name;
+      let reason = reasons.get(code);
+      if (reason === undefined) {
+        reason = { kind: spec.group === undefined ? "feature" : "group", members: [] };
+        reasons.set(code, reason);
+      }
+      reason.members.push(Object.freeze({ index, spec, stats: statsByName.get(spec.name) }));
+    });
+    plan = Object.freeze(
+      [...reasons].map(([code, r]) =>
+        Object.freeze({ code, kind: r.kind, members: Object.freeze(r.members) }),
+      ),
+    );
+    byStats.set(key, plan);
+  }
+  return plan;
 }
 
 function directionOf(value: FeatureValue, stats: FeatureStats | undefined): ReasonDirection | undefined {
