@@ -173,7 +173,7 @@ export function treeShapExplainer(
   const labels = manifest.output.labels;
   const binaryOutput =
     model.objectiveSpec.link === "sigmoid" && labels !== undefined ? `log-odds of ${labels[1]}` : "margin";
-  const extra = reference === undefined ? {} : { reference_sha256: reference.sha256 };
+  const referenceSha256 = reference?.sha256;
   const adverseLabel = manifest.task === "binary" ? binaryOutcomes(manifest).adverse : undefined;
   return {
     explain(input, row, output, values) {
@@ -186,24 +186,26 @@ export function treeShapExplainer(
       const contributions: Record<string, number> = {};
       for (const [name, j] of sorted) contributions[name] = attribution.values[j]!;
       const base = attribution.base;
+      // Keys in canonical order (reference_sha256 last); no spreads, this runs for every explained decision.
       if (manifest.task !== "binary") {
-        return {
-          base,
-          contributions,
-          method: "treeshap",
-          output: manifest.task === "multiclass" ? `margin of class ${outcome.decision}` : "margin",
-          ...extra,
-        };
+        const output = manifest.task === "multiclass" ? `margin of class ${outcome.decision}` : "margin";
+        return referenceSha256 === undefined
+          ? { base, contributions, method: "treeshap", output }
+          : { base, contributions, method: "treeshap", output, reference_sha256: referenceSha256 };
       }
-      return {
-        adverse: outcome.decision === adverseLabel,
-        base,
-        contributions,
-        method: "treeshap",
-        output: binaryOutput,
-        reasons: reasonRecords(manifest, attribution, values, outcome.decision!, reference),
-        ...extra,
-      };
+      const adverse = outcome.decision === adverseLabel;
+      const reasons = reasonRecords(manifest, attribution, values, outcome.decision!, reference);
+      return referenceSha256 === undefined
+        ? { adverse, base, contributions, method: "treeshap", output: binaryOutput, reasons }
+        : {
+            adverse,
+            base,
+            contributions,
+            method: "treeshap",
+            output: binaryOutput,
+            reasons,
+            reference_sha256: referenceSha256,
+          };
     },
   };
 }
@@ -229,13 +231,17 @@ function reasonRecord(reason: ReasonCode): ReasonRecord {
   return {
     code: reason.code,
     contribution: reason.contribution,
-    factors: reason.factors.map((f) => ({
-      contribution: f.contribution,
-      ...(f.direction === undefined ? {} : { direction: f.direction }),
-      feature: f.feature,
-      text: f.text,
-      value: f.value,
-    })),
+    factors: reason.factors.map((f) =>
+      f.direction === undefined
+        ? { contribution: f.contribution, feature: f.feature, text: f.text, value: f.value }
+        : {
+            contribution: f.contribution,
+            direction: f.direction,
+            feature: f.feature,
+            text: f.text,
+            value: f.value,
+          },
+    ),
     kind: reason.kind,
     text: reason.text,
   };
