@@ -220,6 +220,18 @@ function rejection(request: DecisionRequest, clientIds: readonly (string | undef
   };
 }
 
+/** The time now as ISO-8601 UTC with milliseconds; the text is made once per millisecond (requests share it). */
+let isoMs = Number.NaN;
+let isoText = "";
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
+}
+
 function roundMs(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }
@@ -469,7 +481,7 @@ export function createDecisionPipeline(
 
       // The decisions' ids and time are fixed before inference: a protected subject is sealed for its decision
       // on the model's worker, beside inference (runtime/row-tasks.ts), not on this thread.
-      const time = new Date().toISOString();
+      const time = isoNow();
       const decisionIds = valid.map(() => uuidv7());
       // How each instance is explained, if at all: inline beside inference (TreeSHAP), or after it off the
       // model's thread (KernelSHAP). A refusal (explanations never, or none possible here) comes before inference.
