@@ -29,21 +29,28 @@ const AAD_PREFIX = "warden-subject-v1\0";
 // Random bytes are drawn in blocks: one system call per 256 decisions rather than two per decision.
 const POOL = Buffer.alloc(256 * (SALT_BYTES + IV_BYTES));
 let poolAt = POOL.length;
-function random(bytes: number): Buffer {
+
+/**
+ * `use` the next `bytes` random bytes of the pool (a view, valid only during the call), then overwrite them, so
+ * that pool bytes never serve twice even if the buffer leaks.
+ */
+function withRandom<T>(bytes: number, use: (random: Buffer) => T): T {
   if (poolAt + bytes > POOL.length) {
     randomFillSync(POOL);
     poolAt = 0;
   }
-  const out = Buffer.from(POOL.subarray(poolAt, poolAt + bytes));
-  // Used bytes are overwritten, so a pool slice never serves twice even if the buffer leaks.
-  POOL.fill(0, poolAt, poolAt + bytes);
+  const at = poolAt;
   poolAt += bytes;
-  return out;
+  try {
+    return use(POOL.subarray(at, at + bytes));
+  } finally {
+    POOL.fill(0, at, at + bytes);
+  }
 }
 
 /** A fresh salt: 32 hex digits. */
 export function newSalt(): string {
-  return random(SALT_BYTES).toString("hex");
+  return withRandom(SALT_BYTES, (bytes) => bytes.toString("hex"));
 }
 
 /** The commitment to one attribute's value (see the module comment). */
@@ -53,9 +60,25 @@ export function subjectCommitment(salt: string, attribute: string, value: Featur
   // so needs no escaping.
   return hash(
     "sha256",
-    `{"attribute":${canonicalJson(attribute)},"salt":"${salt}","value":${canonicalJson(value)}}`,
+    `{"attribute":${quotedName(attribute)},"salt":"${salt}","value":${jsonValue(value)}}`,
     "hex",
   );
+}
+
+/** Attribute names as JSON strings; names come from manifests, so the cache stays small (and is capped). */
+const quotedNames = new Map<string, string>();
+function quotedName(name: string): string {
+  let quoted = quotedNames.get(name);
+  if (quoted === undefined) {
+    quoted = canonicalJson(name);
+    if (quotedNames.size < 1024) quotedNames.set(name, quoted);
+  }
+  return quoted;
+}
+
+/** A value as canonical JSON: JSON.stringify's text for everything but a non-finite number, which canonicalJson refuses. */
+function jsonValue(value: FeatureValue): string {
+  return typeof value === "number" && !Number.isFinite(value) ? canonicalJson(value) : JSON.stringify(value);
 }
 
 /** A commitment as it stands in the ledger entry's `subject`, one per attribute. */
@@ -96,14 +119,17 @@ export function encryptSubject(
   decisionId: string,
   subject: Readonly<Record<string, FeatureValue>>,
 ): SealedBox {
-  const iv = random(IV_BYTES);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  // The cipher copies the IV when it is made.
+  const [cipher, iv] = withRandom(
+    IV_BYTES,
+    (bytes) => [createCipheriv("aes-256-gcm", key, bytes), bytes.toString("base64")] as const,
+  );
   cipher.setAAD(Buffer.from(AAD_PREFIX + decisionId, "utf8"));
   const ct = Buffer.concat([cipher.update(canonicalJson(subject), "utf8"), cipher.final()]);
   return {
     alg: "A256GCM",
     key_id: keyId,
-    iv: iv.toString("base64"),
+    iv,
     ct: ct.toString("base64"),
     tag: cipher.getAuthTag().toString("base64"),
   };
@@ -252,6 +278,17 @@ export interface SealedSubject {
   readonly vaultJson: string | undefined;
 }
 
+/** A key's bytes as a Buffer (a view, made once per key). */
+const keyViews = new WeakMap<Uint8Array, Buffer>();
+function keyBytes(key: Uint8Array): Buffer {
+  let view = keyViews.get(key);
+  if (view === undefined) {
+    view = Buffer.from(key.buffer, key.byteOffset, key.length);
+    keyViews.set(key, view);
+  }
+  return view;
+}
+
 /**
  * Seal one decision's subject: commitments for the ledger entry, and the vault row holding the salt with the
  * pseudonyms or the ciphertext. Runs on a model's worker thread, beside inference (see runtime/worker.ts), so
@@ -269,18 +306,10 @@ export function sealSubject(
   const salt = newSalt();
   let payload: string;
   if (target.storage === "encrypted") {
-    const key = Buffer.from(
-      keys.encryption.key.buffer,
-      keys.encryption.key.byteOffset,
-      keys.encryption.key.length,
-    );
+    const key = keyBytes(keys.encryption.key);
     payload = JSON.stringify(encryptSubject(key, keys.encryption.id, decisionId, subject));
   } else {
-    const key = Buffer.from(
-      keys.pseudonym.key.buffer,
-      keys.pseudonym.key.byteOffset,
-      keys.pseudonym.key.length,
-    );
+    const key = keyBytes(keys.pseudonym.key);
     const pseudonyms: Record<string, string> = {};
     for (const name of names) pseudonyms[name] = pseudonymOf(key, target.model, name, subject[name]!);
     payload = JSON.stringify({ alg: "HS256", key_id: keys.pseudonym.id, pseudonyms });
