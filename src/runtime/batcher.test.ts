@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { WardenError } from "../errors/index.js";
 import { type BatchingPolicy, DynamicBatcher } from "./batcher.js";
 import type { RowTask } from "./row-tasks.js";
@@ -325,4 +327,31 @@ test("a row whose task fails fails its own request only; the others in its batch
   assert.equal(seen.length, 1);
   assert.equal(seen[0]!.length, 3);
   assert.equal(seen[0]![1], null);
+});
+
+/** Answer `n` one-row requests one after another; weak references to their rows. */
+async function answerAll(batcher: DynamicBatcher, n: number): Promise<WeakRef<Float32Array>[]> {
+  const rows: WeakRef<Float32Array>[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = rowOf(i, 1);
+    rows.push(new WeakRef(row));
+    const [result] = await batcher.submit([row]);
+    assert.equal(result!.values[0], i + 1);
+  }
+  return rows;
+}
+
+test("answered requests are not kept alive by the queue: their rows can be collected", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const { executor } = controlledExecutor(1, 0);
+  const batcher = new DynamicBatcher(policy({ max_queue_delay_us: 0 }), executor, 2);
+  // Fewer requests than the queue keeps before it compacts its array.
+  const rows = await answerAll(batcher, 200);
+  // WeakRef targets live to the end of the job that made or read them: collect from a later one.
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  const alive = rows.filter((r) => r.deref() !== undefined).length;
+  assert.equal(alive, 0, `${alive} of 200 answered rows are still reachable`);
+  assert.equal(batcher.queueDepth, 0);
 });

@@ -73,7 +73,12 @@ export class DynamicBatcher {
   readonly #observer: BatcherObserver;
   readonly #delayMs: number;
   readonly #largestPreferred: number;
-  #queue: QueuedRow[] = [];
+  /**
+   * Rows in arrival order from `#head` on. A slot is emptied when its row leaves the queue (dispatched, or its
+   * request settled), so that an answered request (its rows, tasks and results) is not kept alive by the slots
+   * before `#head` until the array is next compacted.
+   */
+  #queue: (QueuedRow | undefined)[] = [];
   #head = 0;
   /** Live (not timed-out) rows in the queue. */
   #queuedRows = 0;
@@ -221,7 +226,9 @@ export class DynamicBatcher {
   }
 
   #dropSettledHead(): void {
-    while (this.#head < this.#queue.length && this.#queue[this.#head]!.request.settled) this.#head++;
+    while (this.#head < this.#queue.length && this.#queue[this.#head]!.request.settled) {
+      this.#queue[this.#head++] = undefined;
+    }
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
@@ -288,7 +295,8 @@ export class DynamicBatcher {
   #dispatch(size: number): void {
     const taken: QueuedRow[] = [];
     while (taken.length < size && this.#head < this.#queue.length) {
-      const row = this.#queue[this.#head++]!;
+      const row = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined;
       if (!row.request.settled) {
         row.request.queued--;
         taken.push(row);
