@@ -227,12 +227,18 @@ export class JournalWriter {
 
   /**
    * Append one batch's lines. When this returns, the lines are in the operating system's hands (and on the
-   * disk, with `sync`): they survive a crash of this process.
+   * disk, with `sync`): they survive a crash of this process. Returns the bytes written, in a buffer of their
+   * own (never a slice of a shared pool), so that the caller may hand them to another thread and transfer them.
    *
    * @throws Error from the file system (disk full, I/O error); nothing is acknowledged then.
    */
-  append(text: string, batch: number): void {
-    const bytes = Buffer.from(text, "utf8");
+  append(text: string, batch: number): Uint8Array {
+    const encoded = Buffer.from(text, "utf8");
+    // Short texts land in Node's shared buffer pool: copy those into a buffer of their own.
+    const bytes =
+      encoded.byteOffset === 0 && encoded.byteLength === encoded.buffer.byteLength
+        ? encoded
+        : new Uint8Array(encoded);
     let written = 0;
     while (written < bytes.length) written += writeSync(this.#fd, bytes, written, bytes.length - written);
     if (this.#sync) fdatasyncSync(this.#fd);
@@ -244,6 +250,7 @@ export class JournalWriter {
       this.#bytes = 0;
       this.#fd = this.#open();
     }
+    return bytes;
   }
 
   /** Every batch up to `batch` is committed: delete the segments that hold nothing later. */

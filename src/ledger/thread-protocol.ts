@@ -11,8 +11,12 @@ export interface LedgerThreadStart {
 
 /** Main thread → ledger thread. */
 export type LedgerThreadRequest =
-  /** Journal lines (see journal.ts), already written to the journal, to commit in one transaction. */
-  { readonly type: "append"; readonly batch: number; readonly text: string } | { readonly type: "close" };
+  /**
+   * Journal lines (see journal.ts), already written to the journal, to commit in one transaction: their UTF-8
+   * bytes, in order, in one or more chunks (each turn's journal write), each ending with a line feed.
+   */
+  | { readonly type: "append"; readonly batch: number; readonly chunks: readonly Uint8Array[] }
+  | { readonly type: "close" };
 
 /** An entry of a batch that could not be stored (by its index in the batch). */
 export interface AppendFailure {

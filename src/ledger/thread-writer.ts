@@ -255,8 +255,11 @@ class ThreadedLedgerWriter implements LedgerWriter {
   readonly #onError: ((error: WardenError) => void) | undefined;
   #queue: Pending[] = [];
   #tick: NodeJS.Immediate | undefined;
-  /** Journaled and acknowledged, not yet sent to the thread: their lines, and their kinds. */
-  #unsent = "";
+  /**
+   * Journaled and acknowledged, not yet sent to the thread: their lines as the bytes the journal wrote (one
+   * buffer per turn, outside the JavaScript heap, handed over without a copy), and their kinds.
+   */
+  #unsent: Uint8Array[] = [];
   #unsentKinds: RecordKind[] = [];
   #handOff: NodeJS.Timeout | undefined;
   readonly #inFlight = new Map<number, InFlight>();
@@ -416,9 +419,10 @@ class ThreadedLedgerWriter implements LedgerWriter {
     }
     let text = "";
     for (const p of batch) text += p.line;
+    let bytes: Uint8Array;
     try {
       // The batch number these lines will travel in: segments are retired by it.
-      this.#journal.append(text, this.#nextBatch);
+      bytes = this.#journal.append(text, this.#nextBatch);
     } catch (error) {
       // Nothing of this turn is acknowledged. A journal that cannot be written (disk full, I/O error) is not a
       // passing problem: stop accepting decisions until an operator has looked.
@@ -433,7 +437,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
       for (const p of batch) this.#refuse(p, failure);
       return;
     }
-    this.#unsent += text;
+    this.#unsent.push(bytes);
     for (const p of batch) this.#unsentKinds.push(p.kind);
     for (const p of batch) p.resolve();
     if (this.#unsentKinds.length >= this.#maxBatch || this.#commitDelayMs === 0) this.#handOffNow();
@@ -447,12 +451,16 @@ class ThreadedLedgerWriter implements LedgerWriter {
     if (this.#unsentKinds.length === 0 || this.#failure !== undefined) return;
     const id = this.#nextBatch++;
     const kinds = this.#unsentKinds;
-    const text = this.#unsent;
-    this.#unsent = "";
+    const chunks = this.#unsent;
+    this.#unsent = [];
     this.#unsentKinds = [];
     this.#inFlight.set(id, kinds);
     this.#inFlightEntries += kinds.length;
-    this.#worker.postMessage({ type: "append", batch: id, text } satisfies LedgerThreadRequest);
+    // Transferred, not copied: each chunk has a buffer of its own (JournalWriter.append).
+    this.#worker.postMessage(
+      { type: "append", batch: id, chunks } satisfies LedgerThreadRequest,
+      chunks.map((c) => c.buffer as ArrayBuffer),
+    );
   }
 
   #settle(id: number, committed: number, failures: readonly AppendFailure[]): void {

@@ -58,6 +58,13 @@ function storeVaultRows(rows: readonly unknown[]): void {
   vault.insertNow(rows as VaultRow[]);
 }
 
+/** The journal lines a hand-off carries, as text. */
+function journalText(chunks: readonly Uint8Array[]): string {
+  let text = "";
+  for (const c of chunks) text += Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString("utf8");
+  return text;
+}
+
 async function append(
   store: LedgerBackend,
   text: string,
@@ -122,7 +129,7 @@ async function main(): Promise<void> {
         port!.close();
         return;
       }
-      const { committed, failures } = await append(store, request.text);
+      const { committed, failures } = await append(store, journalText(request.chunks));
       reply({ type: "appended", batch: request.batch, committed, failures });
     });
   });
