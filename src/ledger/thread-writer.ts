@@ -339,7 +339,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
     let line: string;
     try {
       // Canonicalised here, so the caller learns at once about data that cannot be recorded, and the thread
-      // receives one flat string per turn (cheap to pass).
+      // receives the journal's bytes (transferred, not copied) rather than objects.
       line = journalLine(prepareEntry(entry));
       if (attachment?.vaultJson !== undefined) line = attachmentLine(attachment.vaultJson) + line;
     } catch (error) {
