@@ -45,6 +45,35 @@ test("the threaded writer journals, group-commits in order, and keeps the chain 
   assert.deepEqual(verifyLedger(dir), { ok: true, count: 300 });
 });
 
+test("entries with text in any script travel through several hand-offs byte for byte", async (t) => {
+  const dir = tempDir(t);
+  const writer = await startLedgerThread(dir, { maxBatch: 7 });
+  const reader = openLedgerReader(dir);
+  const texts = ["Zoë", "Ærø", "東京", "Київ", "👩🏽‍⚕️ emoji", "x".repeat(5000)];
+  const entries = Array.from({ length: 40 }, (_, i) => {
+    const e = sampleEntry(i + 1, { model: i % 2 === 0 ? "credit" : "crédit-ü" });
+    return { ...e, body: { ...e.body, note: texts[i % texts.length]!, n: i } };
+  });
+  // Several turns (one journal write each, some over Node's 4 KB pool size and some under), several hand-offs.
+  for (let i = 0; i < entries.length; i += 3) {
+    await Promise.all(entries.slice(i, i + 3).map((e) => writer.write(e)));
+  }
+  await writer.drain();
+  assert.equal(reader.count(), entries.length);
+  const records = [...reader.scan()];
+  assert.deepEqual(
+    records.map((r) => r.id),
+    entries.map((e) => e.id),
+  );
+  for (const [i, r] of records.entries()) {
+    assert.equal(r.model, entries[i]!.model);
+    assert.deepEqual(r.body, entries[i]!.body);
+  }
+  reader.close();
+  await writer.close();
+  assert.deepEqual(verifyLedger(dir), { ok: true, count: entries.length });
+});
+
 test("a duplicate id fails alone and is reported; the chain continues; close refuses new writes", async (t) => {
   const dir = tempDir(t);
   const errors: WardenError[] = [];

@@ -355,3 +355,41 @@ test("answered requests are not kept alive by the queue: their rows can be colle
   assert.equal(alive, 0, `${alive} of 200 answered rows are still reachable`);
   assert.equal(batcher.queueDepth, 0);
 });
+
+/** Submit `n` one-row requests while the only instance is busy and let them time out; weak references to their rows. */
+async function timeOutAll(batcher: DynamicBatcher, n: number): Promise<WeakRef<Float32Array>[]> {
+  const rows: WeakRef<Float32Array>[] = [];
+  const refused: Promise<unknown>[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = rowOf(i, 1);
+    rows.push(new WeakRef(row));
+    refused.push(assert.rejects(batcher.submit([row]), (e: WardenError) => e.code === "WARDEN_ERR_TIMEOUT"));
+  }
+  await Promise.all(refused);
+  return rows;
+}
+
+test("requests that timed out in the queue are not kept alive by it once the queue moves past them", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(policy({ max_queue_delay_us: 0, timeout_ms: 20 }), executor, 2);
+  // The only instance is busy (with a request that times out too): these rows wait in the queue until their
+  // requests time out.
+  const busy = assert.rejects(
+    batcher.submit([rowOf(0, 0)]),
+    (e: WardenError) => e.code === "WARDEN_ERR_TIMEOUT",
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(batches.length, 1);
+  const rows = await timeOutAll(batcher, 100);
+  assert.equal(batcher.queueDepth, 0);
+  // The instance frees up: the queue moves past the timed-out rows (nothing is left to run).
+  batches[0]!.finish();
+  await busy;
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  const alive = rows.filter((r) => r.deref() !== undefined).length;
+  assert.equal(alive, 0, `${alive} of 100 timed-out rows are still reachable`);
+  assert.equal(batches.length, 1, "no batch ran the timed-out rows");
+});

@@ -208,7 +208,10 @@ export class DynamicBatcher {
 
   /** Fail every request with rows still queued (nothing can run them now). */
   #failQueued(error: WardenError): void {
-    for (let i = this.#head; i < this.#queue.length; i++) this.#fail(this.#queue[i]!.request, error);
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const row = this.#queue[i];
+      if (row !== undefined) this.#fail(row.request, error);
+    }
     this.#dropSettledHead();
   }
 
