@@ -119,11 +119,10 @@ export function reasonCodes(
   }
   const adverseIndex = manifest.output.labels!.indexOf(outcomes.adverse);
   const sign = (options.attributionClass ?? 1) === adverseIndex ? 1 : -1;
-  const plan = reasonPlan(manifest, options.stats);
+  const { reasons: plan, contributions } = reasonPlan(manifest, options.stats);
 
   // Contributions toward the adverse outcome, and each reason's total (its members summed in model-feature
   // order). Factors and texts are made only for the reasons given: this runs for every explained decision.
-  const contributions = new Float64Array(features.length);
   for (let j = 0; j < features.length; j++) {
     const raw = attribution.values[j]!;
     if (!Number.isFinite(raw)) throw new RangeError(`the attribution of ${features[j]!.name} is ${raw}`);
@@ -188,10 +187,18 @@ interface PlannedReason {
 }
 
 const NO_STATS: object = Object.freeze({});
-/** The reasons a model can give, in order of first appearance among its features, per manifest and statistics. */
-const plans = new WeakMap<Manifest, WeakMap<object, readonly PlannedReason[]>>();
+/**
+ * The reasons a model can give, in order of first appearance among its features, per manifest and statistics; and
+ * a scratch array for one call's contributions (calls are synchronous and the array never leaves the call), so
+ * that a decision allocates no typed array of its own.
+ */
+interface ReasonPlan {
+  readonly reasons: readonly PlannedReason[];
+  readonly contributions: Float64Array;
+}
+const plans = new WeakMap<Manifest, WeakMap<object, ReasonPlan>>();
 
-function reasonPlan(manifest: Manifest, stats: ReferenceStats | undefined): readonly PlannedReason[] {
+function reasonPlan(manifest: Manifest, stats: ReferenceStats | undefined): ReasonPlan {
   let byStats = plans.get(manifest);
   if (byStats === undefined) {
     byStats = new WeakMap();
@@ -214,11 +221,14 @@ function reasonPlan(manifest: Manifest, stats: ReferenceStats | undefined): read
       }
       reason.members.push(Object.freeze({ index, spec, stats: statsByName.get(spec.name) }));
     });
-    plan = Object.freeze(
-      [...reasons].map(([code, r]) =>
-        Object.freeze({ code, kind: r.kind, members: Object.freeze(r.members) }),
+    plan = {
+      reasons: Object.freeze(
+        [...reasons].map(([code, r]) =>
+          Object.freeze({ code, kind: r.kind, members: Object.freeze(r.members) }),
+        ),
       ),
-    );
+      contributions: new Float64Array(manifest.modelFeatures.length),
+    };
     byStats.set(key, plan);
   }
   return plan;
