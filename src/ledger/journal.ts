@@ -102,11 +102,13 @@ export interface JournalBatch {
 
 /**
  * The entries of journal text written by this process (trusted: the ledger thread reads what the serving
- * thread just wrote).
+ * thread just wrote), appended to `into` when given (several appends' texts parsed one after another).
  */
-export function parseJournalText(text: string): JournalBatch {
-  const entries: PreparedEntry[] = [];
-  const vaultRows: unknown[] = [];
+export function parseJournalText(
+  text: string,
+  into: JournalBatch = { entries: [], vaultRows: [] },
+): JournalBatch {
+  const { entries, vaultRows } = into;
   let start = 0;
   for (let end = text.indexOf("\n"); end >= 0; end = text.indexOf("\n", start)) {
     if (text.startsWith("V\t", start)) vaultRows.push(JSON.parse(text.slice(start + 2, end)));
@@ -117,7 +119,7 @@ export function parseJournalText(text: string): JournalBatch {
     }
     start = end + 1;
   }
-  return { entries, vaultRows };
+  return into;
 }
 
 /** What a journal folder holds after a stop: the entries to replay, in order. */

@@ -8,7 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { WardenError } from "../errors/index.js";
 import { openSubjectVault, type SubjectVault, type VaultRow } from "../privacy/vault.js";
 import { type LedgerBackend, openLedgerBackend } from "./backend.js";
-import { journalDir, parseJournalText, readJournal, removeSegments } from "./journal.js";
+import { type JournalBatch, journalDir, parseJournalText, readJournal, removeSegments } from "./journal.js";
 import type { PreparedEntry } from "./sqlite-store.js";
 import type {
   AppendFailure,
@@ -58,18 +58,23 @@ function storeVaultRows(rows: readonly unknown[]): void {
   vault.insertNow(rows as VaultRow[]);
 }
 
-/** The journal lines a hand-off carries, as text. */
-function journalText(chunks: readonly Uint8Array[]): string {
-  let text = "";
-  for (const c of chunks) text += Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString("utf8");
-  return text;
+/**
+ * The entries of a hand-off's journal appends. Each append holds whole lines and is decoded and parsed on its
+ * own: one string per append, rather than one joined string for the whole hand-off, which would be flattened
+ * into a fresh large object (new pages, page faults) every time.
+ */
+function journalBatch(chunks: readonly Uint8Array[]): JournalBatch {
+  const batch: JournalBatch = { entries: [], vaultRows: [] };
+  for (const c of chunks) {
+    parseJournalText(Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString("utf8"), batch);
+  }
+  return batch;
 }
 
 async function append(
   store: LedgerBackend,
-  text: string,
+  { entries, vaultRows }: JournalBatch,
 ): Promise<{ committed: number; failures: AppendFailure[] }> {
-  const { entries, vaultRows } = parseJournalText(text);
   try {
     storeVaultRows(vaultRows);
   } catch (error) {
@@ -129,7 +134,7 @@ async function main(): Promise<void> {
         port!.close();
         return;
       }
-      const { committed, failures } = await append(store, journalText(request.chunks));
+      const { committed, failures } = await append(store, journalBatch(request.chunks));
       reply({ type: "appended", batch: request.batch, committed, failures });
     });
   });
