@@ -53,6 +53,107 @@ export interface RowTask {
   readonly explain?: ExplainTask;
 }
 
+/** {@link WireTasks} `kinds` flags. */
+const SEAL = 1;
+const EXPLAIN = 2;
+const LEDGER_FORM = 4;
+
+/**
+ * One batch's row tasks as they travel to a model's worker: columns of primitives rather than an object graph
+ * per row. Structured cloning rebuilds every object of a message property by property on the receiving
+ * thread; subjects and feature values have the same few key lists row after row, so these travel once per
+ * batch and each row sends only its values.
+ */
+export interface WireTasks {
+  /** Per row: 0 for no task, else SEAL | EXPLAIN | LEDGER_FORM flags. */
+  readonly kinds: Uint8Array;
+  /** The distinct key lists of the rows' subjects and feature values, referred to by index in `cells`. */
+  readonly keys: readonly (readonly string[])[];
+  /**
+   * The rows' tasks in row order. A seal: decision id, time, its subject's key-list index, then one value per
+   * key; an explanation: its values' key-list index, then one value per key.
+   */
+  readonly cells: readonly (FeatureValue | undefined)[];
+}
+
+/** A batch's tasks (one per row, `null` for none) for the trip to the worker: see {@link WireTasks}. */
+export function encodeRowTasks(tasks: readonly (RowTask | null)[]): WireTasks {
+  const kinds = new Uint8Array(tasks.length);
+  const keys: string[][] = [];
+  const cells: (FeatureValue | undefined)[] = [];
+  const record = (values: Readonly<Record<string, FeatureValue>>) => {
+    const names = Object.keys(values);
+    let index = keys.findIndex((list) => sameKeys(list, names));
+    if (index < 0) index = keys.push(names) - 1;
+    cells.push(index);
+    for (const name of names) cells.push(values[name]);
+  };
+  for (let r = 0; r < tasks.length; r++) {
+    const task = tasks[r];
+    if (task === null || task === undefined) continue;
+    let kind = 0;
+    if (task.seal !== undefined) {
+      kind |= SEAL;
+      cells.push(task.seal.decisionId, task.seal.time);
+      record(task.seal.subject);
+    }
+    if (task.explain !== undefined) {
+      kind |= EXPLAIN | (task.explain.form === "ledger" ? LEDGER_FORM : 0);
+      record(task.explain.values);
+    }
+    kinds[r] = kind;
+  }
+  return { kinds, keys, cells };
+}
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The tasks {@link encodeRowTasks} encoded, one per row (`null` for none).
+ *
+ * @throws WardenError WARDEN_ERR_INTERNAL when the columns do not add up (never from {@link encodeRowTasks}).
+ */
+export function decodeRowTasks(wire: WireTasks): (RowTask | null)[] {
+  const { kinds, keys, cells } = wire;
+  let at = 0;
+  const next = () => {
+    if (at >= cells.length) throw new WardenError("WARDEN_ERR_INTERNAL", "row tasks end early");
+    return cells[at++];
+  };
+  const record = (): Record<string, FeatureValue> => {
+    const names = keys[next() as number];
+    if (names === undefined) throw new WardenError("WARDEN_ERR_INTERNAL", "row tasks name no key list");
+    const values: Record<string, FeatureValue> = {};
+    for (const name of names) values[name] = next() as FeatureValue;
+    return values;
+  };
+  const tasks: (RowTask | null)[] = [];
+  for (let r = 0; r < kinds.length; r++) {
+    const kind = kinds[r]!;
+    if (kind === 0) {
+      tasks.push(null);
+      continue;
+    }
+    let seal: SealTask | undefined;
+    if ((kind & SEAL) !== 0) {
+      const decisionId = next() as string;
+      const time = next() as string;
+      seal = { decisionId, time, subject: record() };
+    }
+    const explain: ExplainTask | undefined =
+      (kind & EXPLAIN) !== 0
+        ? { values: record(), ...((kind & LEDGER_FORM) !== 0 ? { form: "ledger" as const } : {}) }
+        : undefined;
+    tasks.push({ ...(seal ? { seal } : {}), ...(explain ? { explain } : {}) });
+  }
+  if (at !== cells.length) throw new WardenError("WARDEN_ERR_INTERNAL", "row tasks hold extra values");
+  return tasks;
+}
+
 /** The outcome of a row's tasks. */
 export interface RowTaskResult {
   readonly sealed?: SealedSubject;
