@@ -313,13 +313,12 @@ export class DynamicBatcher {
       input.set(row.request.rows[row.index]!, r * width);
     });
     let tasks: (RowTask | null)[] | undefined;
-    for (let r = 0; r < taken.length; r++) {
-      const row = taken[r]!;
-      if (row.request.tasks?.[row.index] === undefined) continue;
-      // One task or more: every row's, null for none (built in order, so the array stays packed).
-      tasks = taken.map((t) => t.request.tasks?.[t.index] ?? null);
-      break;
-    }
+    taken.forEach((row, r) => {
+      const task = row.request.tasks?.[row.index];
+      if (task === undefined) return;
+      tasks ??= new Array<RowTask | null>(taken.length).fill(null);
+      tasks[r] = task;
+    });
     const started = nowMs();
     this.#executor.run(input, taken.length, tasks).then(
       (output) => {

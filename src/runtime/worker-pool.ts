@@ -2,7 +2,7 @@ import { Worker } from "node:worker_threads";
 import type { Manifest } from "../config/index.js";
 import { ERRORS, type ErrorCode, type FieldProblem, WardenError } from "../errors/index.js";
 import type { SealKeys } from "../privacy/seal.js";
-import { encodeRowTasks, type RowTask, type RowTaskResult } from "./row-tasks.js";
+import type { RowTask, RowTaskResult } from "./row-tasks.js";
 import type { EngineDescription, EngineOutput } from "./types.js";
 import type { WorkerReply, WorkerRequest, WorkerStart } from "./worker-protocol.js";
 
@@ -303,7 +303,7 @@ export async function createWorkerPool(
         const request: WorkerRequest =
           tasks === undefined
             ? { type: "predict", id, input, rows }
-            : { type: "predict", id, input, rows, tasks: encodeRowTasks(tasks) };
+            : { type: "predict", id, input, rows, tasks };
         // Copied, not transferred: for batches this small, a copy costs less than detaching the buffer.
         instance.worker.postMessage(request);
       });

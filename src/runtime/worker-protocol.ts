@@ -1,6 +1,6 @@
 import type { FieldProblem } from "../errors/index.js";
 import type { SealKeys } from "../privacy/seal.js";
-import type { RowTaskResult, WireTasks } from "./row-tasks.js";
+import type { RowTask, RowTaskResult } from "./row-tasks.js";
 import type { EngineDescription, EngineOutput } from "./types.js";
 
 /** What a model worker is started with (structured-cloned). */
@@ -19,8 +19,8 @@ export type WorkerRequest =
       readonly id: number;
       readonly input: Float32Array;
       readonly rows: number;
-      /** The rows' tasks (row-tasks.ts `encodeRowTasks`), or absent when no row has any. */
-      readonly tasks?: WireTasks;
+      /** One per row (`null`: none), or absent when no row has any. */
+      readonly tasks?: readonly (RowTask | null)[];
     }
   | { readonly type: "close" };
 

@@ -8,7 +8,7 @@ import { WardenError } from "../errors/index.js";
 import type { InlineExplainer } from "../explain/model-explainer.js";
 import { loadEngine } from "./engines.js";
 import { inlineExplainerOf } from "./explainers.js";
-import { decodeRowTasks, runRowTasks } from "./row-tasks.js";
+import { runRowTasks } from "./row-tasks.js";
 import type { EngineOutput, ModelEngine } from "./types.js";
 import type { WorkerReply, WorkerRequest, WorkerStart } from "./worker-protocol.js";
 
@@ -59,7 +59,7 @@ port.on("message", async (request: WorkerRequest) => {
         ? undefined
         : runRowTasks(
             { manifest: manifest!, keys: start.sealKeys, explainer },
-            decodeRowTasks(request.tasks),
+            request.tasks,
             request.input,
             output,
           );
