@@ -290,12 +290,13 @@ test(
   RECOVERY,
   async () => {
     const threads = watchThreads();
-    // A limit far below what LIME with 200 seeds takes (each seed one onnxruntime run of 5,000 samples; about a
-    // second in all on a fast machine), counted from when the ready thread is sent the job: it overruns anywhere.
-    const pool = createExplainerPool(onnx, { ...threads.options, jobTimeoutMs: 50 });
+    // A limit far below what LIME with 400 seeds takes (each seed one onnxruntime run of 5,000 samples; over two
+    // seconds in all on a fast machine), counted from when the ready thread is sent the job: it overruns anywhere.
+    // And far above what the next job, one row's KernelSHAP on a fresh thread, takes (20-60 ms on a slow machine).
+    const pool = createExplainerPool(onnx, { ...threads.options, jobTimeoutMs: 400 });
     try {
       const { row, inputs } = onnxRow();
-      const long = pool.run({ kind: "lime", row, runs: 200 });
+      const long = pool.run({ kind: "lime", row, runs: 400 });
       await startOf(threads.all[0]!);
       const exited = new Promise<number>((resolve) => threads.all[0]!.once("exit", resolve));
       await assert.rejects(long, (error: unknown) => {
