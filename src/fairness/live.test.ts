@@ -58,6 +58,26 @@ test("selection rates per group and window from the decisions; subjects put into
   assert.equal(monitor.report().by_count.decisions, 20);
 });
 
+test("the outcome memory keeps exactly the latest decisions through many turns of it; an id seen again keeps its place", () => {
+  const monitor = createLiveFairness({ model: "m", version: "1", policy: policy(), favourableLabel: "good" });
+  for (let i = 0; i < 1_000; i++) {
+    monitor.observeDecision(`d${i}`, { Age: 20, Marital: "single" }, "good");
+    // An id decided again (never the case for Warden's UUIDs) is remembered once, where it first came.
+    if (i === 997) monitor.observeDecision("d990", { Age: 20, Marital: "single" }, "good");
+    assert.equal(monitor.report().outcomes.remembered, Math.min(i + 1, 50));
+  }
+  // Capacity 50: d950..d999 are remembered, everything before is forgotten.
+  assert.equal(monitor.observeOutcome("d949", "good"), "unknown_decision");
+  assert.equal(monitor.observeOutcome("d0", "good"), "unknown_decision");
+  for (let i = 950; i < 1_000; i++) assert.equal(monitor.observeOutcome(`d${i}`, "good"), "counted", `d${i}`);
+  // One more decision forgets the oldest, d950 (d990, decided again, is not moved to the end).
+  monitor.observeDecision("d1000", { Age: 20, Marital: "single" }, "good");
+  assert.equal(monitor.observeOutcome("d950", "bad"), "unknown_decision");
+  assert.equal(monitor.observeOutcome("d990", "bad"), "repeated");
+  assert.equal(monitor.observeOutcome("d1000", "good"), "counted");
+  assert.equal(monitor.report().outcomes.remembered, 50);
+});
+
 test("outcomes join their decisions: TPR and FPR per group; unknown and repeated outcomes are counted apart", () => {
   const monitor = createLiveFairness({ model: "m", version: "1", policy: policy(), favourableLabel: "good" });
   for (let i = 0; i < 60; i++)

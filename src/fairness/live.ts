@@ -207,6 +207,27 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
     time: { decisions: timeWindow(kind, byTime), outcomes: timeWindow(kind, byTime) },
   };
   const memory = new Map<string, Remembered>();
+  /**
+   * The remembered ids in the order they came, as a ring (`oldest` is the next to forget): the Map forgets its
+   * oldest entry in O(1) this way. Asking the Map for its first key instead costs a walk over every entry
+   * deleted before it (a Map keeps deleted slots in its order until it is next rehashed): tens of µs per
+   * decision once the memory is full.
+   */
+  const order: (string | undefined)[] = new Array<string | undefined>(outcomeMemory + 1);
+  let oldest = 0;
+  let newest = 0;
+  const remember = (decisionId: string, entry: Remembered) => {
+    const known = memory.has(decisionId);
+    memory.set(decisionId, entry);
+    if (known) return;
+    order[newest] = decisionId;
+    newest = (newest + 1) % order.length;
+    if (memory.size > outcomeMemory) {
+      memory.delete(order[oldest]!);
+      order[oldest] = undefined;
+      oldest = (oldest + 1) % order.length;
+    }
+  };
   const tally = { counted: 0, unknown_decision: 0, repeated: 0 };
   const groupKeys: GroupKey[][] = attributes.map((a, i) =>
     levels[i]!.map((label) => ({ label, values: { [a.name]: label } })),
@@ -355,8 +376,7 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
       const observation = { codes, cell: selected };
       windows.count.decisions.add(observation);
       windows.time.decisions.add(observation);
-      memory.set(decisionId, { codes, selected, counted: false });
-      if (memory.size > outcomeMemory) memory.delete(memory.keys().next().value!);
+      remember(decisionId, { codes, selected, counted: false });
       maybeEvaluate();
     },
     observeOutcome(decisionId, outcome) {
