@@ -135,6 +135,42 @@ describe("memory token bucket", () => {
   });
 });
 
+describe("in-memory buckets past max_buckets", () => {
+  /** Tokens left in the key's bucket after a check. */
+  const left = (d: RateDecision): number => {
+    assert.ok(d.outcome !== "unavailable");
+    return d.policies[0]!.tokens;
+  };
+  test("the least recently used bucket goes, whatever order the buckets were made in", () => {
+    const c = clock();
+    const limiter = createMemoryLimiter(rules(0.001, 3), { now: c.now, maxBuckets: 3 });
+    // Three callers spend a token each; then a and c are used again, so b is the least recently used.
+    for (const caller of ["a", "b", "c", "a", "c"]) sync(limiter.check(`ip:${caller}`));
+    sync(limiter.check("ip:d"));
+    assert.equal(limiter.size, 3);
+    // a has spent 2 of 3 (kept), b was dropped (a fresh bucket: its whole burst again).
+    assert.equal(left(sync(limiter.check("ip:a"))), 0);
+    assert.equal(limiter.size, 3);
+    // That check made a the newest; c is now the least recently used, and the new bucket for b drops it.
+    assert.equal(left(sync(limiter.check("ip:b"))), 2);
+    assert.equal(left(sync(limiter.check("ip:c"))), 2, "c was dropped: a fresh bucket");
+    assert.equal(limiter.size, 3);
+  });
+
+  test("tens of thousands of callers in turn: always the latest max_buckets kept, each the right state", () => {
+    const c = clock();
+    const limiter = createMemoryLimiter(rules(0.001, 10), { now: c.now, maxBuckets: 1_000 });
+    for (let round = 0; round < 3; round += 1) {
+      for (let i = 0; i < 20_000; i += 1) sync(limiter.check(`ip:${i}`));
+      assert.equal(limiter.size, 1_000);
+    }
+    // The last 1,000 callers were seen in every round but dropped in between: each bucket is one check old.
+    assert.equal(left(sync(limiter.check("ip:19999"))), 8);
+    // An earlier caller was dropped: a fresh bucket.
+    assert.equal(left(sync(limiter.check("ip:0"))), 9);
+  });
+});
+
 describe("RateLimit headers", () => {
   test("policy and state per bucket, as structured-field lists", () => {
     const c = clock();

@@ -117,11 +117,77 @@ export function decide(
 }
 
 interface Bucket {
+  readonly id: string;
   tokens: number;
   /** When `tokens` was computed, ms. */
   at: number;
   /** When the bucket is full again if untouched, ms: from then on it can be dropped. */
   fullAt: number;
+  /** Its neighbours from least to most recently used. */
+  older: Bucket | undefined;
+  newer: Bucket | undefined;
+}
+
+/**
+ * Buckets by id, linked from least to most recently used: a lookup, a use and dropping the least recently
+ * used are each O(1). (A Map kept in that order by deleting and re-inserting is not: finding its first entry
+ * walks past every slot deleted since the Map was last rehashed, tens of µs per request with tens of
+ * thousands of callers.)
+ */
+class BucketList {
+  readonly #byId = new Map<string, Bucket>();
+  /** The least recently used bucket. */
+  oldest: Bucket | undefined;
+  #newest: Bucket | undefined;
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  get(id: string): Bucket | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** Set a bucket's state and make it the most recently used. */
+  use(id: string, tokens: number, at: number, fullAt: number): void {
+    let bucket = this.#byId.get(id);
+    if (bucket === undefined) {
+      bucket = { id, tokens, at, fullAt, older: undefined, newer: undefined };
+      this.#byId.set(id, bucket);
+    } else {
+      bucket.tokens = tokens;
+      bucket.at = at;
+      bucket.fullAt = fullAt;
+      if (bucket === this.#newest) return;
+      this.#unlink(bucket);
+    }
+    bucket.older = this.#newest;
+    if (this.#newest === undefined) this.oldest = bucket;
+    else this.#newest.newer = bucket;
+    this.#newest = bucket;
+  }
+
+  dropOldest(): void {
+    const bucket = this.oldest;
+    if (bucket === undefined) return;
+    this.#unlink(bucket);
+    this.#byId.delete(bucket.id);
+  }
+
+  clear(): void {
+    this.#byId.clear();
+    this.oldest = undefined;
+    this.#newest = undefined;
+  }
+
+  #unlink(bucket: Bucket): void {
+    if (bucket.older === undefined) this.oldest = bucket.newer;
+    else bucket.older.newer = bucket.newer;
+    if (bucket.newer === undefined) this.#newest = bucket.older;
+    else bucket.newer.older = bucket.older;
+    bucket.older = undefined;
+    bucket.newer = undefined;
+  }
 }
 
 /** Options of the in-memory limiter. */
@@ -133,9 +199,9 @@ export interface MemoryLimiterOptions {
 }
 
 /**
- * Token buckets in this process. O(1) per request: a Map in least-recently-used order; each check drops the
- * oldest bucket when it is full again (an idle, full bucket is the same as no bucket), and the least recently
- * used one when there are more than `maxBuckets`.
+ * Token buckets in this process. O(1) per request: the buckets in least-recently-used order; each check drops
+ * the least recently used bucket when it is full again (an idle, full bucket is the same as no bucket), and
+ * the least recently used ones while there are more than `maxBuckets`.
  */
 export function createMemoryLimiter(
   rules: RateLimitRules,
@@ -143,15 +209,15 @@ export function createMemoryLimiter(
 ): RateLimiter & { readonly size: number } {
   const now = options.now ?? (() => performance.now());
   const maxBuckets = options.maxBuckets ?? 100_000;
-  const buckets = new Map<string, Bucket>();
+  const buckets = new BucketList();
   const sweep = (t: number) => {
-    // The first entry is the least recently used; drop it when it is full again (two at most per call).
+    // Drop the least recently used bucket when it is full again (two at most per call).
     for (let i = 0; i < 2; i += 1) {
-      const first = buckets.entries().next();
-      if (first.done || first.value[1].fullAt > t) break;
-      buckets.delete(first.value[0]);
+      const oldest = buckets.oldest;
+      if (oldest === undefined || oldest.fullAt > t) break;
+      buckets.dropOldest();
     }
-    while (buckets.size > maxBuckets) buckets.delete(buckets.keys().next().value!);
+    while (buckets.size > maxBuckets) buckets.dropOldest();
   };
   return {
     get size() {
@@ -168,9 +234,7 @@ export function createMemoryLimiter(
       const decision = decide(wanted);
       wanted.forEach((b, i) => {
         const tokens = decision.outcome === "allowed" ? decision.policies[i]!.tokens : b.tokens;
-        // Re-inserted, so the Map stays in least-recently-used order.
-        buckets.delete(b.id);
-        buckets.set(b.id, { tokens, at: t, fullAt: t + msUntilFull(b.spec, tokens) });
+        buckets.use(b.id, tokens, t, t + msUntilFull(b.spec, tokens));
       });
       sweep(t);
       return decision;
