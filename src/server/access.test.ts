@@ -8,6 +8,7 @@ import pino from "pino";
 import { seededRandom } from "../explain/random.js";
 import { allows, createJwtVerifier, ROLES, ROUTE_PERMISSIONS, type Role } from "../security/index.js";
 import { DEMO_XGB, holdoutInstances, loadManifest, startTestServer, tempDir } from "../testing/index.js";
+import { createDenialRecorder } from "./access.js";
 
 type Server = Awaited<ReturnType<typeof startTestServer>>;
 const manifest = loadManifest(DEMO_XGB);
@@ -406,4 +407,34 @@ test("a flood of bad credentials cannot flood the ledger: denials past an addres
   } finally {
     await flooded.stop();
   }
+});
+
+test("denial records per address: a burst, then counted; past the most addresses kept, the oldest starts afresh", () => {
+  let now = 1_000_000;
+  let unrecorded = 0;
+  const recordable = createDenialRecorder(
+    { perSecond: 1, burst: 2 },
+    () => now,
+    () => unrecorded++,
+    3,
+  );
+  for (const address of ["a", "b", "c"]) {
+    assert.deepEqual(recordable(address), { record: true, suppressed: 0 });
+    assert.deepEqual(recordable(address), { record: true, suppressed: 0 });
+    assert.deepEqual(recordable(address), { record: false, suppressed: 0 });
+  }
+  assert.equal(unrecorded, 3);
+  // A fourth address: a's bucket (the oldest) goes, so a starts with its whole burst and nothing suppressed.
+  assert.deepEqual(recordable("d"), { record: true, suppressed: 0 });
+  assert.deepEqual(recordable("a"), { record: true, suppressed: 0 });
+  // a's return pushed b out; c is still kept, empty, and says what it left out once it may record again.
+  assert.deepEqual(recordable("c"), { record: false, suppressed: 0 });
+  now += 1_000;
+  assert.deepEqual(recordable("c"), { record: true, suppressed: 2 });
+  assert.deepEqual(recordable("b"), { record: true, suppressed: 0 });
+  // A flood of addresses, many times the most kept: each new one has its burst; the latest ones are kept.
+  for (let i = 0; i < 50_000; i++) assert.equal(recordable(`flood-${i}`).record, true);
+  assert.deepEqual(recordable("flood-49999"), { record: true, suppressed: 0 });
+  assert.deepEqual(recordable("flood-49999"), { record: false, suppressed: 0 });
+  assert.deepEqual(recordable("flood-0"), { record: true, suppressed: 0 });
 });

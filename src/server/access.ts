@@ -94,17 +94,33 @@ function credentialOf(request: FastifyRequest): string | undefined | WardenError
   return match[1]!;
 }
 
-/** Register the access hook and the key routes. */
-export function registerAccess(app: FastifyInstance, options: AccessOptions): void {
-  const now = options.now ?? Date.now;
-  const rate = options.denialRecords ?? { perSecond: 10, burst: 50 };
+/**
+ * Per client address, whether a denial may be recorded now (a token bucket of `rate.burst` records refilled at
+ * `rate.perSecond`), and how many of its denials were left out since its last recorded one. Keeps the buckets of
+ * at most `maxBuckets` addresses: beyond it, the oldest bucket goes (that address starts afresh).
+ */
+export function createDenialRecorder(
+  rate: { readonly perSecond: number; readonly burst: number },
+  now: () => number,
+  onUnrecorded?: () => void,
+  maxBuckets: number = MAX_DENIAL_BUCKETS,
+): (address: string) => { record: boolean; suppressed: number } {
   const buckets = new Map<string, { tokens: number; at: number; suppressed: number }>();
-  /** Whether this address's denial may be recorded now, and how many were left out before it. */
-  const recordable = (address: string): { record: boolean; suppressed: number } => {
+  // The addresses in the order their buckets were made, as a ring: the oldest is dropped in O(1) (asking the Map
+  // for its first key would walk past every slot deleted since it was last rehashed, under exactly the flood of
+  // addresses that fills it).
+  const made: (string | undefined)[] = new Array<string | undefined>(maxBuckets);
+  let oldestMade = 0;
+  return (address) => {
     const t = now();
     let b = buckets.get(address);
     if (b === undefined) {
-      if (buckets.size >= MAX_DENIAL_BUCKETS) buckets.delete(buckets.keys().next().value!);
+      if (buckets.size >= maxBuckets) {
+        // Full: the ring's next slot holds the oldest address, whose bucket goes.
+        buckets.delete(made[oldestMade]!);
+        made[oldestMade] = address;
+        oldestMade = (oldestMade + 1) % maxBuckets;
+      } else made[buckets.size] = address;
       b = { tokens: rate.burst, at: t, suppressed: 0 };
       buckets.set(address, b);
     }
@@ -112,7 +128,7 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): vo
     b.at = t;
     if (b.tokens < 1) {
       b.suppressed++;
-      options.onUnrecorded?.();
+      onUnrecorded?.();
       return { record: false, suppressed: 0 };
     }
     b.tokens -= 1;
@@ -120,6 +136,13 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): vo
     b.suppressed = 0;
     return { record: true, suppressed };
   };
+}
+
+/** Register the access hook and the key routes. */
+export function registerAccess(app: FastifyInstance, options: AccessOptions): void {
+  const now = options.now ?? Date.now;
+  const rate = options.denialRecords ?? { perSecond: 10, burst: 50 };
+  const recordable = createDenialRecorder(rate, now, options.onUnrecorded);
 
   const deny = async (request: FastifyRequest, reply: FastifyReply, error: WardenError, route: string) => {
     const params = (request.params ?? {}) as Record<string, string>;
