@@ -14,6 +14,7 @@ import type { FairnessAttribute, FairnessPolicy } from "../config/index.js";
 import { countWindow, type SlidingWindow, type SummaryKind, timeWindow } from "../monitor/window.js";
 import { betweenGroups, chooseReference, equalizedOdds, toReference } from "./disparity.js";
 import type { GroupKey } from "./groups.js";
+import { DecisionMemory } from "./memory.js";
 import { CELLS, rate } from "./metrics.js";
 import {
   attributeLevels,
@@ -163,12 +164,6 @@ interface Observation {
   readonly cell: number;
 }
 
-interface Remembered {
-  readonly codes: readonly number[];
-  readonly selected: 0 | 1;
-  counted: boolean;
-}
-
 const num = (x: number): number | null => (Number.isFinite(x) ? x : null);
 
 /**
@@ -206,28 +201,8 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
     count: { decisions: countWindow(kind, byCount), outcomes: countWindow(kind, byCount) },
     time: { decisions: timeWindow(kind, byTime), outcomes: timeWindow(kind, byTime) },
   };
-  const memory = new Map<string, Remembered>();
-  /**
-   * The remembered ids in the order they came, as a ring (`oldest` is the next to forget): the Map forgets its
-   * oldest entry in O(1) this way. Asking the Map for its first key instead costs a walk over every entry
-   * deleted before it (a Map keeps deleted slots in its order until it is next rehashed): tens of µs per
-   * decision once the memory is full.
-   */
-  const order: (string | undefined)[] = new Array<string | undefined>(outcomeMemory + 1);
-  let oldest = 0;
-  let newest = 0;
-  const remember = (decisionId: string, entry: Remembered) => {
-    const known = memory.has(decisionId);
-    memory.set(decisionId, entry);
-    if (known) return;
-    order[newest] = decisionId;
-    newest = (newest + 1) % order.length;
-    if (memory.size > outcomeMemory) {
-      memory.delete(order[oldest]!);
-      order[oldest] = undefined;
-      oldest = (oldest + 1) % order.length;
-    }
-  };
+  // Typed arrays, first in first out (memory.ts): no object per decision for the collector to copy and sweep.
+  const memory = new DecisionMemory(outcomeMemory, attributes.length);
   const tally = { counted: 0, unknown_decision: 0, repeated: 0 };
   const groupKeys: GroupKey[][] = attributes.map((a, i) =>
     levels[i]!.map((label) => ({ label, values: { [a.name]: label } })),
@@ -376,11 +351,11 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
       const observation = { codes, cell: selected };
       windows.count.decisions.add(observation);
       windows.time.decisions.add(observation);
-      remember(decisionId, { codes, selected, counted: false });
+      memory.remember(decisionId, codes, selected);
       maybeEvaluate();
     },
     observeOutcome(decisionId, outcome) {
-      const remembered = memory.get(decisionId);
+      const remembered = memory.recall(decisionId);
       if (remembered === undefined) {
         tally.unknown_decision++;
         return "unknown_decision";
@@ -389,10 +364,10 @@ export function createLiveFairness(options: LiveFairnessOptions): LiveFairness {
         tally.repeated++;
         return "repeated";
       }
-      remembered.counted = true;
+      memory.markCounted(remembered.slot);
       tally.counted++;
       const y = outcome === favourableLabel ? 1 : 0;
-      const observation = { codes: remembered.codes, cell: 2 * y + remembered.selected };
+      const observation = { codes: memory.codes(remembered.slot), cell: 2 * y + remembered.selected };
       windows.count.outcomes.add(observation);
       windows.time.outcomes.add(observation);
       maybeEvaluate();
