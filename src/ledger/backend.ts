@@ -70,6 +70,7 @@ export function sqliteBackend(store: LedgerStore): LedgerBackend {
     checkpoints: {
       rows: (afterSeq) => source().rows(afterSeq),
       checkpoints: () => source().checkpoints(),
+      latestCheckpoint: () => source().latestCheckpoint(),
       saveCheckpoint: (c) => source().saveCheckpoint(c),
     },
     description: store.file,

@@ -117,7 +117,10 @@ test("a checkpoint with nothing new returns the last one; a broken chain is neve
   t.after(() => source.close());
   const again = await makeCheckpoint(source, key);
   assert.equal(again.sth.tree_size, 35);
-  assert.equal((await source.checkpoints()).length, 2);
+  const all = await source.checkpoints();
+  assert.equal(all.length, 2);
+  // The latest (what the next checkpoint extends) is the largest tree, read alone.
+  assert.deepEqual(await source.latestCheckpoint(), all[1]);
   const store = openSqliteLedger(dir);
   store.append([sampleEntry(36)]);
   store.close();
@@ -198,6 +201,8 @@ test("PostgreSQL: checkpoints and proofs work the same on a shared ledger", asyn
   await makeCheckpoint(store.checkpoints, key);
   await store.appendPrepared(Array.from({ length: 6 }, (_, i) => prepareEntry(sampleEntry(i + 11))));
   await makeCheckpoint(store.checkpoints, key);
+  assert.equal((await store.checkpoints.latestCheckpoint())?.sth.tree_size, 16);
+  assert.deepEqual(await store.checkpoints.latestCheckpoint(), (await store.checkpoints.checkpoints())[1]);
   const evidence = await proveInclusion(store.checkpoints, sampleEntry(4).id);
   assert.equal(evidence.tree_size, 16);
   const consistency = await proveConsistency(store.checkpoints, 10, 16);

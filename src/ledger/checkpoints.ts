@@ -47,12 +47,19 @@ export interface CheckpointSource {
   rows(afterSeq: number): AsyncIterable<RawRow> | Iterable<RawRow>;
   /** Every stored checkpoint, oldest first. */
   checkpoints(): Promise<StoredCheckpoint[]>;
+  /** The latest stored checkpoint (the largest tree), or undefined when there is none. */
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>;
   /** Store one (a second one of the same size is ignored). */
   saveCheckpoint(checkpoint: StoredCheckpoint): Promise<void>;
 }
 
 const SQLITE_TABLE =
   "CREATE TABLE IF NOT EXISTS checkpoints (tree_size INTEGER PRIMARY KEY, sth TEXT NOT NULL, frontier TEXT NOT NULL) STRICT";
+
+/** A stored checkpoint row, parsed. */
+export function parseCheckpoint(row: { readonly sth: string; readonly frontier: string }): StoredCheckpoint {
+  return { sth: JSON.parse(row.sth) as SignedTreeHead, frontier: JSON.parse(row.frontier) as string[] };
+}
 
 /** The checkpoints of an SQLite ledger file, through a connection of their own. */
 export function sqliteCheckpoints(
@@ -81,10 +88,16 @@ export function sqliteCheckpoints(
           "SELECT sth, frontier FROM checkpoints ORDER BY tree_size",
         )
         .all()
-        .map((r) => ({
-          sth: JSON.parse(r.sth) as SignedTreeHead,
-          frontier: JSON.parse(r.frontier) as string[],
-        }));
+        .map(parseCheckpoint);
+    },
+    async latestCheckpoint() {
+      if (!hasTable()) return undefined;
+      const row = db
+        .prepare<[], { sth: string; frontier: string }>(
+          "SELECT sth, frontier FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
+        )
+        .get();
+      return row === undefined ? undefined : parseCheckpoint(row);
     },
     async saveCheckpoint(c) {
       db.prepare("INSERT OR IGNORE INTO checkpoints (tree_size, sth, frontier) VALUES (?, ?, ?)").run(
@@ -114,8 +127,8 @@ export async function makeCheckpoint(
   key: SigningKey,
   now = new Date(),
 ): Promise<StoredCheckpoint> {
-  const existing = await source.checkpoints();
-  const last = existing[existing.length - 1];
+  // Only the latest is read: the checkpoints of a long-lived ledger add up (one a minute).
+  const last = await source.latestCheckpoint();
   const frontier = last
     ? MerkleFrontier.restore(
         last.sth.tree_size,

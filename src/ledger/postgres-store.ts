@@ -15,9 +15,8 @@ import { hostname } from "node:os";
 import pg from "pg";
 import { WardenError } from "../errors/index.js";
 import type { LedgerBackend } from "./backend.js";
-import type { CheckpointSource } from "./checkpoints.js";
+import { type CheckpointSource, parseCheckpoint } from "./checkpoints.js";
 import { GENESIS_HASH } from "./hash.js";
-import type { SignedTreeHead } from "./signing.js";
 import { type ChainPosition, chainPositions, type PreparedEntry, type ScanOptions } from "./sqlite-store.js";
 import type { LedgerEntry, LedgerRecord } from "./types.js";
 
@@ -192,10 +191,14 @@ class PostgresLedger implements LedgerBackend {
         const { rows } = await pool.query<{ sth: string; frontier: string }>(
           `SELECT sth, frontier FROM ${s}.checkpoints ORDER BY tree_size`,
         );
-        return rows.map((r) => ({
-          sth: JSON.parse(r.sth) as SignedTreeHead,
-          frontier: JSON.parse(r.frontier) as string[],
-        }));
+        return rows.map(parseCheckpoint);
+      },
+      latestCheckpoint: async () => {
+        this.#assertOpen();
+        const { rows } = await pool.query<{ sth: string; frontier: string }>(
+          `SELECT sth, frontier FROM ${s}.checkpoints ORDER BY tree_size DESC LIMIT 1`,
+        );
+        return rows[0] === undefined ? undefined : parseCheckpoint(rows[0]);
       },
       saveCheckpoint: async (c) => {
         this.#assertOpen();
