@@ -438,7 +438,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
         if (headers !== undefined) reply.headers(headers);
         if (decision.outcome === "allowed") return done();
         const error = rateLimitedError(decision, key, model);
-        deps.metrics.rateLimited.inc({ model: model ?? "", limit: decision.limit });
+        // Only a loaded model's name labels the series: the path parameter is the client's text, and every new
+        // label value would be a new series kept for good.
+        deps.metrics.rateLimited.inc({
+          model: model !== undefined && deps.registry.has(model) ? model : "",
+          limit: decision.limit,
+        });
         request.wardenOutcome = error.code;
         void reply
           .status(error.status)

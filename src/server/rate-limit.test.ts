@@ -77,9 +77,14 @@ describe("rate limits in the server (memory backend)", () => {
         assert.equal(response.headers.ratelimit, undefined);
       }
     }
+    // A limited caller asking for models that do not exist: counted, but the made-up names label no series.
+    for (let i = 0; i < 4; i += 1) assert.equal((await get("/v1/models", "e")).statusCode, 200);
+    for (const name of ["nope-1", "nope-2"])
+      assert.equal((await get(`/v1/models/${name}`, "e")).statusCode, 429);
     const metrics = (await get("/metrics", "d")).body;
     assert.match(metrics, /warden_rate_limited_total\{model="credit-demo",limit="model"\} 2/);
-    assert.match(metrics, /warden_rate_limited_total\{model="",limit="key"\} 1/);
+    assert.match(metrics, /warden_rate_limited_total\{model="",limit="key"\} 3/);
+    assert.doesNotMatch(metrics, /nope-/);
   });
 });
 
