@@ -99,6 +99,8 @@ export interface ReviewService {
   /** Escalate items past their SLA (each once); returns the alerts emitted. */
   tick(): ReviewAlert[];
   summary(model?: string): { queue: Record<ReviewStatus, number> } & OverrideCounts;
+  /** Items by status only (the queue gauge, read at every scrape: without the override counts' scans). */
+  queueCounts(model?: string): Record<ReviewStatus, number>;
   /** The review state of a decision for `GET /v1/decisions/{id}`, or undefined when it was never reviewed. */
   decisionView(record: LedgerRecord): Record<string, unknown> | undefined;
   /** Check SLAs every `intervalMs` (an unreferenced timer). */
@@ -682,6 +684,9 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
       return alerts;
     },
 
+    queueCounts(model) {
+      return store.statusCounts(now(), model);
+    },
     summary(model) {
       return { queue: store.statusCounts(now(), model), ...store.overrideCounts(model) };
     },

@@ -160,7 +160,7 @@ export function registerReviewMetrics(registry: Registry, review: ReviewService)
     labelNames: ["status"] as const,
     registers: [registry],
     collect() {
-      const counts = review.summary().queue;
+      const counts = review.queueCounts();
       for (const status of REVIEW_STATUSES) this.set({ status }, counts[status]);
     },
   });
