@@ -3,6 +3,7 @@
  * Identity-agnostic: whoever calls `check` decides what the key is (the server uses the client address until
  * authentication lands).
  */
+import { LruMap } from "./lru.js";
 
 /** One bucket's shape: refilled at `rate_per_s` tokens a second, holding at most `burst` tokens. */
 export interface BucketSpec {
@@ -117,77 +118,11 @@ export function decide(
 }
 
 interface Bucket {
-  readonly id: string;
   tokens: number;
   /** When `tokens` was computed, ms. */
   at: number;
   /** When the bucket is full again if untouched, ms: from then on it can be dropped. */
   fullAt: number;
-  /** Its neighbours from least to most recently used. */
-  older: Bucket | undefined;
-  newer: Bucket | undefined;
-}
-
-/**
- * Buckets by id, linked from least to most recently used: a lookup, a use and dropping the least recently
- * used are each O(1). (A Map kept in that order by deleting and re-inserting is not: finding its first entry
- * walks past every slot deleted since the Map was last rehashed, tens of µs per request with tens of
- * thousands of callers.)
- */
-class BucketList {
-  readonly #byId = new Map<string, Bucket>();
-  /** The least recently used bucket. */
-  oldest: Bucket | undefined;
-  #newest: Bucket | undefined;
-
-  get size(): number {
-    return this.#byId.size;
-  }
-
-  get(id: string): Bucket | undefined {
-    return this.#byId.get(id);
-  }
-
-  /** Set a bucket's state and make it the most recently used. */
-  use(id: string, tokens: number, at: number, fullAt: number): void {
-    let bucket = this.#byId.get(id);
-    if (bucket === undefined) {
-      bucket = { id, tokens, at, fullAt, older: undefined, newer: undefined };
-      this.#byId.set(id, bucket);
-    } else {
-      bucket.tokens = tokens;
-      bucket.at = at;
-      bucket.fullAt = fullAt;
-      if (bucket === this.#newest) return;
-      this.#unlink(bucket);
-    }
-    bucket.older = this.#newest;
-    if (this.#newest === undefined) this.oldest = bucket;
-    else this.#newest.newer = bucket;
-    this.#newest = bucket;
-  }
-
-  dropOldest(): void {
-    const bucket = this.oldest;
-    if (bucket === undefined) return;
-    this.#unlink(bucket);
-    this.#byId.delete(bucket.id);
-  }
-
-  clear(): void {
-    this.#byId.clear();
-    this.oldest = undefined;
-    this.#newest = undefined;
-  }
-
-  #unlink(bucket: Bucket): void {
-    if (bucket.older === undefined) this.oldest = bucket.newer;
-    else bucket.older.newer = bucket.newer;
-    if (bucket.newer === undefined) this.#newest = bucket.older;
-    else bucket.newer.older = bucket.older;
-    bucket.older = undefined;
-    bucket.newer = undefined;
-  }
 }
 
 /** Options of the in-memory limiter. */
@@ -209,12 +144,12 @@ export function createMemoryLimiter(
 ): RateLimiter & { readonly size: number } {
   const now = options.now ?? (() => performance.now());
   const maxBuckets = options.maxBuckets ?? 100_000;
-  const buckets = new BucketList();
+  const buckets = new LruMap<Bucket>();
   const sweep = (t: number) => {
     // Drop the least recently used bucket when it is full again (two at most per call).
     for (let i = 0; i < 2; i += 1) {
-      const oldest = buckets.oldest;
-      if (oldest === undefined || oldest.fullAt > t) break;
+      const oldest = buckets.oldest();
+      if (oldest === undefined || oldest.value.fullAt > t) break;
       buckets.dropOldest();
     }
     while (buckets.size > maxBuckets) buckets.dropOldest();
@@ -227,14 +162,14 @@ export function createMemoryLimiter(
       const t = now();
       const wanted = bucketsFor(rules, model).map((b) => {
         const id = b.name === "key" ? key : `${key}\u0000${model}`;
-        const stored = buckets.get(id);
+        const stored = buckets.peek(id);
         const tokens = stored === undefined ? b.spec.burst : refill(b.spec, stored.tokens, t - stored.at);
         return { ...b, id, tokens };
       });
       const decision = decide(wanted);
       wanted.forEach((b, i) => {
         const tokens = decision.outcome === "allowed" ? decision.policies[i]!.tokens : b.tokens;
-        buckets.use(b.id, tokens, t, t + msUntilFull(b.spec, tokens));
+        buckets.set(b.id, { tokens, at: t, fullAt: t + msUntilFull(b.spec, tokens) });
       });
       sweep(t);
       return decision;
