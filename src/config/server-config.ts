@@ -163,6 +163,13 @@ export const ServerConfigSchema = T.Object(
           default: 0.8,
           description: "the share of the budget at which WardenQueryBudget fires, above 0 and at most 1",
         }),
+        max_callers: T.Integer({
+          minimum: 100,
+          maximum: 10_000_000,
+          default: 10_000,
+          description:
+            "caller and model pairs whose budgets and probing windows are kept, the least recently seen forgotten first; 100 to 10000000",
+        }),
         probing: T.Object(
           {
             enabled: T.Boolean({ default: true, description: "true or false" }),

@@ -8,11 +8,15 @@
  *   at most one feature (a sweep over one input, the usual way to map a decision boundary), with an alert
  *   episode from `share` (once `minObservations` rows are in).
  *
- * Pure and clock-injected; O(1) per admitted request and O(window · features) per observed row.
+ * Pure and clock-injected; O(1) per admitted request and O(window · features) per observed row. The state of
+ * at most `maxCallers` caller and model pairs is kept, the least recently seen forgotten first.
  */
+import { LruMap } from "./lru.js";
 
 const HOUR_MS = 3_600_000;
 const HOURS = 24;
+/** Caller and model pairs kept by default (each kind apart). */
+export const DEFAULT_MAX_CALLERS = 10_000;
 
 /** A feature's scale for "the same value": numbers differ when apart by more than `tolerance` of it. */
 export interface FeatureScale {
@@ -33,6 +37,12 @@ export interface ExtractionOptions {
     /** Two values of a numeric feature are the same when closer than this share of its range. */
     readonly tolerance: number;
   };
+  /**
+   * Caller and model pairs whose budget and probing window are kept (each kind apart; default 10,000): past it,
+   * the least recently seen pair is forgotten (its budget starts afresh if it comes back, and an alert episode
+   * it had open is resolved).
+   */
+  readonly maxCallers?: number;
   readonly now?: () => number;
 }
 
@@ -64,12 +74,16 @@ export interface Extraction {
 }
 
 interface Budget {
+  readonly caller: string;
+  readonly model: string;
   /** Per hour slot: its epoch hour and count. */
   readonly hours: Float64Array;
   readonly counts: Float64Array;
 }
 
 interface Probe {
+  readonly caller: string;
+  readonly model: string;
   readonly rows: Float64Array;
   readonly near: Uint8Array;
   next: number;
@@ -82,8 +96,9 @@ export function createExtractionDefences(
   onAlert: (alert: ExtractionAlert) => void,
 ): Extraction {
   const now = options.now ?? Date.now;
-  const budgets = new Map<string, Budget>();
-  const probes = new Map<string, Probe>();
+  const maxCallers = options.maxCallers ?? DEFAULT_MAX_CALLERS;
+  const budgets = new LruMap<Budget>();
+  const probes = new LruMap<Probe>();
   const firing = new Map<string, ExtractionAlert>();
   const keyOf = (caller: string, model: string) => `${caller}\u0000${model}`;
 
@@ -119,11 +134,29 @@ export function createExtractionDefences(
     return total;
   };
 
-  const budgetOf = (key: string): Budget => {
-    let b = budgets.get(key);
+  /** Forget the least recently seen pairs past `maxCallers`, ending the episodes they had open. */
+  const bound = <T extends { readonly caller: string; readonly model: string }>(
+    map: LruMap<T>,
+    kind: ExtractionAlert["kind"],
+  ) => {
+    while (map.size > maxCallers) {
+      const { value } = map.dropOldest()!;
+      episode(kind, value.caller, value.model, false, 0);
+    }
+  };
+
+  const budgetOf = (caller: string, model: string): Budget => {
+    const key = keyOf(caller, model);
+    let b = budgets.use(key);
     if (b === undefined) {
-      b = { hours: new Float64Array(HOURS).fill(Number.NEGATIVE_INFINITY), counts: new Float64Array(HOURS) };
+      b = {
+        caller,
+        model,
+        hours: new Float64Array(HOURS).fill(Number.NEGATIVE_INFINITY),
+        counts: new Float64Array(HOURS),
+      };
       budgets.set(key, b);
+      bound(budgets, "budget");
     }
     return b;
   };
@@ -133,7 +166,7 @@ export function createExtractionDefences(
       const limit = options.perDay;
       if (limit <= 0) return { allowed: true };
       const hour = Math.floor(now() / HOUR_MS);
-      const b = budgetOf(keyOf(caller, model));
+      const b = budgetOf(caller, model);
       const total = used(b, hour);
       if (total + n > limit) {
         // Enough of the window expires when its oldest hours leave it: at the latest, the next hour.
@@ -157,9 +190,11 @@ export function createExtractionDefences(
       if (!p.enabled) return;
       const key = keyOf(caller, model);
       const width = row.length;
-      let probe = probes.get(key);
+      let probe = probes.use(key);
       if (probe === undefined || probe.width !== width) {
         probe = {
+          caller,
+          model,
           rows: new Float64Array(p.window * width),
           near: new Uint8Array(p.window),
           next: 0,
@@ -167,6 +202,7 @@ export function createExtractionDefences(
           width,
         };
         probes.set(key, probe);
+        bound(probes, "probing");
       }
       // Near-identical: differs from one of the window's rows in at most one feature.
       let near = 0;
@@ -196,8 +232,8 @@ export function createExtractionDefences(
 
     state(caller, model) {
       const key = keyOf(caller, model);
-      const b = budgets.get(key);
-      const probe = probes.get(key);
+      const b = budgets.peek(key);
+      const probe = probes.peek(key);
       let near = 0;
       if (probe !== undefined) for (let i = 0; i < probe.filled; i++) near += probe.near[i]!;
       return {

@@ -74,6 +74,61 @@ test("probing: one-feature sweeps raise the share of near-identical rows; ordina
   );
 });
 
+test("past max_callers the least recently seen caller is forgotten: a fresh budget, its open episode resolved", () => {
+  const alerts: ExtractionAlert[] = [];
+  const d = createExtractionDefences(
+    {
+      perDay: 10,
+      alertShare: 0.5,
+      maxCallers: 3,
+      probing: { enabled: true, window: 10, share: 0.5, minObservations: 5, tolerance: 0 },
+    },
+    (a) => alerts.push(a),
+  );
+  const row = Float32Array.from(
+    valid.map((c) => validateInstance(manifest, c.features, c.subject, "").instance!.row)[0]!,
+  );
+  // a: budget alert firing; b, c: some use; then a is seen again, so b is the least recently seen.
+  assert.deepEqual(d.admit("key:a", "m", 6), { allowed: true });
+  assert.deepEqual(d.admit("key:b", "m", 4), { allowed: true });
+  assert.deepEqual(d.admit("key:c", "m", 4), { allowed: true });
+  assert.deepEqual(d.admit("key:a", "m", 1), { allowed: true });
+  assert.deepEqual(
+    alerts.map((a) => [a.kind, a.caller, a.status]),
+    [["budget", "key:a", "firing"]],
+  );
+  // A fourth caller: b is forgotten (it had no episode open); a and c keep their counts.
+  assert.deepEqual(d.admit("key:d", "m", 1), { allowed: true });
+  assert.equal(d.state("key:b", "m").used, 0);
+  assert.equal(d.state("key:a", "m").used, 7);
+  assert.equal(d.state("key:c", "m").used, 4);
+  // b comes back with its whole budget, which pushes out c; then e pushes out a, whose episode is resolved.
+  assert.deepEqual(d.admit("key:b", "m", 4), { allowed: true });
+  assert.equal(d.state("key:c", "m").used, 0);
+  assert.deepEqual(d.admit("key:e", "m", 1), { allowed: true });
+  assert.deepEqual(
+    alerts.map((a) => [a.kind, a.caller, a.status]),
+    [
+      ["budget", "key:a", "firing"],
+      ["budget", "key:a", "resolved"],
+    ],
+  );
+  // Probing windows are bounded the same way: a prober's firing episode ends when it is forgotten.
+  for (let k = 0; k < 10; k++) d.observe("key:p", "m", row, []);
+  assert.equal(alerts.at(-1)?.status, "firing");
+  assert.equal(alerts.at(-1)?.kind, "probing");
+  for (const caller of ["key:x", "key:y", "key:z"]) d.observe(caller, "m", row, []);
+  assert.deepEqual(
+    [alerts.at(-1)?.kind, alerts.at(-1)?.caller, alerts.at(-1)?.status],
+    ["probing", "key:p", "resolved"],
+  );
+  assert.equal(d.state("key:p", "m").rows, 0);
+  // Many callers in turn: never more than three kept, and each new one gets its whole budget.
+  for (let i = 0; i < 10_000; i++) assert.deepEqual(d.admit(`key:n${i}`, "m", 10), { allowed: true });
+  assert.equal(d.state("key:n9999", "m").used, 10);
+  assert.equal(d.state("key:n0", "m").used, 0);
+});
+
 test("through the server: 429 past the budget, and budget and probing alerts in the alert sink", async () => {
   const server = await startTestServer({
     config: {

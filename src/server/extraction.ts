@@ -32,6 +32,7 @@ export function createExtractionGuard(
     {
       perDay: config.daily_budget,
       alertShare: config.budget_alert_share,
+      maxCallers: config.max_callers,
       probing: {
         enabled: config.probing.enabled,
         window: config.probing.window,
