@@ -7,6 +7,7 @@ export * from "./api-keys.js";
 export * from "./extraction.js";
 export { rateLimitHeaders, retryAfterSeconds } from "./headers.js";
 export * from "./jwt.js";
+export { LruMap } from "./lru.js";
 export {
   type BucketSpec,
   bucketsFor,

@@ -409,7 +409,7 @@ test("a flood of bad credentials cannot flood the ledger: denials past an addres
   }
 });
 
-test("denial records per address: a burst, then counted; past the most addresses kept, the oldest starts afresh", () => {
+test("denial records per address: a burst, then counted; past the most addresses kept, the least recently denied starts afresh", () => {
   let now = 1_000_000;
   let unrecorded = 0;
   const recordable = createDenialRecorder(
@@ -424,7 +424,7 @@ test("denial records per address: a burst, then counted; past the most addresses
     assert.deepEqual(recordable(address), { record: false, suppressed: 0 });
   }
   assert.equal(unrecorded, 3);
-  // A fourth address: a's bucket (the oldest) goes, so a starts with its whole burst and nothing suppressed.
+  // A fourth address: a's bucket (the least recently denied) goes, so a starts with its whole burst, nothing suppressed.
   assert.deepEqual(recordable("d"), { record: true, suppressed: 0 });
   assert.deepEqual(recordable("a"), { record: true, suppressed: 0 });
   // a's return pushed b out; c is still kept, empty, and says what it left out once it may record again.

@@ -15,6 +15,7 @@ import {
   type Identity,
   type JwtVerifier,
   type KeyStore,
+  LruMap,
   looksLikeApiKey,
   MODEL_SCOPED,
   type Permission,
@@ -48,7 +49,7 @@ export interface AccessOptions {
   readonly onUnrecorded?: () => void;
 }
 
-/** Most client addresses whose denial buckets are kept (the oldest are dropped beyond it). */
+/** Most client addresses whose denial buckets are kept (the least recently denied are dropped beyond it). */
 const MAX_DENIAL_BUCKETS = 10_000;
 
 /** "/v1/models/:model/decisions" → "/v1/models/{model}/decisions", as ROUTE_PERMISSIONS names routes. */
@@ -97,7 +98,7 @@ function credentialOf(request: FastifyRequest): string | undefined | WardenError
 /**
  * Per client address, whether a denial may be recorded now (a token bucket of `rate.burst` records refilled at
  * `rate.perSecond`), and how many of its denials were left out since its last recorded one. Keeps the buckets of
- * at most `maxBuckets` addresses: beyond it, the oldest bucket goes (that address starts afresh).
+ * at most `maxBuckets` addresses: beyond it, the least recently denied address's goes (it starts afresh).
  */
 export function createDenialRecorder(
   rate: { readonly perSecond: number; readonly burst: number },
@@ -105,24 +106,15 @@ export function createDenialRecorder(
   onUnrecorded?: () => void,
   maxBuckets: number = MAX_DENIAL_BUCKETS,
 ): (address: string) => { record: boolean; suppressed: number } {
-  const buckets = new Map<string, { tokens: number; at: number; suppressed: number }>();
-  // The addresses in the order their buckets were made, as a ring: the oldest is dropped in O(1) (asking the Map
-  // for its first key would walk past every slot deleted since it was last rehashed, under exactly the flood of
-  // addresses that fills it).
-  const made: (string | undefined)[] = new Array<string | undefined>(maxBuckets);
-  let oldestMade = 0;
+  // Least recently denied first (O(1) use and eviction, security/lru.ts): a flood of addresses fills it.
+  const buckets = new LruMap<{ tokens: number; at: number; suppressed: number }>();
   return (address) => {
     const t = now();
-    let b = buckets.get(address);
+    let b = buckets.use(address);
     if (b === undefined) {
-      if (buckets.size >= maxBuckets) {
-        // Full: the ring's next slot holds the oldest address, whose bucket goes.
-        buckets.delete(made[oldestMade]!);
-        made[oldestMade] = address;
-        oldestMade = (oldestMade + 1) % maxBuckets;
-      } else made[buckets.size] = address;
       b = { tokens: rate.burst, at: t, suppressed: 0 };
       buckets.set(address, b);
+      if (buckets.size > maxBuckets) buckets.dropOldest();
     }
     b.tokens = Math.min(rate.burst, b.tokens + ((t - b.at) / 1000) * rate.perSecond);
     b.at = t;
