@@ -16,7 +16,7 @@ import { LruMap } from "./lru.js";
 const HOUR_MS = 3_600_000;
 const HOURS = 24;
 /** Caller and model pairs kept by default (each kind apart). */
-export const DEFAULT_MAX_CALLERS = 10_000;
+const DEFAULT_MAX_CALLERS = 10_000;
 
 /** A feature's scale for "the same value": numbers differ when apart by more than `tolerance` of it. */
 export interface FeatureScale {
