@@ -25,7 +25,7 @@ export {
   type SnapshotReader,
   snapshot,
 } from "./export.js";
-export { findLinkedRecords, LINKED_KINDS, type LinkedKind, linkedDecisionId } from "./linked.js";
+export { LINKED_KINDS, type LinkedKind, linkedDecisionId } from "./linked.js";
 export { ISO_TIME_EXPECTED, parseIsoTime } from "./time.js";
 export {
   exportTraining,

@@ -49,6 +49,8 @@ export interface LedgerBackend {
   get(id: string): Promise<LedgerRecord | undefined>;
   /** Records in sequence order, read a page at a time. */
   scan(options?: ScanOptions): AsyncIterableIterator<LedgerRecord>;
+  /** What points to a decision, through an index (see LedgerReader.linked). */
+  linked(decisionId: string, afterSeq?: number): Promise<LedgerRecord[]>;
   /** Number of records (the last sequence number). */
   count(): Promise<number>;
   /** Hash of the last record, or the genesis hash when empty. */
@@ -79,6 +81,7 @@ export function sqliteBackend(store: LedgerStore): LedgerBackend {
     async *scan(options) {
       yield* store.scan(options);
     },
+    linked: async (decisionId, afterSeq) => store.linked(decisionId, afterSeq),
     count: async () => store.count(),
     lastHash: async () => store.lastHash(),
     close: async () => {

@@ -79,7 +79,14 @@ export {
   type LedgerWriterStats,
   startLedgerThread,
 } from "./thread-writer.js";
-export { type LedgerEntry, type LedgerRecord, RECORD_KINDS, type RecordKind } from "./types.js";
+export {
+  type LedgerEntry,
+  type LedgerRecord,
+  LINKED_KINDS,
+  type LinkedKind,
+  RECORD_KINDS,
+  type RecordKind,
+} from "./types.js";
 export {
   type LedgerAnchor,
   type VerifyOptions,

@@ -18,11 +18,20 @@ import type { LedgerBackend } from "./backend.js";
 import { type CheckpointSource, parseCheckpoint } from "./checkpoints.js";
 import { GENESIS_HASH } from "./hash.js";
 import { type ChainPosition, chainPositions, type PreparedEntry, type ScanOptions } from "./sqlite-store.js";
-import type { LedgerEntry, LedgerRecord } from "./types.js";
+import { type LedgerEntry, type LedgerRecord, LINKED_KINDS } from "./types.js";
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Records fetched per round trip while scanning. */
 const PAGE = 2000;
+
+/** The linked kinds as an SQL list; the index and the query must spell the condition alike to use the index. */
+const LINKED_SQL = `kind IN (${LINKED_KINDS.map((k) => `'${k}'`).join(", ")})`;
+const LINKED_KEY = "((entry::jsonb) #>> '{body,decision_id}')";
+
+/** The query behind LedgerBackend.linked, for the schema quoted as `s` (exported for the test of its plan). */
+export function linkedQuery(s: string): string {
+  return `SELECT seq, entry, prev_hash, hash FROM ${s}.records WHERE ${LINKED_SQL} AND ${LINKED_KEY} = $1 AND seq > $2 ORDER BY seq`;
+}
 
 /** Migrations in order; each runs once per schema, in a transaction. `$S` is the quoted schema name. */
 const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
@@ -61,6 +70,12 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
         made_at TIMESTAMPTZ NOT NULL DEFAULT now()
       );
     `,
+  },
+  {
+    // Outcomes, appeals and reviews by the decision they point to (LedgerBackend.linked); a partial index, so
+    // appending a decision costs nothing more.
+    version: 3,
+    sql: `CREATE INDEX records_linked ON $S.records (${LINKED_KEY}) WHERE ${LINKED_SQL};`,
   },
 ];
 
@@ -288,6 +303,12 @@ class PostgresLedger implements LedgerBackend {
       left -= rows.length;
       after = Number(rows[rows.length - 1]!.seq);
     }
+  }
+
+  async linked(decisionId: string, afterSeq = 0): Promise<LedgerRecord[]> {
+    this.#assertOpen();
+    const { rows } = await this.#pool.query<Row>(linkedQuery(this.#s), [decisionId, afterSeq]);
+    return rows.map(toRecord);
   }
 
   /** Raw rows for verification, a page at a time. */

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import Database from "better-sqlite3";
 import { WardenError } from "../errors/index.js";
 import { canonicalJson, GENESIS_HASH } from "./hash.js";
-import { ledgerPath, openSqliteLedger } from "./sqlite-store.js";
+import { LINKED_QUERY, ledgerPath, openLedgerReader, openSqliteLedger } from "./sqlite-store.js";
 import { sampleEntry, tempDir } from "./testkit.js";
 import { verifyLedger } from "./verify.js";
 
@@ -172,4 +172,43 @@ test("closing the store ends open scans with an error instead of a silently shor
   assert.throws(() => open.next(), /was closed during a scan/);
   assert.throws(() => notStarted.next(), /is closed/);
   assert.throws(() => store.get(sampleEntry(1).id), /is closed/);
+});
+
+test("linked reads through its partial index, which a ledger made without it gets when a writer opens it", (t) => {
+  const dir = tempDir(t);
+  const store = openSqliteLedger(dir);
+  const decision = sampleEntry(1);
+  store.append([
+    decision,
+    sampleEntry(2, { kind: "outcome", body: { decision_id: decision.id } }),
+    sampleEntry(3),
+  ]);
+  store.close();
+  const plan = (db: Database.Database) =>
+    (db.prepare(`EXPLAIN QUERY PLAN ${LINKED_QUERY}`).all("x", 0) as { detail: string }[])
+      .map((r) => r.detail)
+      .join("; ");
+  // The plan of the query the store runs.
+  const db = new Database(ledgerPath(dir));
+  assert.match(plan(db), /USING INDEX records_linked/);
+  // A ledger from before the index: still answered (by a scan), and the next writer adds the index.
+  db.exec("DROP INDEX records_linked");
+  assert.doesNotMatch(plan(db), /records_linked/);
+  db.close();
+  const reader = openLedgerReader(dir);
+  assert.deepEqual(
+    reader.linked(decision.id).map((r) => r.seq),
+    [2],
+  );
+  reader.close();
+  const reopened = openSqliteLedger(dir);
+  assert.deepEqual(
+    reopened.linked(decision.id, 1).map((r) => r.seq),
+    [2],
+  );
+  reopened.close();
+  const again = new Database(ledgerPath(dir), { readonly: true });
+  assert.match(plan(again), /USING INDEX records_linked/);
+  again.close();
+  assert.equal(verifyLedger(dir).ok, true);
 });

@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
-import { type LedgerEntry, type LedgerRecord, RECORD_KINDS } from "./types.js";
+import { type LedgerEntry, type LedgerRecord, LINKED_KINDS, RECORD_KINDS } from "./types.js";
 
 /** Version of the table layout below, kept in SQLite's `PRAGMA user_version`. Bump it with a migration. */
 const SCHEMA_VERSION = 1;
@@ -26,6 +26,18 @@ const SCHEMA = `
   CREATE INDEX records_model_time ON records (model, time);
   PRAGMA user_version = ${SCHEMA_VERSION};
 `;
+
+/** The linked kinds as an SQL list; the index and the query must spell the condition alike to use the index. */
+const LINKED_SQL = `kind IN (${LINKED_KINDS.map((k) => `'${k}'`).join(", ")})`;
+const LINKED_KEY = "json_extract(entry, '$.body.decision_id')";
+/**
+ * Outcomes, appeals and reviews by the decision they point to (LedgerReader.linked). A partial index: only those
+ * records are in it, so appending a decision costs nothing more. Not part of the schema version: a ledger made
+ * before it gets it when a writer next opens it, and a reader without it still answers, by a scan.
+ */
+const LINKED_INDEX = `CREATE INDEX IF NOT EXISTS records_linked ON records (${LINKED_KEY}) WHERE ${LINKED_SQL}`;
+/** The query behind LedgerReader.linked (exported for the test of its plan). */
+export const LINKED_QUERY = `SELECT seq, entry, prev_hash, hash FROM records WHERE ${LINKED_SQL} AND ${LINKED_KEY} = ? AND seq > ? ORDER BY seq`;
 
 /** Where a ledger lives inside a data directory. */
 export function ledgerPath(dataDir: string): string {
@@ -130,6 +142,14 @@ export interface LedgerReader {
    *   while iterating, when the reader is (or gets) closed.
    */
   scan(options?: ScanOptions): IterableIterator<LedgerRecord>;
+  /**
+   * Every outcome, appeal and review ({@link LINKED_KINDS}) that points to the decision `decisionId`, after
+   * sequence number `afterSeq` (default 0), in ledger order. Read through an index: the cost follows the
+   * records found, not the size of the ledger.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER when the reader is closed.
+   */
+  linked(decisionId: string, afterSeq?: number): LedgerRecord[];
   /** Number of records (equal to the last sequence number, since sequence numbers are contiguous from 1). */
   count(): number;
   /** Close, ending open scans; later calls of the other methods throw. Idempotent. */
@@ -179,6 +199,7 @@ export function openSqliteLedger(dataDir: string, options: SqliteLedgerOptions =
     if (options.autoCheckpoint === false) db.pragma("wal_autocheckpoint = 0");
     if (db.pragma("user_version", { simple: true }) === 0 && isEmpty(db)) db.exec(`BEGIN;${SCHEMA}COMMIT;`);
     checkSchema(db, file);
+    if (!hasIndex(db, "records_linked")) db.exec(LINKED_INDEX);
     return new SqliteLedgerStore(file, db, new SqliteLedgerReader(file, openReader(file)));
   } catch (error) {
     db?.close();
@@ -228,6 +249,7 @@ class SqliteLedgerReader implements LedgerReader {
   readonly #db: Database.Database;
   readonly #get: Database.Statement<[string], Row>;
   readonly #last: Database.Statement<[], { seq: number | null }>;
+  readonly #linked: Database.Statement<[string, number], Row>;
   readonly #scans = new Set<IterableIterator<Row>>();
   #closed = false;
 
@@ -236,6 +258,12 @@ class SqliteLedgerReader implements LedgerReader {
     this.#db = db;
     this.#get = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE id = ?`);
     this.#last = db.prepare("SELECT MAX(seq) AS seq FROM records");
+    this.#linked = db.prepare(LINKED_QUERY);
+  }
+
+  linked(decisionId: string, afterSeq = 0): LedgerRecord[] {
+    this.assertOpen();
+    return this.#linked.all(decisionId, afterSeq).map(toRecord);
   }
 
   get(id: string): LedgerRecord | undefined {
@@ -372,6 +400,11 @@ class SqliteLedgerStore implements LedgerStore {
     return this.#reader.scan(options);
   }
 
+  linked(decisionId: string, afterSeq = 0): LedgerRecord[] {
+    this.#assertOpen();
+    return this.#reader.linked(decisionId, afterSeq);
+  }
+
   count(): number {
     this.#assertOpen();
     return this.#lastSeq;
@@ -435,6 +468,10 @@ function pickEntry(input: LedgerEntry): LedgerEntry {
 function toRecord(row: Row): LedgerRecord {
   const entry = JSON.parse(row.entry) as LedgerEntry;
   return { ...entry, seq: row.seq, prev_hash: row.prev_hash, hash: row.hash };
+}
+
+function hasIndex(db: Database.Database, name: string): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?").get(name) !== undefined;
 }
 
 function isEmpty(db: Database.Database): boolean {

@@ -8,6 +8,7 @@ import type { LedgerBackend } from "./backend.js";
 import { GENESIS_HASH } from "./hash.js";
 import { prepareEntry } from "./sqlite-store.js";
 import { sampleEntry } from "./testkit.js";
+import type { LedgerEntry } from "./types.js";
 import type { VerifyResult } from "./verify.js";
 
 /** A fresh, empty ledger of one backend, and how to reopen, verify and remove it. */
@@ -107,6 +108,47 @@ export function storeSuite(name: string, open: () => Promise<StoreFixture>): voi
     }
     assert.equal(n, 5000);
   });
+
+  withStore(
+    "linked: what points to a decision (outcomes, appeals, reviews), in ledger order, after a sequence number",
+    async ({ store }) => {
+      const decision = (n: number) => sampleEntry(n);
+      const pointing = (
+        n: number,
+        kind: LedgerEntry["kind"],
+        to: number,
+        extra: Record<string, unknown> = {},
+      ) => sampleEntry(n, { kind, body: { decision_id: decision(to).id, ...extra } });
+      await store.appendPrepared(
+        [
+          decision(1),
+          decision(2),
+          pointing(3, "outcome", 1, { outcome: "bad" }),
+          // A shadow score points to its decision too, but is not part of its history.
+          pointing(4, "shadow", 1),
+          pointing(5, "appeal", 2),
+          pointing(6, "review", 1),
+          // Another id in a string that merely contains decision 1's id.
+          sampleEntry(7, { kind: "outcome", body: { decision_id: `${decision(1).id}x` } }),
+          pointing(8, "appeal", 1),
+          // decision_id nested deeper, or not a string: not a link.
+          sampleEntry(9, { kind: "outcome", body: { note: { decision_id: decision(1).id } } }),
+          sampleEntry(10, { kind: "outcome", body: { decision_id: 1 } }),
+        ].map(prepareEntry),
+      );
+      const kindsAndSeqs = (records: readonly { kind: string; seq: number }[]) =>
+        records.map((r) => `${r.kind}@${r.seq}`);
+      const first = await store.linked(decision(1).id, 1);
+      assert.deepEqual(kindsAndSeqs(first), ["outcome@3", "review@6", "appeal@8"]);
+      // The whole record, as get reads it.
+      const outcome = pointing(3, "outcome", 1, { outcome: "bad" });
+      assert.deepEqual(first[0], await store.get(outcome.id));
+      assert.deepEqual(first[0]!.body, outcome.body);
+      assert.deepEqual(kindsAndSeqs(await store.linked(decision(1).id, 6)), ["appeal@8"]);
+      assert.deepEqual(kindsAndSeqs(await store.linked(decision(2).id)), ["appeal@5"]);
+      assert.deepEqual(await store.linked("no-such-decision"), []);
+    },
+  );
 
   withStore("a closed store refuses work", async ({ store }) => {
     await store.close();

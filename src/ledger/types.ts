@@ -34,6 +34,13 @@ export const RECORD_KINDS = [
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /**
+ * Kinds of record that point to an earlier decision through `body.decision_id` (its history): every store
+ * indexes them by that id (see LedgerReader.linked).
+ */
+export const LINKED_KINDS = ["outcome", "appeal", "review"] as const;
+export type LinkedKind = (typeof LINKED_KINDS)[number];
+
+/**
  * One ledger entry as the pipeline hands it over. It is hashed as canonical JSON (RFC 8785), so it must be
  * plain JSON data: no undefined, no NaN/Infinity, no class instances.
  */

@@ -143,6 +143,8 @@ export interface AppLedger extends LedgerSink {
   get(id: string): Promise<LedgerRecord | undefined>;
   /** Records in sequence order (see LedgerBackend.scan). */
   scan(options?: { afterSeq?: number; limit?: number }): AsyncIterable<LedgerRecord>;
+  /** Outcomes, appeals and reviews pointing to a decision, after `afterSeq` (see LedgerBackend.linked). */
+  linked(decisionId: string, afterSeq?: number): Promise<LedgerRecord[]>;
   /** Resolves once every entry written so far is committed (readable with `get`). */
   committed(): Promise<void>;
 }

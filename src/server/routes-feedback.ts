@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { v7 as uuidv7 } from "uuid";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
-import { findLinkedRecords, ISO_TIME_EXPECTED, linkedDecisionId, parseIsoTime } from "../feedback/index.js";
+import { ISO_TIME_EXPECTED, linkedDecisionId, parseIsoTime } from "../feedback/index.js";
 import type { LedgerEntry, LedgerRecord } from "../ledger/index.js";
 import type { RouteContext } from "./app.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
@@ -488,9 +488,10 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
     },
     async (request) => {
       const decision = await findDecision(request);
-      // Outcomes and appeals answered a moment ago are journaled; wait until the scan can see them.
+      // Outcomes and appeals answered a moment ago are journaled; wait until the index can see them.
       await ctx.ledger.committed();
-      const linked = await findLinkedRecords((afterSeq) => ctx.ledger.scan({ afterSeq }), decision);
+      // What points to a decision is always recorded after it.
+      const linked = await ctx.ledger.linked(decision.id, decision.seq);
       const history = linked.map(recordView);
       const latest = linked.findLast((r) => r.kind === "outcome");
       // The subject as GET /v1/decisions/{id} shows it (never decrypted here).

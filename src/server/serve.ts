@@ -166,6 +166,7 @@ export async function startServer(
         write: (entry, attachment) => writer.write(entry, attachment),
         get: (id) => ledger.get(id),
         scan: (options) => ledger.scan(options),
+        linked: (decisionId, afterSeq) => ledger.linked(decisionId, afterSeq),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
       },
