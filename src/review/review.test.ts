@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { test } from "node:test";
+import Database from "better-sqlite3";
 import { reviewPolicyOf } from "../config/index.js";
 import { labelFromReview, preferLabel } from "../feedback/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import { createLiveMonitor } from "../monitor/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import { DEMO_XGB, loadManifest, tempDir } from "../testing/index.js";
-import { nearestCases, openReviewStore, reviewReasons } from "./index.js";
+import { nearestCases, openReviewStore, REVIEW_STATUSES, reviewReasons } from "./index.js";
 
 const manifest = loadManifest(DEMO_XGB);
 const model = { manifest } as unknown as LoadedModel;
@@ -152,6 +154,138 @@ test("the store: one open item per decision, sources taken in once, survives reo
     assert.equal(reopened.hasSource("a1"), true);
     assert.deepEqual(reopened.overdue(5000), []);
     reopened.close();
+  } finally {
+    dir.remove();
+  }
+});
+
+test("the store's status counts and lists by status agree with every item's status, through random changes and a reopening", () => {
+  const dir = tempDir("review-counts");
+  try {
+    let store = openReviewStore(dir.path);
+    let seed = 12345;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const models = ["a", "b", "c"];
+    const now = 50_000;
+    let decisions = 0;
+    /** Every item's status as the API shows it, read item by item (the reference). */
+    const reference = (model?: string) => {
+      const counts: Record<string, number> = { pending: 0, claimed: 0, awaiting_second: 0, resolved: 0 };
+      const ids: Record<string, number[]> = { pending: [], claimed: [], awaiting_second: [], resolved: [] };
+      for (let d = 1; d <= decisions; d++) {
+        for (const item of store.ofDecision(`d${d}`)) {
+          if (model !== undefined && item.model !== model) continue;
+          const status =
+            item.status === "resolved"
+              ? "resolved"
+              : item.claimed_by !== null && (item.claim_expires_at ?? 0) > now
+                ? "claimed"
+                : item.status;
+          counts[status]! += 1;
+          ids[status]!.push(item.seq);
+        }
+      }
+      for (const list of Object.values(ids)) list.sort((x, y) => x - y);
+      return { counts, ids };
+    };
+    const check = (step: string) => {
+      for (const model of [undefined, ...models]) {
+        const want = reference(model);
+        assert.deepEqual(store.statusCounts(now, model), want.counts, `${step}: counts of ${model ?? "all"}`);
+        for (const status of REVIEW_STATUSES) {
+          const listed = store.list({ status, limit: 100_000, now, ...(model ? { model } : {}) });
+          assert.deepEqual(
+            listed.map((i) => i.seq),
+            want.ids[status],
+            `${step}: list of ${model ?? "all"} ${status}`,
+          );
+        }
+      }
+    };
+    for (let step = 0; step < 400; step++) {
+      const open = () => {
+        const d = 1 + Math.floor(random() * decisions);
+        return store.openOf(`d${d}`);
+      };
+      const r = random();
+      if (r < 0.4 || decisions === 0) {
+        decisions += 1;
+        const model = models[Math.floor(random() * models.length)]!;
+        store.enqueue(
+          {
+            id: `i${decisions}`,
+            decision_id: `d${decisions}`,
+            model,
+            version: "1",
+            reasons: ["borderline"],
+            created_at: step,
+            due_at: step + 100,
+            four_eyes: random() < 0.5,
+            model_decision: "good",
+            score: 0.5,
+            appeal_id: null,
+          },
+          `d${decisions}`,
+        );
+      } else if (r < 0.6) {
+        const item = open();
+        // A claim that is live, or one that has expired.
+        if (item)
+          store.update(item.id, {
+            claimed_by: "alice",
+            claim_expires_at: random() < 0.7 ? now + 1 : now - 1,
+          });
+      } else if (r < 0.7) {
+        const item = open();
+        if (item) store.update(item.id, { status: "awaiting_second" });
+      } else if (r < 0.95) {
+        const item = open();
+        if (item) store.update(item.id, { status: "resolved", final_decision: "bad", claimed_by: null });
+      } else {
+        // An appeal re-opens a resolved decision: a new item of the same decision.
+        const d = 1 + Math.floor(random() * decisions);
+        const last = store.ofDecision(`d${d}`).at(-1)!;
+        if (last.status === "resolved") {
+          store.enqueue(
+            {
+              id: `i${d}-appeal-${step}`,
+              decision_id: `d${d}`,
+              model: last.model,
+              version: "1",
+              reasons: ["appeal"],
+              created_at: step,
+              due_at: step + 100,
+              four_eyes: false,
+              model_decision: "good",
+              score: 0.5,
+              appeal_id: `a${step}`,
+            },
+            `a${step}`,
+          );
+        }
+      }
+      if (step % 50 === 49) check(`step ${step}`);
+    }
+    assert.ok(
+      reference().counts.resolved! > 50 && reference().counts.pending! > 5,
+      "the run reached every status",
+    );
+    store.close();
+    store = openReviewStore(dir.path);
+    check("reopened");
+    // A store made before the counts were kept: they are filled from the items when it is next opened.
+    store.close();
+    const db = new Database(join(dir.path, "review.sqlite"));
+    db.exec(
+      "DROP TRIGGER resolved_count_insert; DROP TRIGGER resolved_count_delete; DROP TRIGGER resolved_count_update; DROP TABLE resolved_counts",
+    );
+    db.close();
+    store = openReviewStore(dir.path);
+    check("counts rebuilt");
+    store.close();
   } finally {
     dir.remove();
   }

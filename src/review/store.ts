@@ -169,6 +169,18 @@ export interface ReviewStore {
   close(): void;
 }
 
+/** The item's status as the API shows it, in SQL (`@now` = now). */
+const STATUS_SQL =
+  "CASE WHEN status = 'resolved' THEN 'resolved' WHEN claimed_by IS NOT NULL AND claim_expires_at > @now THEN 'claimed' ELSE status END";
+
+/** A trigger statement adding `delta` to the resolved count of the `row` (old or new) item's model. */
+function countResolved(row: "old" | "new", delta: 1 | -1, when?: string): string {
+  // An UPSERT from a SELECT needs a WHERE clause (SQLite's parser would read ON as a join's).
+  const guard = ` WHERE ${when ?? "true"}`;
+  return `INSERT INTO resolved_counts (model, n) SELECT ${row}.model, ${delta}${guard}
+          ON CONFLICT (model) DO UPDATE SET n = n + excluded.n;`;
+}
+
 const JSON_FIELDS = new Set(["reasons", "first", "model_decision", "final_decision", "resolved_by"]);
 
 /** Open (creating if needed) the review store in `dataDir`. */
@@ -227,7 +239,36 @@ export function openReviewStore(dataDir: string): ReviewStore {
       time INTEGER NOT NULL
     );
     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    -- Open items (the queue) apart from resolved ones (the history, which only grows): the SLA check, the
+    -- status counts and lists by status read only these.
+    CREATE INDEX IF NOT EXISTS items_open ON items (seq) WHERE status != 'resolved';
+    CREATE INDEX IF NOT EXISTS items_open_model ON items (model, seq) WHERE status != 'resolved';
   `);
+  // Resolved items per model, kept by triggers in the same transactions as the items, so that counting the
+  // queue by status never counts the history. Filled once from the items when the table is new.
+  db.transaction(() => {
+    const fresh =
+      db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'resolved_counts'").get() ===
+      undefined;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS resolved_counts (model TEXT PRIMARY KEY, n INTEGER NOT NULL);
+      CREATE TRIGGER IF NOT EXISTS resolved_count_insert AFTER INSERT ON items WHEN new.status = 'resolved'
+      BEGIN ${countResolved("new", 1)} END;
+      CREATE TRIGGER IF NOT EXISTS resolved_count_delete AFTER DELETE ON items WHEN old.status = 'resolved'
+      BEGIN ${countResolved("old", -1)} END;
+      CREATE TRIGGER IF NOT EXISTS resolved_count_update AFTER UPDATE OF status, model ON items
+      WHEN old.status = 'resolved' OR new.status = 'resolved'
+      BEGIN
+        ${countResolved("old", -1, "old.status = 'resolved'")}
+        ${countResolved("new", 1, "new.status = 'resolved'")}
+      END;
+    `);
+    if (fresh) {
+      db.exec(
+        "INSERT INTO resolved_counts (model, n) SELECT model, COUNT(*) FROM items WHERE status = 'resolved' GROUP BY model",
+      );
+    }
+  })();
   const q = {
     get: db.prepare("SELECT * FROM items WHERE id = ?"),
     ofDecision: db.prepare("SELECT * FROM items WHERE decision_id = ? ORDER BY seq"),
@@ -241,7 +282,7 @@ export function openReviewStore(dataDir: string): ReviewStore {
          @model_decision, @score, @appeal_id)`,
     ),
     overdue: db.prepare(
-      "SELECT * FROM items WHERE status != 'resolved' AND escalated_at IS NULL AND due_at <= ? ORDER BY seq",
+      "SELECT * FROM items INDEXED BY items_open WHERE status != 'resolved' AND escalated_at IS NULL AND due_at <= ? ORDER BY seq",
     ),
     escalate: db.prepare("UPDATE items SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL"),
     judgement: db.prepare(
@@ -251,6 +292,14 @@ export function openReviewStore(dataDir: string): ReviewStore {
     resolvedOf: db.prepare(
       "SELECT * FROM items WHERE model = ? AND status = 'resolved' ORDER BY seq DESC LIMIT ?",
     ),
+    openCounts: db.prepare(
+      `SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM items INDEXED BY items_open WHERE status != 'resolved' GROUP BY 1`,
+    ),
+    openCountsOf: db.prepare(
+      `SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM items INDEXED BY items_open_model WHERE status != 'resolved' AND model = @model GROUP BY 1`,
+    ),
+    resolvedCount: db.prepare("SELECT SUM(n) AS n FROM resolved_counts"),
+    resolvedCountOf: db.prepare("SELECT n FROM resolved_counts WHERE model = ?"),
     meta: db.prepare("SELECT value FROM meta WHERE key = ?"),
     setMeta: db.prepare(
       "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -260,9 +309,6 @@ export function openReviewStore(dataDir: string): ReviewStore {
     const row = q.get.get(id) as ItemRow | undefined;
     return row === undefined ? undefined : toItem(row);
   };
-  /** The item's status as the API shows it, in SQL (`?` = now). */
-  const STATUS_SQL =
-    "CASE WHEN status = 'resolved' THEN 'resolved' WHEN claimed_by IS NOT NULL AND claim_expires_at > @now THEN 'claimed' ELSE status END";
   const enqueue = db.transaction((item: NewItem, sourceId: string) => {
     const known = q.hasSource.get(sourceId) as unknown;
     const open = q.openOf.get(item.decision_id) as ItemRow | undefined;
@@ -302,11 +348,17 @@ export function openReviewStore(dataDir: string): ReviewStore {
     list(filter) {
       const where: string[] = ["seq > @after"];
       if (filter.model !== undefined) where.push("model = @model");
+      // A status other than resolved is the queue's: read through the open items' index, not the history.
+      const open = filter.status !== undefined && filter.status !== "resolved";
+      if (open) where.push("status != 'resolved'");
       if (filter.status !== undefined) where.push(`(${STATUS_SQL}) = @status`);
       if (filter.reason !== undefined)
         where.push("EXISTS (SELECT 1 FROM json_each(reasons) WHERE value = @reason)");
+      const index = open
+        ? `INDEXED BY ${filter.model === undefined ? "items_open" : "items_open_model"}`
+        : "";
       const rows = db
-        .prepare(`SELECT * FROM items WHERE ${where.join(" AND ")} ORDER BY seq LIMIT @limit`)
+        .prepare(`SELECT * FROM items ${index} WHERE ${where.join(" AND ")} ORDER BY seq LIMIT @limit`)
         .all({
           after: filter.afterSeq ?? 0,
           model: filter.model,
@@ -362,13 +414,17 @@ export function openReviewStore(dataDir: string): ReviewStore {
       return { models, reviewers };
     },
     statusCounts(now, model) {
-      const rows = db
-        .prepare(
-          `SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM items ${model === undefined ? "" : "WHERE model = @model"} GROUP BY 1`,
-        )
-        .all({ now, model }) as { status: ReviewStatus; n: number }[];
+      // The open items through their index; the resolved ones from their counts (never a scan of the history).
+      const rows = (model === undefined ? q.openCounts.all({ now }) : q.openCountsOf.all({ now, model })) as {
+        status: ReviewStatus;
+        n: number;
+      }[];
       const counts = Object.fromEntries(REVIEW_STATUSES.map((s) => [s, 0])) as Record<ReviewStatus, number>;
       for (const row of rows) counts[row.status] = row.n;
+      const resolved = (model === undefined ? q.resolvedCount.get() : q.resolvedCountOf.get(model)) as
+        | { n: number | null }
+        | undefined;
+      counts.resolved = resolved?.n ?? 0;
       return counts;
     },
     finals(decisionIds) {
