@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import Database from "better-sqlite3";
 import { verifyLedgerAt } from "../ledger/index.js";
 import type { ReviewAlert } from "../review/index.js";
 import {
@@ -485,6 +487,27 @@ describe("reviewing", () => {
 });
 
 describe("persistence", () => {
+  test("a held decision whose queue item was lost (as in a power cut) is taken back in from the ledger at the next start", async () => {
+    const held = await decide("credit-review", inBand[0]!);
+    const item = await itemOf(held.decision_id, "credit-review");
+    await server.stop();
+    const db = new Database(join(dataDir.path, "review.sqlite"));
+    db.prepare("DELETE FROM items WHERE id = ?").run(item.item_id);
+    db.prepare("DELETE FROM sources WHERE source_id = ?").run(held.decision_id);
+    db.close();
+    server = await start();
+    // The catch-up runs in the background at start.
+    let back: { decision_id: string; reasons: string[] } | undefined;
+    for (let i = 0; i < 100 && back === undefined; i++) {
+      back = (await get("/v1/review/items?limit=500"))
+        .json()
+        .items.find((i: { decision_id: string }) => i.decision_id === held.decision_id);
+      if (back === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(back, "the held decision is in the queue again");
+    assert.deepEqual(back.reasons, ["borderline"]);
+  });
+
   test("the queue, claims and resolutions survive a restart", async () => {
     const held = await decide("credit-review", inBand[1]!);
     const item = await itemOf(held.decision_id, "credit-review");
