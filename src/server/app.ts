@@ -327,7 +327,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
           deps.review?.breakerOpen ??
           ((name, version) => {
             const model = deps.registry.versions(name).find((m) => m.manifest.version === version);
-            return model !== undefined && breakers.view(model).state !== "closed";
+            // The state alone (with the cool-down applied), not the whole view: this runs for every decision.
+            return model !== undefined && breakers.states([model])[0]!.state !== "closed";
           }),
       }),
     },

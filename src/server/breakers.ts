@@ -100,6 +100,8 @@ interface Held {
   sinceCheck: number;
   lastCheck: number;
   checking: boolean;
+  /** Whether a rule reads `anomaly_rate`: only then is each served row scored by the Isolation Forest. */
+  readonly scoresAnomalies: boolean;
 }
 
 export function createBreakers(deps: {
@@ -134,6 +136,7 @@ export function createBreakers(deps: {
         sinceCheck: 0,
         lastCheck: Number.NEGATIVE_INFINITY,
         checking: false,
+        scoresAnomalies: options.rules.some((r) => r.signal === "anomaly_rate"),
       };
       held.set(key, h);
       // An operator's stop outlives the process that took it: applied again (and recorded again) at once.
@@ -336,12 +339,8 @@ export function createBreakers(deps: {
         outcome.decision !== null && outcome.probabilities !== undefined
           ? outcome.probabilities[outcome.decision]
           : undefined;
-      const monitor = deps.monitors.of(model);
-      handle(
-        model,
-        h,
-        h.breaker.observe({ confidence, anomalous: monitor.isAnomalous(row), failed: false }, now),
-      );
+      const anomalous = h.scoresAnomalies ? deps.monitors.of(model).isAnomalous(row) : undefined;
+      handle(model, h, h.breaker.observe({ confidence, anomalous, failed: false }, now));
       h.sinceCheck += 1;
       if (h.sinceCheck < DRIFT_CHECK_EVERY || h.checking || now - h.lastCheck < DRIFT_CHECK_MIN_INTERVAL_MS)
         return;
