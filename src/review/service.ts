@@ -406,6 +406,8 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
         if (last === after) break;
         after = last;
         store.setWatermark(after);
+        // It runs while the server serves: let other work in between pages of the ledger.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
       return added;
     },
