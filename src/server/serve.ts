@@ -169,6 +169,7 @@ export async function startServer(
         linked: (decisionId, afterSeq) => ledger.linked(decisionId, afterSeq),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
+        count: () => ledger.count(),
       },
       metrics,
       logger,
