@@ -8,13 +8,7 @@ import type { LedgerRecord } from "../ledger/index.js";
 import { createLiveMonitor } from "../monitor/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import { DEMO_XGB, loadManifest, tempDir } from "../testing/index.js";
-import {
-  createReviewService,
-  nearestCases,
-  openReviewStore,
-  REVIEW_STATUSES,
-  reviewReasons,
-} from "./index.js";
+import { nearestCases, openReviewStore, REVIEW_STATUSES, reviewReasons } from "./index.js";
 
 const manifest = loadManifest(DEMO_XGB);
 const model = { manifest } as unknown as LoadedModel;
@@ -292,88 +286,6 @@ test("the store's status counts and lists by status agree with every item's stat
     store = openReviewStore(dir.path);
     check("counts rebuilt");
     store.close();
-  } finally {
-    dir.remove();
-  }
-});
-
-test("the ledger watermark follows the committed ledger during a run, only once caught up and while no offer to the queue failed", async () => {
-  const dir = tempDir("review-watermark");
-  const records: LedgerRecord[] = [];
-  const append = (kind: "decision" | "appeal", body: Record<string, unknown>, model = "m"): LedgerRecord => {
-    const seq = records.length + 1;
-    const record = {
-      id: `r${seq}`,
-      kind,
-      time: new Date(1000 + seq).toISOString(),
-      model,
-      version: "1",
-      artifact_sha256: "0".repeat(64),
-      body,
-      seq,
-      prev_hash: "",
-      hash: "",
-    } as LedgerRecord;
-    records.push(record);
-    return record;
-  };
-  const held = (model = "m") =>
-    append("decision", { decision: "good", review: { reasons: ["borderline"], status: "pending" } }, model);
-  let reads = 0;
-  const ledger = {
-    write: async () => undefined,
-    get: async (id: string) => records.find((r) => r.id === id),
-    async *scan(options: { afterSeq?: number; limit?: number } = {}) {
-      const from = options.afterSeq ?? 0;
-      for (const r of records.slice(from, options.limit === undefined ? undefined : from + options.limit)) {
-        reads++;
-        yield r;
-      }
-    },
-    committed: async () => undefined,
-    count: async () => records.length,
-  };
-  /** The service; offering a decision of model `broken` to the queue fails (its policy cannot be read). */
-  const open = (broken?: string) =>
-    createReviewService({
-      dataDir: dir.path,
-      ledger,
-      manifestOf: (model) => {
-        if (model === broken) throw new Error("no policy");
-        return undefined;
-      },
-      now: () => 5000,
-    });
-  try {
-    held();
-    append("decision", { decision: "bad" });
-    let service = open("broken");
-    const routing = service.routing();
-    assert.equal(await service.advanceWatermark(), 0, "not before the start-up catch-up has finished");
-    assert.equal(await service.catchUp(), 1);
-    // During the run: decisions held and offered as the pipeline does, in the turn their journal write is answered.
-    for (let i = 0; i < 3; i++) {
-      routing.held([{ entry: held(), reasons: ["borderline"] }]);
-      append("decision", { decision: "good" });
-    }
-    assert.equal(await service.advanceWatermark(), 8);
-    assert.equal(service.queueCounts().pending, 4);
-    // An offer that fails: the watermark stays where it was from then on.
-    const problems: unknown[] = [];
-    service.events.on("problem", (e) => problems.push(e));
-    routing.held([{ entry: held("broken"), reasons: ["borderline"] }]);
-    assert.equal(problems.length, 1);
-    held(); // journaled, and the process stops before it is offered
-    assert.equal(await service.advanceWatermark(), 8);
-    service.close();
-    // The next start reads from the watermark only, and takes in both.
-    reads = 0;
-    service = open();
-    assert.equal(await service.catchUp(), 2);
-    assert.equal(reads, 2, "the records before the watermark are not read again");
-    assert.equal(service.queueCounts().pending, 6);
-    assert.equal(await service.advanceWatermark(), 10);
-    service.close();
   } finally {
     dir.remove();
   }

@@ -24,8 +24,6 @@ export interface ReviewLedger extends LedgerSink {
   scan(options?: { afterSeq?: number; limit?: number }): AsyncIterable<LedgerRecord>;
   /** Resolves once every entry written so far is committed. */
   committed(): Promise<void>;
-  /** Records committed (the last sequence number). */
-  count(): Promise<number>;
 }
 
 /**
@@ -100,11 +98,6 @@ export interface ReviewService {
   resolve(id: string, reviewer: string, resolution: unknown): Promise<Record<string, unknown>>;
   /** Escalate items past their SLA (each once); returns the alerts emitted. */
   tick(): ReviewAlert[];
-  /**
-   * Move the ledger watermark up to what is committed now, when that is safe (see the implementation); the
-   * start-up catch-up then reads only what came after. Run by the SLA timer. Resolves to the watermark.
-   */
-  advanceWatermark(): Promise<number>;
   summary(model?: string): { queue: Record<ReviewStatus, number> } & OverrideCounts;
   /** Items by status only (the queue gauge, read at every scrape: without the override counts' scans). */
   queueCounts(model?: string): Record<ReviewStatus, number>;
@@ -139,10 +132,6 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
   /** Items being resolved right now (a ledger write in flight): a second resolve is refused. */
   const busy = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
-  /** This run's catch-up has finished; an offer to the queue failed since the start; a move is in progress. */
-  let caughtUp = false;
-  let enqueueFailed = false;
-  let watermarkMoving = false;
 
   const policyOf = (model: string, version: string): ReviewPolicy =>
     options.manifestOf(model, version)?.review ?? reviewPolicyOf({});
@@ -379,7 +368,6 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
           try {
             store.enqueue(newItem(entry, reasons, now(), null), entry.id);
           } catch (error) {
-            enqueueFailed = true;
             // The decision is recorded as held; catchUp() takes it in at the next start.
             events.emit("problem", error);
           }
@@ -388,14 +376,8 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
     },
 
     enqueueAppeal(decision, appealId) {
-      try {
-        const { item } = store.enqueue(newItem(decision, ["appeal"], now(), appealId), appealId);
-        return view(item);
-      } catch (error) {
-        // The appeal is recorded and not queued: the next start's catch-up must still find it.
-        enqueueFailed = true;
-        throw error;
-      }
+      const { item } = store.enqueue(newItem(decision, ["appeal"], now(), appealId), appealId);
+      return view(item);
     },
 
     async catchUp() {
@@ -427,28 +409,7 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
         // It runs while the server serves: let other work in between pages of the ledger.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
-      caughtUp = true;
       return added;
-    },
-
-    /*
-     * Why moving the watermark to the committed count is safe. A held decision (or an appeal) is taken into the
-     * queue in the same turn its journal write is answered, before the ledger thread's commit of it can be
-     * heard on this thread: so every record committed now was, if it needed to be, already offered to the
-     * queue. Not done until this run's catch-up has finished (records from before the start may still be
-     * missing), nor after any offer failed (the next start's catch-up must find it).
-     */
-    async advanceWatermark() {
-      if (!caughtUp || enqueueFailed || watermarkMoving) return store.watermark();
-      watermarkMoving = true;
-      try {
-        const committed = await ledger.count();
-        if (!caughtUp || enqueueFailed || committed <= store.watermark()) return store.watermark();
-        store.setWatermark(committed);
-        return committed;
-      } finally {
-        watermarkMoving = false;
-      }
     },
 
     list(filter) {
@@ -760,7 +721,6 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
         } catch (error) {
           events.emit("problem", error);
         }
-        service.advanceWatermark().catch((error: unknown) => events.emit("problem", error));
       }, intervalMs);
       timer.unref();
     },

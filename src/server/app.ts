@@ -147,8 +147,6 @@ export interface AppLedger extends LedgerSink {
   linked(decisionId: string, afterSeq?: number): Promise<LedgerRecord[]>;
   /** Resolves once every entry written so far is committed (readable with `get`). */
   committed(): Promise<void>;
-  /** Records committed (the last sequence number). */
-  count(): Promise<number>;
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {

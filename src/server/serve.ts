@@ -169,7 +169,6 @@ export async function startServer(
         linked: (decisionId, afterSeq) => ledger.linked(decisionId, afterSeq),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
-        count: () => ledger.count(),
       },
       metrics,
       logger,
