@@ -138,7 +138,17 @@ export async function verifyLedgerAt(
   const store = await openPostgresLedger(location.url, location.schema ? { schema: location.schema } : {});
   try {
     if (!isPostgresLedger(store)) throw new Error("unreachable");
-    return await verifyRowStream(store.rows(), options);
+    const chain = await verifyRowStream(store.rows(), options);
+    if (!chain.ok) return chain;
+    // The link column (what GET /v1/decisions/{id}/history reads) must say what the hashed entries say.
+    const problem = await store.linkProblem();
+    return problem === undefined
+      ? chain
+      : {
+          ok: false,
+          count: problem.seq - 1,
+          firstBad: { seq: problem.seq, id: problem.id, reason: problem.reason },
+        };
   } finally {
     await store.close();
   }

@@ -58,6 +58,41 @@ test("PostgreSQL: linked's query can read through the records_linked index", asy
   }
 });
 
+test("PostgreSQL: migration 3 fills the link column of records stored before it, and verification checks the column", async (t) => {
+  const schema = uniqueSchema();
+  t.after(() => dropSchema(schema));
+  const location = { kind: "postgres", url: TEST_POSTGRES_URL, schema } as const;
+  const store = await openLedgerBackend(location);
+  const decision = sampleEntry(1);
+  const outcome = sampleEntry(2, { kind: "outcome", body: { decision_id: decision.id, outcome: "bad" } });
+  const appeal = sampleEntry(4, { kind: "appeal", body: { decision_id: decision.id, reason: "x\u0000" } });
+  await store.appendPrepared([decision, outcome, sampleEntry(3), appeal].map(prepareEntry));
+  await store.close();
+  // As a ledger at migration 2 was: no column, no index, no record of migration 3.
+  await sql(
+    `DROP INDEX "${schema}".records_linked; ALTER TABLE "${schema}".records DROP COLUMN decision_id; DELETE FROM "${schema}".schema_migrations WHERE version = 3`,
+  );
+  const migrated = await openLedgerBackend(location);
+  try {
+    assert.deepEqual(
+      (await migrated.linked(decision.id)).map((r) => r.seq),
+      [2, 4],
+    );
+  } finally {
+    await migrated.close();
+  }
+  assert.deepEqual(await verifyLedgerAt(location), { ok: true, count: 4 });
+  // The column is outside the hashed text: changing it (hiding an appeal from the history) is found.
+  await sql(`UPDATE "${schema}".records SET decision_id = NULL WHERE seq = 4`);
+  const result = await verifyLedgerAt(location);
+  assert.equal(result.ok, false);
+  assert.equal(!result.ok && result.firstBad.seq, 4);
+  assert.match(!result.ok ? result.firstBad.reason : "", /decision_id/);
+  await sql(`UPDATE "${schema}".records SET decision_id = 'someone-else' WHERE seq = 3`);
+  const again = await verifyLedgerAt(location);
+  assert.equal(!again.ok && again.firstBad.seq, 3);
+});
+
 test("PostgreSQL: several writers appending at once keep one verifiable chain", async (t) => {
   const schema = uniqueSchema();
   t.after(() => dropSchema(schema));

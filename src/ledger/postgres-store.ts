@@ -24,17 +24,35 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Records fetched per round trip while scanning. */
 const PAGE = 2000;
 
-/** The linked kinds as an SQL list; the index and the query must spell the condition alike to use the index. */
+/** The linked kinds as an SQL list. */
 const LINKED_SQL = `kind IN (${LINKED_KINDS.map((k) => `'${k}'`).join(", ")})`;
-const LINKED_KEY = "((entry::jsonb) #>> '{body,decision_id}')";
 
-/** The query behind LedgerBackend.linked, for the schema quoted as `s` (exported for the test of its plan). */
+/**
+ * The query behind LedgerBackend.linked, for the schema quoted as `s` (exported for the test of its plan). It
+ * reads the `decision_id` column, which the writer fills from the entry's `body.decision_id` for the linked
+ * kinds (JSON is never parsed in SQL: PostgreSQL's jsonb refuses text such as `\u0000` that a client's free
+ * text may hold, and one such record would then stop every append), and the verifier checks against the entry.
+ */
 export function linkedQuery(s: string): string {
-  return `SELECT seq, entry, prev_hash, hash FROM ${s}.records WHERE ${LINKED_SQL} AND ${LINKED_KEY} = $1 AND seq > $2 ORDER BY seq`;
+  return `SELECT seq, entry, prev_hash, hash FROM ${s}.records WHERE decision_id = $1 AND seq > $2 ORDER BY seq`;
 }
 
-/** Migrations in order; each runs once per schema, in a transaction. `$S` is the quoted schema name. */
-const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] = [
+/** The decision a linked record points to (`body.decision_id`, a string), else null: the `decision_id` column. */
+export function linkedDecisionOf(kind: string, canonical: string): string | null {
+  if (!(LINKED_KINDS as readonly string[]).includes(kind)) return null;
+  const body = (JSON.parse(canonical) as { body?: { decision_id?: unknown } }).body;
+  return typeof body?.decision_id === "string" ? body.decision_id : null;
+}
+
+/**
+ * Migrations in order; each runs once per schema, in a transaction. `$S` is the quoted schema name; `after`,
+ * when given, runs next in the same transaction (data the SQL cannot make).
+ */
+const MIGRATIONS: readonly {
+  readonly version: number;
+  readonly sql: string;
+  readonly after?: (client: pg.PoolClient, s: string) => Promise<void>;
+}[] = [
   {
     version: 1,
     sql: `
@@ -72,12 +90,44 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
     `,
   },
   {
-    // Outcomes, appeals and reviews by the decision they point to (LedgerBackend.linked); a partial index, so
-    // appending a decision costs nothing more.
+    // Outcomes, appeals and reviews by the decision they point to (LedgerBackend.linked): a column the writer
+    // fills for those kinds only, and a partial index over it, so appending a decision costs nothing more.
+    // Existing records get it from their entries (read in JavaScript, a page at a time).
     version: 3,
-    sql: `CREATE INDEX records_linked ON $S.records (${LINKED_KEY}) WHERE ${LINKED_SQL};`,
+    sql: `
+      ALTER TABLE $S.records ADD COLUMN decision_id TEXT;
+      CREATE INDEX records_linked ON $S.records (decision_id, seq) WHERE decision_id IS NOT NULL;
+    `,
+    after: backfillLinks,
   },
 ];
+
+/** Fill `decision_id` for the linked records stored before migration 3. */
+async function backfillLinks(client: pg.PoolClient, s: string): Promise<void> {
+  let after = 0;
+  for (;;) {
+    const { rows } = await client.query<{ seq: string; kind: string; entry: string }>(
+      `SELECT seq, kind, entry FROM ${s}.records WHERE ${LINKED_SQL} AND seq > $1 ORDER BY seq LIMIT $2`,
+      [after, PAGE],
+    );
+    const seqs: string[] = [];
+    const ids: string[] = [];
+    for (const row of rows) {
+      const id = linkedDecisionOf(row.kind, row.entry);
+      if (id === null) continue;
+      seqs.push(row.seq);
+      ids.push(id);
+    }
+    if (seqs.length > 0) {
+      await client.query(
+        `UPDATE ${s}.records AS r SET decision_id = u.d FROM UNNEST($1::bigint[], $2::text[]) AS u(s, d) WHERE r.seq = u.s`,
+        [seqs, ids],
+      );
+    }
+    if (rows.length < PAGE) return;
+    after = Number(rows[rows.length - 1]!.seq);
+  }
+}
 
 /** Options of {@link openPostgresLedger}. */
 export interface PostgresLedgerOptions {
@@ -172,6 +222,7 @@ async function migrate(pool: pg.Pool, schema: string): Promise<void> {
     for (const migration of MIGRATIONS) {
       if (applied.has(migration.version)) continue;
       await client.query(migration.sql.replaceAll("$S", `"${schema}"`));
+      await migration.after?.(client, `"${schema}"`);
       await client.query(`INSERT INTO "${schema}".schema_migrations (version) VALUES ($1)`, [
         migration.version,
       ]);
@@ -237,7 +288,7 @@ class PostgresLedger implements LedgerBackend {
       ).rows[0];
       if (head === undefined) throw new WardenError("WARDEN_ERR_LEDGER", "the ledger's head row is missing");
       const positions = chainPositions(entries, Number(head.seq), head.hash);
-      const columns: string[][] = [[], [], [], [], [], [], [], [], []];
+      const columns: (string | null)[][] = [[], [], [], [], [], [], [], [], [], []];
       entries.forEach((entry, i) => {
         const { seq, prev_hash, hash } = positions[i]!;
         const values = [
@@ -250,15 +301,16 @@ class PostgresLedger implements LedgerBackend {
           entry.canonical,
           prev_hash,
           hash,
+          linkedDecisionOf(entry.kind, entry.canonical),
         ];
         for (let c = 0; c < values.length; c++) columns[c]!.push(values[c]!);
       });
       const last = positions[positions.length - 1]!;
       await client.query(
-        `INSERT INTO ${this.#s}.records (seq, id, kind, time, model, version, entry, prev_hash, hash, writer)
-         SELECT s, i, k, t, m, v, e, p, h, $10
-         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-           AS u(s, i, k, t, m, v, e, p, h)`,
+        `INSERT INTO ${this.#s}.records (seq, id, kind, time, model, version, entry, prev_hash, hash, decision_id, writer)
+         SELECT s, i, k, t, m, v, e, p, h, d, $11
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+           AS u(s, i, k, t, m, v, e, p, h, d)`,
         [...columns, this.#writer],
       );
       await client.query(`UPDATE ${this.#s}.head SET seq = $1, hash = $2`, [last.seq, last.hash]);
@@ -309,6 +361,46 @@ class PostgresLedger implements LedgerBackend {
     this.#assertOpen();
     const { rows } = await this.#pool.query<Row>(linkedQuery(this.#s), [decisionId, afterSeq]);
     return rows.map(toRecord);
+  }
+
+  /**
+   * The first record whose `decision_id` column disagrees with its entry (what {@link linkedDecisionOf} reads
+   * from it), or undefined: a column outside the hashed text, so verification checks it. Reads the records
+   * that have the column or are of a linked kind, a page at a time.
+   */
+  async linkProblem(): Promise<{ seq: number; id: string; reason: string } | undefined> {
+    let after = 0;
+    for (;;) {
+      this.#assertOpen();
+      const { rows } = await this.#pool.query<{
+        seq: string;
+        id: string;
+        kind: string;
+        entry: string;
+        decision_id: string | null;
+      }>(
+        `SELECT seq, id, kind, entry, decision_id FROM ${this.#s}.records
+         WHERE (${LINKED_SQL} OR decision_id IS NOT NULL) AND seq > $1 ORDER BY seq LIMIT $2`,
+        [after, PAGE],
+      );
+      for (const row of rows) {
+        let expected: string | null;
+        try {
+          expected = linkedDecisionOf(row.kind, row.entry);
+        } catch {
+          continue; // not JSON: the chain check reports the record itself
+        }
+        if (row.decision_id !== expected) {
+          return {
+            seq: Number(row.seq),
+            id: row.id,
+            reason: `column decision_id is ${JSON.stringify(row.decision_id)}, the entry's body.decision_id is ${JSON.stringify(expected)}`,
+          };
+        }
+      }
+      if (rows.length < PAGE) return undefined;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
   }
 
   /** Raw rows for verification, a page at a time. */
@@ -370,6 +462,6 @@ function asLedgerError(error: unknown, context: string): WardenError {
 /** Whether a store is the PostgreSQL one (it offers raw rows for verification). */
 export function isPostgresLedger(
   store: LedgerBackend,
-): store is LedgerBackend & Pick<PostgresLedger, "rows"> {
+): store is LedgerBackend & Pick<PostgresLedger, "rows" | "linkProblem"> {
   return store instanceof PostgresLedger;
 }

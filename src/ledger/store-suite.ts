@@ -147,6 +147,13 @@ export function storeSuite(name: string, open: () => Promise<StoreFixture>): voi
       assert.deepEqual(kindsAndSeqs(await store.linked(decision(1).id, 6)), ["appeal@8"]);
       assert.deepEqual(kindsAndSeqs(await store.linked(decision(2).id)), ["appeal@5"]);
       assert.deepEqual(await store.linked("no-such-decision"), []);
+      // Free text with a NUL and a lone surrogate (JSON allows both; PostgreSQL's jsonb refuses them): stored,
+      // and found, like any other.
+      const odd = pointing(11, "appeal", 2, { reason: "a\u0000b \ud800 c" });
+      await store.appendPrepared([prepareEntry(odd)]);
+      const found = await store.linked(decision(2).id);
+      assert.deepEqual(kindsAndSeqs(found), ["appeal@5", "appeal@11"]);
+      assert.equal(found[1]!.body.reason, "a\u0000b \ud800 c");
     },
   );
 

@@ -246,6 +246,7 @@ export function openReviewStore(dataDir: string): ReviewStore {
   `);
   // Resolved items per model, kept by triggers in the same transactions as the items, so that counting the
   // queue by status never counts the history. Filled once from the items when the table is new.
+  // IMMEDIATE: two processes opening one store at once take turns instead of one failing with SQLITE_BUSY.
   db.transaction(() => {
     const fresh =
       db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'resolved_counts'").get() ===
@@ -268,7 +269,7 @@ export function openReviewStore(dataDir: string): ReviewStore {
         "INSERT INTO resolved_counts (model, n) SELECT model, COUNT(*) FROM items WHERE status = 'resolved' GROUP BY model",
       );
     }
-  })();
+  }).immediate();
   const q = {
     get: db.prepare("SELECT * FROM items WHERE id = ?"),
     ofDecision: db.prepare("SELECT * FROM items WHERE decision_id = ? ORDER BY seq"),
@@ -347,9 +348,11 @@ export function openReviewStore(dataDir: string): ReviewStore {
     enqueue(item, sourceId) {
       // Taking a ledger record (a held decision, an appeal) into the queue is not fsynced: the ledger is its
       // source, and the catch-up at start reads the ledger from the watermark (only ever moved by that
-      // catch-up) and takes in whatever a power cut lost. This runs on the serving thread for every held
+      // catch-up, to what it has read) and takes in whatever a power cut lost. This runs on the serving thread for every held
       // decision, where an fsync would block every other request (about 0.2 ms here, more on many disks).
       // WAL loses only a suffix of commits, so a reviewer's later fsynced change still covers it.
+      // (SQLite refuses to change the level inside a transaction: a caller's transaction keeps its own.)
+      if (db.inTransaction) return enqueue(item, sourceId);
       db.pragma("synchronous = NORMAL");
       try {
         return enqueue(item, sourceId);
