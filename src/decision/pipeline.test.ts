@@ -66,3 +66,52 @@ test("a decision's ledger entry has its keys in order at every level, so the led
     dir.remove();
   }
 });
+
+test("when one write of a request fails, its decisions that were journaled still reach the review queue", async () => {
+  const dir = tempDir("pipeline-held");
+  const registry = createModelRegistry();
+  try {
+    const path = demoCopy(dir.path, { version: "1.0.0", policy: { subject_storage: "clear" } });
+    const manifest = loadManifest(path);
+    await registry.load(path);
+    const offered: string[] = [];
+    const pipeline = createDecisionPipeline(
+      registry,
+      {
+        // The third decision's write fails (as a second journal flush of a large request could).
+        write: async (entry) => {
+          if (entry.body.client_id === "case-2") throw new Error("disk full");
+        },
+      },
+      {},
+      undefined,
+      undefined,
+      {
+        review: {
+          route: () => ["all"],
+          held: (entries) => {
+            for (const { entry } of entries) offered.push(String(entry.body.client_id));
+          },
+        },
+      },
+    );
+    const instances = holdoutInstances(manifest)
+      .slice(0, 4)
+      .map((row, i) => ({ features: row.features, subject: row.subject, id: `case-${i}` }));
+    await assert.rejects(
+      pipeline.decide({
+        model: "credit-demo",
+        instances,
+        route: "decisions",
+        requestId: "req-2",
+        receivedAt: performance.now(),
+        fieldPrefix: (i) => `instances[${i}].`,
+      }),
+      /disk full/,
+    );
+    assert.deepEqual(offered, ["case-0", "case-1", "case-3"]);
+  } finally {
+    await registry.close();
+    dir.remove();
+  }
+});

@@ -678,12 +678,17 @@ export function createDecisionPipeline(
           observer.onShadowError?.(shadow, error as Error);
         }
       }
-      await Promise.all(writes);
+      const written = await Promise.allSettled(writes);
+      // Held decisions that are journaled go to the review queue even when another write of the request failed
+      // (a request larger than one journal flush is written in parts): they are in the ledger either way.
       if (review !== undefined && holds.some((h) => h.length > 0)) {
         review.held(
-          entries.flatMap((entry, i) => (holds[i]!.length > 0 ? [{ entry, reasons: holds[i]! }] : [])),
+          entries.flatMap((entry, i) =>
+            holds[i]!.length > 0 && written[i]!.status === "fulfilled" ? [{ entry, reasons: holds[i]! }] : [],
+          ),
         );
       }
+      for (const w of written) if (w.status === "rejected") throw w.reason;
       if (observer.onDecided !== undefined) {
         valid.forEach((instance, i) => {
           observer.onDecided!(routes[i]!.model, instance.row, outcomes[i]!.score, {
