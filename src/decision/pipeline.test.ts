@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
-import type { LedgerEntry } from "../ledger/index.js";
+import { canonicalJson, type LedgerEntry, REVIEW_MARK } from "../ledger/index.js";
 import { createModelRegistry } from "../registry/index.js";
 import { DEMO_XGB, demoCopy, holdoutInstances, loadManifest, tempDir } from "../testing/index.js";
 import { createDecisionPipeline } from "./pipeline.js";
@@ -60,6 +60,8 @@ test("a decision's ledger entry has its keys in order at every level, so the led
     for (const entry of written) {
       assert.ok((entry.body as { explanation?: unknown }).explanation, "explained");
       assert.deepEqual(unsortedObjects(entry.body), []);
+      // Not held: the review queue's catch-up must not take it for a source.
+      assert.equal(canonicalJson(entry).includes(REVIEW_MARK), false);
     }
   } finally {
     await registry.close();
@@ -75,12 +77,14 @@ test("when one write of a request fails, its decisions that were journaled still
     const manifest = loadManifest(path);
     await registry.load(path);
     const offered: string[] = [];
+    const written: LedgerEntry[] = [];
     const pipeline = createDecisionPipeline(
       registry,
       {
         // The third decision's write fails (as a second journal flush of a large request could).
         write: async (entry) => {
           if (entry.body.client_id === "case-2") throw new Error("disk full");
+          written.push(entry);
         },
       },
       {},
@@ -110,6 +114,9 @@ test("when one write of a request fails, its decisions that were journaled still
       /disk full/,
     );
     assert.deepEqual(offered, ["case-0", "case-1", "case-3"]);
+    // A held decision's entry carries the mark the review queue's catch-up picks its sources by, in SQL.
+    assert.equal(written.length, 3);
+    for (const entry of written) assert.ok(canonicalJson(entry).includes(REVIEW_MARK));
   } finally {
     await registry.close();
     dir.remove();

@@ -19,7 +19,7 @@ import {
   type PreparedEntry,
   type ScanOptions,
 } from "./sqlite-store.js";
-import type { LedgerRecord } from "./types.js";
+import type { LedgerRecord, ReviewSources } from "./types.js";
 import { type VerifyOptions, type VerifyResult, verifyLedgerParallel, verifyRowStream } from "./verify.js";
 
 /** Where a ledger lives. */
@@ -51,6 +51,8 @@ export interface LedgerBackend {
   scan(options?: ScanOptions): AsyncIterableIterator<LedgerRecord>;
   /** What points to a decision, through an index (see LedgerReader.linked). */
   linked(decisionId: string, afterSeq?: number): Promise<LedgerRecord[]>;
+  /** What may have put a decision in the review queue, a stretch at a time (see LedgerReader.reviewSources). */
+  reviewSources(afterSeq: number, limit: number): Promise<ReviewSources>;
   /** Number of records (the last sequence number). */
   count(): Promise<number>;
   /** Hash of the last record, or the genesis hash when empty. */
@@ -82,6 +84,7 @@ export function sqliteBackend(store: LedgerStore): LedgerBackend {
       yield* store.scan(options);
     },
     linked: async (decisionId, afterSeq) => store.linked(decisionId, afterSeq),
+    reviewSources: async (afterSeq, limit) => store.reviewSources(afterSeq, limit),
     count: async () => store.count(),
     lastHash: async () => store.lastHash(),
     close: async () => {

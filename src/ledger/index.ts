@@ -85,7 +85,9 @@ export {
   LINKED_KINDS,
   type LinkedKind,
   RECORD_KINDS,
+  REVIEW_MARK,
   type RecordKind,
+  type ReviewSources,
 } from "./types.js";
 export {
   type LedgerAnchor,

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import pg from "pg";
 import type { WardenError } from "../errors/index.js";
 import { openLedgerBackend, verifyLedgerAt } from "./backend.js";
-import { linkedQuery } from "./postgres-store.js";
+import { linkedQuery, reviewSourcesQuery } from "./postgres-store.js";
 import { prepareEntry } from "./sqlite-store.js";
 import { storeSuite } from "./store-suite.js";
 import { sampleEntry, tempDir } from "./testkit.js";
@@ -38,7 +38,7 @@ test("PostgreSQL: the schema is migrated once, even by processes opening it toge
   );
 });
 
-test("PostgreSQL: linked's query can read through the records_linked index", async (t) => {
+test("PostgreSQL: linked reads through records_linked, reviewSources a range of the primary key", async (t) => {
   const schema = uniqueSchema();
   t.after(() => dropSchema(schema));
   const store = await openLedgerBackend({ kind: "postgres", url: TEST_POSTGRES_URL, schema });
@@ -53,6 +53,11 @@ test("PostgreSQL: linked's query can read through the records_linked index", asy
       0,
     ]);
     assert.match(rows.map((r) => r["QUERY PLAN"]).join("\n"), /records_linked/);
+    const sources = await client.query<{ "QUERY PLAN": string }>(
+      `EXPLAIN ${reviewSourcesQuery(`"${schema}"`)}`,
+      [0, 10],
+    );
+    assert.match(sources.rows.map((r) => r["QUERY PLAN"]).join("\n"), /records_pkey/);
   } finally {
     await client.end();
   }

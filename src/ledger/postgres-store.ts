@@ -17,8 +17,20 @@ import { WardenError } from "../errors/index.js";
 import type { LedgerBackend } from "./backend.js";
 import { type CheckpointSource, parseCheckpoint } from "./checkpoints.js";
 import { GENESIS_HASH } from "./hash.js";
-import { type ChainPosition, chainPositions, type PreparedEntry, type ScanOptions } from "./sqlite-store.js";
-import { type LedgerEntry, type LedgerRecord, LINKED_KINDS } from "./types.js";
+import {
+  type ChainPosition,
+  chainPositions,
+  checkStretch,
+  type PreparedEntry,
+  type ScanOptions,
+} from "./sqlite-store.js";
+import {
+  type LedgerEntry,
+  type LedgerRecord,
+  LINKED_KINDS,
+  REVIEW_MARK,
+  type ReviewSources,
+} from "./types.js";
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Records fetched per round trip while scanning. */
@@ -35,6 +47,17 @@ const LINKED_SQL = `kind IN (${LINKED_KINDS.map((k) => `'${k}'`).join(", ")})`;
  */
 export function linkedQuery(s: string): string {
   return `SELECT seq, entry, prev_hash, hash FROM ${s}.records WHERE decision_id = $1 AND seq > $2 ORDER BY seq`;
+}
+
+/**
+ * What the review queue's catch-up reads (LedgerBackend.reviewSources): appeals, and decisions whose text holds
+ * the mark, searched by PostgreSQL over a range of the primary key (see sqlite-store.ts).
+ */
+const REVIEW_SOURCES_SQL = `(kind = 'appeal' OR (kind = 'decision' AND strpos(entry, '${REVIEW_MARK}') > 0))`;
+
+/** The query behind LedgerBackend.reviewSources, for the schema quoted as `s` (exported for the test of its plan). */
+export function reviewSourcesQuery(s: string): string {
+  return `SELECT seq, entry, prev_hash, hash FROM ${s}.records WHERE ${REVIEW_SOURCES_SQL} AND seq > $1 AND seq <= $2 ORDER BY seq`;
 }
 
 /** The decision a linked record points to (`body.decision_id`, a string), else null: the `decision_id` column. */
@@ -361,6 +384,27 @@ class PostgresLedger implements LedgerBackend {
     this.#assertOpen();
     const { rows } = await this.#pool.query<Row>(linkedQuery(this.#s), [decisionId, afterSeq]);
     return rows.map(toRecord);
+  }
+
+  async reviewSources(afterSeq: number, limit: number): Promise<ReviewSources> {
+    this.#assertOpen();
+    checkStretch(afterSeq, limit);
+    // The head and the records in one snapshot, so that `end` and the records agree.
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      const { rows: head } = await client.query<{ seq: string }>(`SELECT seq FROM ${this.#s}.head`);
+      const end = Number(head[0]?.seq ?? 0);
+      const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
+      const { rows } = await client.query<Row>(reviewSourcesQuery(this.#s), [afterSeq, through]);
+      await client.query("COMMIT");
+      return { records: rows.map(toRecord), through, end };
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   /**

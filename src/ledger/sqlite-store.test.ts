@@ -3,7 +3,13 @@ import { test } from "node:test";
 import Database from "better-sqlite3";
 import { WardenError } from "../errors/index.js";
 import { canonicalJson, GENESIS_HASH } from "./hash.js";
-import { LINKED_QUERY, ledgerPath, openLedgerReader, openSqliteLedger } from "./sqlite-store.js";
+import {
+  LINKED_QUERY,
+  ledgerPath,
+  openLedgerReader,
+  openSqliteLedger,
+  REVIEW_SOURCES_QUERY,
+} from "./sqlite-store.js";
 import { sampleEntry, tempDir } from "./testkit.js";
 import { verifyLedger } from "./verify.js";
 
@@ -174,7 +180,7 @@ test("closing the store ends open scans with an error instead of a silently shor
   assert.throws(() => store.get(sampleEntry(1).id), /is closed/);
 });
 
-test("linked reads through its partial index, which a ledger made without it gets when a writer opens it", (t) => {
+test("linked reads through its partial index, which a ledger made without it gets when a writer opens it; reviewSources reads a range of the primary key", (t) => {
   const dir = tempDir(t);
   const store = openSqliteLedger(dir);
   const decision = sampleEntry(1);
@@ -191,6 +197,12 @@ test("linked reads through its partial index, which a ledger made without it get
   // The plan of the query the store runs.
   const db = new Database(ledgerPath(dir));
   assert.match(plan(db), /USING INDEX records_linked/);
+  const sourcesPlan = (
+    db.prepare(`EXPLAIN QUERY PLAN ${REVIEW_SOURCES_QUERY}`).all(0, 10) as { detail: string }[]
+  )
+    .map((r) => r.detail)
+    .join("; ");
+  assert.match(sourcesPlan, /USING INTEGER PRIMARY KEY/);
   // A ledger from before the index: still answered (by a scan), and the next writer adds the index.
   db.exec("DROP INDEX records_linked");
   assert.doesNotMatch(plan(db), /records_linked/);

@@ -3,7 +3,14 @@ import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import { canonicalJson, chainHash, GENESIS_HASH } from "./hash.js";
-import { type LedgerEntry, type LedgerRecord, LINKED_KINDS, RECORD_KINDS } from "./types.js";
+import {
+  type LedgerEntry,
+  type LedgerRecord,
+  LINKED_KINDS,
+  RECORD_KINDS,
+  REVIEW_MARK,
+  type ReviewSources,
+} from "./types.js";
 
 /** Version of the table layout below, kept in SQLite's `PRAGMA user_version`. Bump it with a migration. */
 const SCHEMA_VERSION = 1;
@@ -36,6 +43,15 @@ const LINKED_KEY = "json_extract(entry, '$.body.decision_id')";
  * before it gets it when a writer next opens it, and a reader without it still answers, by a scan.
  */
 const LINKED_INDEX = `CREATE INDEX IF NOT EXISTS records_linked ON records (${LINKED_KEY}) WHERE ${LINKED_SQL}`;
+/**
+ * What the review queue's catch-up reads (LedgerReader.reviewSources): appeals, and decisions whose text holds
+ * {@link REVIEW_MARK}, searched by SQLite over a range of the primary key, so that only they are parsed. No
+ * index: it would search every decision's text as it is inserted, on the ledger thread, and the catch-up reads
+ * little (see review/service.ts).
+ */
+const REVIEW_SOURCES_SQL = `(kind = 'appeal' OR (kind = 'decision' AND instr(entry, '${REVIEW_MARK}') > 0))`;
+/** The query behind LedgerReader.reviewSources (exported for the test of its plan). */
+export const REVIEW_SOURCES_QUERY = `SELECT seq, entry, prev_hash, hash FROM records WHERE ${REVIEW_SOURCES_SQL} AND seq > ? AND seq <= ? ORDER BY seq`;
 /** The query behind LedgerReader.linked (exported for the test of its plan). */
 export const LINKED_QUERY = `SELECT seq, entry, prev_hash, hash FROM records WHERE ${LINKED_SQL} AND ${LINKED_KEY} = ? AND seq > ? ORDER BY seq`;
 
@@ -150,6 +166,15 @@ export interface LedgerReader {
    * @throws WardenError WARDEN_ERR_LEDGER when the reader is closed.
    */
   linked(decisionId: string, afterSeq?: number): LedgerRecord[];
+  /**
+   * The records after `afterSeq`, up to `limit` of them, that may have put a decision in the review queue
+   * (see {@link ReviewSources}), picked by SQLite over a range of the primary key: only they are parsed.
+   *
+   * A `limit` of 0 reads nothing and says where the ledger ends.
+   *
+   * @throws RangeError when `afterSeq` or `limit` is not an integer ≥ 0.
+   */
+  reviewSources(afterSeq: number, limit: number): ReviewSources;
   /** Number of records (equal to the last sequence number, since sequence numbers are contiguous from 1). */
   count(): number;
   /** Close, ending open scans; later calls of the other methods throw. Idempotent. */
@@ -250,6 +275,7 @@ class SqliteLedgerReader implements LedgerReader {
   readonly #get: Database.Statement<[string], Row>;
   readonly #last: Database.Statement<[], { seq: number | null }>;
   readonly #linked: Database.Statement<[string, number], Row>;
+  readonly #sources: Database.Statement<[number, number], Row>;
   readonly #scans = new Set<IterableIterator<Row>>();
   #closed = false;
 
@@ -259,6 +285,19 @@ class SqliteLedgerReader implements LedgerReader {
     this.#get = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE id = ?`);
     this.#last = db.prepare("SELECT MAX(seq) AS seq FROM records");
     this.#linked = db.prepare(LINKED_QUERY);
+    this.#sources = db.prepare(REVIEW_SOURCES_QUERY);
+  }
+
+  reviewSources(afterSeq: number, limit: number): ReviewSources {
+    this.assertOpen();
+    checkStretch(afterSeq, limit);
+    // One read transaction, so that `end` and the records agree.
+    return this.#db.transaction(() => {
+      const end = this.#last.get()?.seq ?? 0;
+      const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
+      const records = this.#sources.all(afterSeq, through).map(toRecord);
+      return { records, through, end };
+    })();
   }
 
   linked(decisionId: string, afterSeq = 0): LedgerRecord[] {
@@ -405,6 +444,11 @@ class SqliteLedgerStore implements LedgerStore {
     return this.#reader.linked(decisionId, afterSeq);
   }
 
+  reviewSources(afterSeq: number, limit: number): ReviewSources {
+    this.#assertOpen();
+    return this.#reader.reviewSources(afterSeq, limit);
+  }
+
   count(): number {
     this.#assertOpen();
     return this.#lastSeq;
@@ -468,6 +512,13 @@ function pickEntry(input: LedgerEntry): LedgerEntry {
 function toRecord(row: Row): LedgerRecord {
   const entry = JSON.parse(row.entry) as LedgerEntry;
   return { ...entry, seq: row.seq, prev_hash: row.prev_hash, hash: row.hash };
+}
+
+/** @throws RangeError when the stretch asked of reviewSources is not one. */
+export function checkStretch(afterSeq: number, limit: number): void {
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0)
+    throw new RangeError("afterSeq must be an integer ≥ 0");
+  if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError("limit must be an integer ≥ 0");
 }
 
 function hasIndex(db: Database.Database, name: string): boolean {

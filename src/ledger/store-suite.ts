@@ -157,6 +157,44 @@ export function storeSuite(name: string, open: () => Promise<StoreFixture>): voi
     },
   );
 
+  withStore(
+    "reviewSources: appeals and held decisions of a stretch, picked without parsing the rest, and where the ledger ends",
+    async ({ store }) => {
+      const held = (n: number) =>
+        sampleEntry(n, {
+          body: { decision: "bad", review: { reasons: ["borderline"], status: "pending" } },
+        });
+      await store.appendPrepared(
+        [
+          sampleEntry(1),
+          held(2),
+          sampleEntry(3, { kind: "appeal", body: { decision_id: sampleEntry(1).id, reason: "x" } }),
+          sampleEntry(4, { kind: "outcome", body: { decision_id: sampleEntry(1).id } }),
+          // The word in a string is not the mark: its quotes are escaped in JSON.
+          sampleEntry(5, { body: { note: '"review":{' } }),
+          held(6),
+          sampleEntry(7),
+        ].map(prepareEntry),
+      );
+      const seqs = (r: { records: readonly { seq: number }[]; through: number; end: number }) => ({
+        seqs: r.records.map((x) => x.seq),
+        through: r.through,
+        end: r.end,
+      });
+      assert.deepEqual(seqs(await store.reviewSources(0, 100)), { seqs: [2, 3, 6], through: 7, end: 7 });
+      assert.deepEqual(seqs(await store.reviewSources(0, 3)), { seqs: [2, 3], through: 3, end: 7 });
+      assert.deepEqual(seqs(await store.reviewSources(3, 3)), { seqs: [6], through: 6, end: 7 });
+      assert.deepEqual(seqs(await store.reviewSources(7, 3)), { seqs: [], through: 7, end: 7 });
+      // After the end (a watermark from before a power cut): nothing, and where the ledger ends.
+      assert.deepEqual(seqs(await store.reviewSources(9, 3)), { seqs: [], through: 9, end: 7 });
+      assert.deepEqual((await store.reviewSources(1, 1)).records[0], await store.get(held(2).id));
+      await assert.rejects(store.reviewSources(-1, 5), RangeError);
+      await assert.rejects(store.reviewSources(0, -1), RangeError);
+      // A stretch of none: where the ledger ends, nothing read.
+      assert.deepEqual(seqs(await store.reviewSources(2, 0)), { seqs: [], through: 2, end: 7 });
+    },
+  );
+
   withStore("a closed store refuses work", async ({ store }) => {
     await store.close();
     await assert.rejects(store.count(), (e: Error & { code?: string }) => e.code === "WARDEN_ERR_LEDGER");

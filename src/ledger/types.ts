@@ -41,6 +41,27 @@ export const LINKED_KINDS = ["outcome", "appeal", "review"] as const;
 export type LinkedKind = (typeof LINKED_KINDS)[number];
 
 /**
+ * A stretch of the ledger as the review queue's catch-up reads it (LedgerReader.reviewSources): the records in
+ * (afterSeq, through] that may have put a decision in the queue, and where the ledger ends.
+ */
+export interface ReviewSources {
+  /** Appeals, and decisions whose entry holds a `review` object (held for review), in ledger order. */
+  readonly records: LedgerRecord[];
+  /** The last sequence number the stretch covers: min(afterSeq + limit, end). */
+  readonly through: number;
+  /** The ledger's last sequence number. */
+  readonly end: number;
+}
+
+/**
+ * What picks the review queue's sources in SQL without parsing JSON: a decision held for review is the only
+ * decision whose canonical entry holds the text `"review":{` (a key `review` with an object value; inside a
+ * string the quotes would be escaped). A record it picks wrongly is harmless (the reader checks the parsed
+ * body); one it missed would not be, hence a test on the pipeline's entries (see the review tests).
+ */
+export const REVIEW_MARK = '"review":{';
+
+/**
  * One ledger entry as the pipeline hands it over. It is hashed as canonical JSON (RFC 8785), so it must be
  * plain JSON data: no undefined, no NaN/Infinity, no class instances.
  */

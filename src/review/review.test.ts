@@ -8,7 +8,13 @@ import type { LedgerRecord } from "../ledger/index.js";
 import { createLiveMonitor } from "../monitor/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import { DEMO_XGB, loadManifest, tempDir } from "../testing/index.js";
-import { nearestCases, openReviewStore, REVIEW_STATUSES, reviewReasons } from "./index.js";
+import {
+  createReviewService,
+  nearestCases,
+  openReviewStore,
+  REVIEW_STATUSES,
+  reviewReasons,
+} from "./index.js";
 
 const manifest = loadManifest(DEMO_XGB);
 const model = { manifest } as unknown as LoadedModel;
@@ -286,6 +292,122 @@ test("the store's status counts and lists by status agree with every item's stat
     store = openReviewStore(dir.path);
     check("counts rebuilt");
     store.close();
+  } finally {
+    dir.remove();
+  }
+});
+
+test("the review watermark: read at start from where it stood, moved to the ledger's end at each tick while every offer succeeded, and a failed offer retried by reading", async () => {
+  const dir = tempDir("review-watermark");
+  const records: LedgerRecord[] = [];
+  let ids = 0;
+  const append = (kind: "decision" | "appeal", body: Record<string, unknown>, model = "m"): LedgerRecord => {
+    const seq = records.length + 1;
+    const record = {
+      id: `r${++ids}`,
+      kind,
+      time: new Date(1000 + seq).toISOString(),
+      model,
+      version: "1",
+      artifact_sha256: "0".repeat(64),
+      body,
+      seq,
+      prev_hash: "",
+      hash: "",
+    } as LedgerRecord;
+    records.push(record);
+    return record;
+  };
+  const held = (model = "m") =>
+    append("decision", { decision: "good", review: { reasons: ["borderline"], status: "pending" } }, model);
+  /** Records the catch-up was handed (what it parsed), by sequence number. */
+  let read: number[] = [];
+  const ledger = {
+    write: async () => undefined,
+    get: async (id: string) => records.find((r) => r.id === id),
+    async *scan() {},
+    committed: async () => undefined,
+    async reviewSources(afterSeq: number, limit: number) {
+      const end = records.length;
+      const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
+      const picked = records
+        .slice(afterSeq, through)
+        .filter((r) => r.kind === "appeal" || r.body.review !== undefined);
+      read.push(...picked.map((r) => r.seq));
+      return { records: picked, through, end };
+    },
+  };
+  /** The service; offering a decision of model `broken` to the queue fails (its policy cannot be read). */
+  const open = (broken?: string, catchUpMargin = 0) =>
+    createReviewService({
+      dataDir: dir.path,
+      ledger,
+      manifestOf: (model: string) => {
+        if (model === broken) throw new Error("no policy");
+        return undefined;
+      },
+      now: () => 5000,
+      catchUpMargin,
+    });
+  try {
+    held();
+    for (let i = 0; i < 6000; i++) append("decision", { decision: "bad" });
+    held();
+    let service = open("broken");
+    const problems: unknown[] = [];
+    service.events.on("problem", (e: unknown) => problems.push(e));
+    // Not before the start's catch-up: it reads the whole ledger (two stretches) and takes in both.
+    await service.advance();
+    assert.deepEqual(read, []);
+    assert.equal(await service.catchUp(), 2);
+    assert.deepEqual(read, [1, 6002]);
+    // During the run: decisions held and offered as the pipeline does. A tick moves the watermark to the
+    // ledger's end without reading.
+    const routing = service.routing();
+    read = [];
+    routing.held([{ entry: held(), reasons: ["borderline"] }]);
+    for (let i = 0; i < 100; i++) append("decision", { decision: "good" });
+    await service.advance();
+    assert.deepEqual(read, []);
+    // An offer fails: the next tick reads from the watermark and tries it again (failing again here).
+    routing.held([{ entry: held("broken"), reasons: ["borderline"] }]);
+    assert.equal(problems.length, 1);
+    held(); // journaled, and the process stops before it is offered
+    await assert.rejects(service.advance(), /no policy/);
+    assert.deepEqual(read, [6104, 6105]);
+    assert.equal(service.queueCounts().pending, 3);
+    await service.close();
+    // Restarted, the policy readable again: read from the watermark, which the failure held back.
+    service = open();
+    read = [];
+    assert.equal(await service.catchUp(), 2);
+    assert.deepEqual(read, [6104, 6105]);
+    assert.equal(service.queueCounts().pending, 5);
+    // The ledger lost its tail in a power cut (the watermark, 6105, had been written after it): a decision
+    // held since is offered as usual, and the watermark goes back to the ledger's end.
+    records.splice(6102);
+    const again = service.routing();
+    again.held([{ entry: held(), reasons: ["borderline"] }]);
+    read = [];
+    assert.equal(await service.catchUp(), 0);
+    assert.deepEqual(read, [], "from the ledger's end: the decision offered since is not read again");
+    held(); // 6104, never offered
+    assert.equal(await service.catchUp(), 1);
+    assert.deepEqual(read, [6104]);
+    assert.equal(service.queueCounts().pending, 7);
+    await service.close();
+    // With a margin, a tick leaves the last records for the next start to read again.
+    service = open(undefined, 50);
+    assert.equal(await service.catchUp(), 0);
+    for (let i = 0; i < 200; i++) append("decision", { decision: "good" });
+    held();
+    await service.advance();
+    await service.close();
+    service = open(undefined, 50);
+    read = [];
+    assert.equal(await service.catchUp(), 1);
+    assert.deepEqual(read, [records.length]);
+    await service.close();
   } finally {
     dir.remove();
   }

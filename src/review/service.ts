@@ -3,7 +3,7 @@ import { v7 as uuidv7 } from "uuid";
 import { type Manifest, type ReviewPolicy, reviewPolicyOf } from "../config/index.js";
 import type { LedgerSink, ReviewRouting } from "../decision/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
-import type { LedgerEntry, LedgerRecord } from "../ledger/index.js";
+import type { LedgerEntry, LedgerRecord, ReviewSources } from "../ledger/index.js";
 import { createReviewRouting, type ReviewRoutingContext } from "./router.js";
 import { nearestCases, type SimilarCase } from "./similar.js";
 import {
@@ -24,6 +24,8 @@ export interface ReviewLedger extends LedgerSink {
   scan(options?: { afterSeq?: number; limit?: number }): AsyncIterable<LedgerRecord>;
   /** Resolves once every entry written so far is committed. */
   committed(): Promise<void>;
+  /** What may have put a decision in the queue, a stretch at a time (LedgerBackend.reviewSources). */
+  reviewSources(afterSeq: number, limit: number): Promise<ReviewSources>;
 }
 
 /**
@@ -76,6 +78,12 @@ export interface ReviewServiceOptions {
   /** The clock (milliseconds since the epoch); tests inject one. */
   readonly now?: () => number;
   readonly similarWindow?: number;
+  /**
+   * Records a tick leaves the watermark behind the ledger's end (default {@link CATCH_UP_MARGIN}), so that the
+   * next start reads them again: a cheap guard for any record committed but not yet offered when the tick
+   * looked (see `advance`).
+   */
+  readonly catchUpMargin?: number;
 }
 
 /** The human review queue: routing, claims, resolutions, escalations and what reviewers see. */
@@ -89,8 +97,16 @@ export interface ReviewService {
   routing(context?: ReviewRoutingContext): ReviewRouting;
   /** An appeal enters the queue (joining the decision's open item, if it has one). */
   enqueueAppeal(decision: LedgerRecord, appealId: string): Record<string, unknown>;
-  /** Take in held decisions and appeals the ledger has and the queue lacks (after a crash); returns how many. */
+  /**
+   * Take in held decisions and appeals the ledger has and the queue lacks (after a crash, or an offer that
+   * failed), reading the ledger from the watermark; returns how many. Run at start.
+   */
   catchUp(): Promise<number>;
+  /**
+   * Once the start's catch-up is done: move the watermark to the ledger's end when no offer to the queue has
+   * failed since (nothing to read), else catch up. Run at every SLA tick.
+   */
+  advance(): Promise<void>;
   list(filter: Omit<ListFilter, "now">): { items: Record<string, unknown>[]; next_cursor: string | null };
   /** One item with the decision's score, recorded explanation and the `k` most similar past cases. */
   detail(id: string, k?: number): Promise<Record<string, unknown>>;
@@ -103,10 +119,16 @@ export interface ReviewService {
   queueCounts(model?: string): Record<ReviewStatus, number>;
   /** The review state of a decision for `GET /v1/decisions/{id}`, or undefined when it was never reviewed. */
   decisionView(record: LedgerRecord): Record<string, unknown> | undefined;
-  /** Check SLAs every `intervalMs` (an unreferenced timer). */
+  /** Check SLAs, and catch up with the ledger, every `intervalMs` (an unreferenced timer). */
   start(intervalMs: number): void;
-  close(): void;
+  /** Stop the timer, wait for a catch-up under way, close the store. */
+  close(): Promise<void>;
 }
+
+/** Ledger records per stretch of the catch-up (each stretch one query picking the review sources among them). */
+const CATCH_UP_STRETCH = 5000;
+/** Records a tick leaves the watermark behind the ledger's end, by default (four requests of 1,000 instances). */
+export const CATCH_UP_MARGIN = 4096;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
@@ -132,6 +154,13 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
   /** Items being resolved right now (a ledger write in flight): a second resolve is refused. */
   const busy = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
+  const margin = options.catchUpMargin ?? CATCH_UP_MARGIN;
+  /** The catch-up running now, if any; whether one has finished (the first drains the ledger's journal first). */
+  let catching: Promise<number> | undefined;
+  let caughtUpOnce = false;
+  /** An offer to the queue (a held decision, an appeal) failed since the last catch-up began. */
+  let offerFailed = false;
+  let closed = false;
 
   const policyOf = (model: string, version: string): ReviewPolicy =>
     options.manifestOf(model, version)?.review ?? reviewPolicyOf({});
@@ -194,6 +223,43 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
       score: outputScore(decision.body),
       appeal_id: appealId,
     };
+  };
+
+  /**
+   * Read the ledger's review sources from the watermark to its end, a stretch at a time (picked in SQL: only
+   * they are parsed), taking in whatever the queue lacks, and move the watermark over each stretch once it is
+   * done. A ledger shorter than the watermark (its tail lost in a power cut, and then written again) is read
+   * from its end.
+   */
+  const readSources = async (): Promise<number> => {
+    let after = store.watermark();
+    let added = 0;
+    for (;;) {
+      const { records, through, end } = await ledger.reviewSources(after, CATCH_UP_STRETCH);
+      if (end < after) {
+        after = end;
+        store.setWatermark(end);
+        continue;
+      }
+      for (const record of records) {
+        if (store.hasSource(record.id)) continue;
+        const held = record.body.review as { reasons?: unknown; status?: unknown } | undefined;
+        if (record.kind === "decision" && held?.status === "pending" && Array.isArray(held.reasons)) {
+          store.enqueue(newItem(record, held.reasons as string[], Date.parse(record.time), null), record.id);
+          added++;
+        } else if (record.kind === "appeal" && typeof record.body.decision_id === "string") {
+          const decision = await ledger.get(record.body.decision_id);
+          if (decision === undefined) continue;
+          store.enqueue(newItem(decision, ["appeal"], Date.parse(record.time), record.id), record.id);
+          added++;
+        }
+      }
+      if (through <= after) return added;
+      after = through;
+      store.setWatermark(after);
+      // It runs while the server serves: let other work in between stretches.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   };
 
   const itemOf = (id: string): ReviewItem => {
@@ -368,6 +434,7 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
           try {
             store.enqueue(newItem(entry, reasons, now(), null), entry.id);
           } catch (error) {
+            offerFailed = true;
             // The decision is recorded as held; catchUp() takes it in at the next start.
             events.emit("problem", error);
           }
@@ -376,40 +443,51 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
     },
 
     enqueueAppeal(decision, appealId) {
-      const { item } = store.enqueue(newItem(decision, ["appeal"], now(), appealId), appealId);
-      return view(item);
+      try {
+        const { item } = store.enqueue(newItem(decision, ["appeal"], now(), appealId), appealId);
+        return view(item);
+      } catch (error) {
+        // Recorded and not queued: the next catch-up reads the ledger for it.
+        offerFailed = true;
+        throw error;
+      }
     },
 
-    async catchUp() {
-      await ledger.committed();
-      let after = store.watermark();
-      let added = 0;
-      for (;;) {
-        let last = after;
-        for await (const record of ledger.scan({ afterSeq: after, limit: 1000 })) {
-          last = record.seq;
-          if (store.hasSource(record.id)) continue;
-          const held = record.body.review as { reasons?: unknown; status?: unknown } | undefined;
-          if (record.kind === "decision" && held?.status === "pending" && Array.isArray(held.reasons)) {
-            store.enqueue(
-              newItem(record, held.reasons as string[], Date.parse(record.time), null),
-              record.id,
-            );
-            added++;
-          } else if (record.kind === "appeal" && typeof record.body.decision_id === "string") {
-            const decision = await ledger.get(record.body.decision_id);
-            if (decision === undefined) continue;
-            store.enqueue(newItem(decision, ["appeal"], Date.parse(record.time), record.id), record.id);
-            added++;
-          }
+    catchUp() {
+      // One at a time: the one at start and the ticks' share the watermark.
+      catching ??= (async () => {
+        if (!caughtUpOnce) await ledger.committed();
+        // Cleared before reading: an offer that fails meanwhile sets it again, for the next tick.
+        offerFailed = false;
+        try {
+          const added = await readSources();
+          caughtUpOnce = true;
+          return added;
+        } catch (error) {
+          offerFailed = true;
+          throw error;
         }
-        if (last === after) break;
-        after = last;
-        store.setWatermark(after);
-        // It runs while the server serves: let other work in between pages of the ledger.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+      })().finally(() => {
+        catching = undefined;
+      });
+      return catching;
+    },
+
+    async advance() {
+      if (!caughtUpOnce || catching !== undefined) return;
+      if (offerFailed) {
+        await service.catchUp();
+        return;
       }
-      return added;
+      // Every record committed now was offered to the queue, and no offer failed: nothing to read. (A held
+      // decision or an appeal is offered in the turn its journal write is answered, so before any later turn,
+      // this one included, can see it committed; a failed offer sets offerFailed in that same turn. The margin
+      // covers what that reasoning might miss: one request's entries are journaled in at most a few flushes.)
+      const { end } = await ledger.reviewSources(store.watermark(), 0);
+      const target = end - margin;
+      if (!offerFailed && catching === undefined && !closed && target > store.watermark()) {
+        store.setWatermark(target);
+      }
     },
 
     list(filter) {
@@ -721,13 +799,18 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
         } catch (error) {
           events.emit("problem", error);
         }
+        // Keeps the watermark near the ledger's end, so a restart reads seconds of ledger, not everything since
+        // the previous start; and retries offers that failed.
+        service.advance().catch((error: unknown) => events.emit("problem", error));
       }, intervalMs);
       timer.unref();
     },
 
-    close() {
+    async close() {
+      closed = true;
       if (timer !== undefined) clearInterval(timer);
       timer = undefined;
+      await catching?.catch(() => undefined);
       store.close();
     },
   };

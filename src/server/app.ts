@@ -14,7 +14,7 @@ import type { LedgerSink } from "../decision/index.js";
 import { createDecisionPipeline, type DecisionPipeline, type OffThreadExplainer } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { ExplanationRecord } from "../explain/model-explainer.js";
-import type { LedgerRecord } from "../ledger/index.js";
+import type { LedgerRecord, ReviewSources } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
 import type { DeploymentManager, ModelRegistry } from "../registry/index.js";
 import { createReviewService, type ReviewService } from "../review/index.js";
@@ -103,6 +103,8 @@ export interface ReviewOptions {
   readonly now?: () => number;
   /** How often overdue items are looked for, in milliseconds (default 30 s). */
   readonly slaCheckIntervalMs?: number;
+  /** Records the review watermark stays behind the ledger's end at a tick (ReviewServiceOptions.catchUpMargin). */
+  readonly catchUpMargin?: number;
   /**
    * Whether a model version's circuit breaker is not closed: its decisions are then held for review (where
    * its `policy.review.breaker_open` is not false). Default: the server's circuit breakers say.
@@ -145,6 +147,8 @@ export interface AppLedger extends LedgerSink {
   scan(options?: { afterSeq?: number; limit?: number }): AsyncIterable<LedgerRecord>;
   /** Outcomes, appeals and reviews pointing to a decision, after `afterSeq` (see LedgerBackend.linked). */
   linked(decisionId: string, afterSeq?: number): Promise<LedgerRecord[]>;
+  /** What may have put a decision in the review queue, a stretch at a time (LedgerBackend.reviewSources). */
+  reviewSources(afterSeq: number, limit: number): Promise<ReviewSources>;
   /** Resolves once every entry written so far is committed (readable with `get`). */
   committed(): Promise<void>;
 }
@@ -276,6 +280,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     manifestOf: (model, version) =>
       deps.registry.versions(model).find((m) => m.manifest.version === version)?.manifest,
     now: deps.review?.now ?? now,
+    ...(deps.review?.catchUpMargin !== undefined ? { catchUpMargin: deps.review.catchUpMargin } : {}),
   });
   // Escalations (overdue items, four-eyes disagreements) go out as alerts: logged and sent to the webhooks.
   review.events.on("alert", (alert) => alerts.emit(alert));
@@ -291,7 +296,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   review.start(deps.review?.slaCheckIntervalMs ?? 30_000);
   app.addHook("onClose", async () => {
     await caughtUp;
-    review.close();
+    await review.close();
   });
   const pipeline: DecisionPipeline = createDecisionPipeline(
     deps.registry,

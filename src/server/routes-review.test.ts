@@ -55,7 +55,11 @@ async function start(): Promise<Server> {
   const s = await startTestServer({
     models,
     config: { data_dir: dataDir.path },
-    review: { now: () => clock, breakerOpen: (model) => breakerOpen && model === "credit-demo" },
+    review: {
+      now: () => clock,
+      catchUpMargin: 0,
+      breakerOpen: (model) => breakerOpen && model === "credit-demo",
+    },
   });
   s.app.wardenReview.events.on("alert", (alert: ReviewAlert) => alerts.push(alert));
   return s;
@@ -506,6 +510,29 @@ describe("persistence", () => {
     }
     assert.ok(back, "the held decision is in the queue again");
     assert.deepEqual(back.reasons, ["borderline"]);
+  });
+
+  test("a tick moves the review watermark to the ledger's end (read from the ledger thread's commits)", async () => {
+    const held = await decide("credit-review", inBand[2]!);
+    await itemOf(held.decision_id, "credit-review");
+    await server.writer.drain();
+    const watermark = () => {
+      const db = new Database(join(dataDir.path, "review.sqlite"), { readonly: true });
+      try {
+        return Number(
+          (db.prepare("SELECT value FROM meta WHERE key = 'ledger_seq'").get() as { value: string }).value,
+        );
+      } finally {
+        db.close();
+      }
+    };
+    const decision = (await get(`/v1/decisions/${held.decision_id}`)).json();
+    assert.ok(watermark() < decision.ledger.seq, "the start's catch-up was before this decision");
+    await server.app.wardenReview.advance();
+    assert.ok(
+      watermark() >= decision.ledger.seq,
+      `the watermark ${watermark()} passed ${decision.ledger.seq}`,
+    );
   });
 
   test("the queue, claims and resolutions survive a restart", async () => {

@@ -167,6 +167,7 @@ export async function startServer(
         get: (id) => ledger.get(id),
         scan: (options) => ledger.scan(options),
         linked: (decisionId, afterSeq) => ledger.linked(decisionId, afterSeq),
+        reviewSources: (afterSeq, limit) => ledger.reviewSources(afterSeq, limit),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
       },
