@@ -667,9 +667,20 @@ export function createDecisionPipeline(
       });
       // A protected subject's vault row goes with its entry: one journal write makes both durable, and the
       // ledger thread stores the row before it commits the entry (no entry without its row).
-      const writes = entries.map((entry, i) =>
-        ledger.write(entry, vaultRows[i] === undefined ? undefined : { vaultJson: vaultRows[i] }),
-      );
+      const writes = entries.map((entry, i) => {
+        const written = ledger.write(
+          entry,
+          vaultRows[i] === undefined ? undefined : { vaultJson: vaultRows[i] },
+        );
+        // A held decision goes to the review queue as soon as its own write is journaled (a request larger than
+        // one journal flush is written in parts), in that same turn: so the queue has been offered every held
+        // decision the ledger is seen to have committed (review/service.ts relies on it).
+        if (review === undefined || holds[i]!.length === 0) return written;
+        return written.then((result) => {
+          review.held([{ entry, reasons: holds[i]! }]);
+          return result;
+        });
+      });
       for (const [shadow, served] of shadowed) {
         try {
           runShadow(shadow, request, served);
@@ -678,16 +689,8 @@ export function createDecisionPipeline(
           observer.onShadowError?.(shadow, error as Error);
         }
       }
+      // Every write settles first (its held decision offered), then the first failure fails the request.
       const written = await Promise.allSettled(writes);
-      // Held decisions that are journaled go to the review queue even when another write of the request failed
-      // (a request larger than one journal flush is written in parts): they are in the ledger either way.
-      if (review !== undefined && holds.some((h) => h.length > 0)) {
-        review.held(
-          entries.flatMap((entry, i) =>
-            holds[i]!.length > 0 && written[i]!.status === "fulfilled" ? [{ entry, reasons: holds[i]! }] : [],
-          ),
-        );
-      }
       for (const w of written) if (w.status === "rejected") throw w.reason;
       if (observer.onDecided !== undefined) {
         valid.forEach((instance, i) => {

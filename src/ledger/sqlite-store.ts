@@ -291,13 +291,12 @@ class SqliteLedgerReader implements LedgerReader {
   reviewSources(afterSeq: number, limit: number): ReviewSources {
     this.assertOpen();
     checkStretch(afterSeq, limit);
-    // One read transaction, so that `end` and the records agree.
-    return this.#db.transaction(() => {
-      const end = this.#last.get()?.seq ?? 0;
-      const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
-      const records = this.#sources.all(afterSeq, through).map(toRecord);
-      return { records, through, end };
-    })();
+    // The end first: records commit in sequence order, so every record up to it is there to read. (No
+    // transaction: this connection may have a scan open.)
+    const end = this.#last.get()?.seq ?? 0;
+    const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
+    if (through === afterSeq) return { records: [], through, end };
+    return { records: this.#sources.all(afterSeq, through).map(toRecord), through, end };
   }
 
   linked(decisionId: string, afterSeq = 0): LedgerRecord[] {

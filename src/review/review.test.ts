@@ -356,9 +356,7 @@ test("the review watermark: read at start from where it stood, moved to the ledg
     let service = open("broken");
     const problems: unknown[] = [];
     service.events.on("problem", (e: unknown) => problems.push(e));
-    // Not before the start's catch-up: it reads the whole ledger (two stretches) and takes in both.
-    await service.advance();
-    assert.deepEqual(read, []);
+    // The start's catch-up reads the whole ledger (two stretches) and takes in both.
     assert.equal(await service.catchUp(), 2);
     assert.deepEqual(read, [1, 6002]);
     // During the run: decisions held and offered as the pipeline does. A tick moves the watermark to the
@@ -409,6 +407,85 @@ test("the review watermark: read at start from where it stood, moved to the ledg
     assert.deepEqual(read, [records.length]);
     await service.close();
   } finally {
+    dir.remove();
+  }
+});
+
+test("the review watermark: a failed offer whose record is not yet committed is still retried, and a failed start's catch-up is retried by the next tick", async () => {
+  const dir = tempDir("review-retry");
+  const records: LedgerRecord[] = [];
+  /** Journaled, not yet committed: the ledger shows them once committed() is awaited. */
+  const pending: LedgerRecord[] = [];
+  let ids = 0;
+  const held = (model: string): LedgerRecord => {
+    const record = {
+      id: `h${++ids}`,
+      kind: "decision",
+      time: new Date(1000 + ids).toISOString(),
+      model,
+      version: "1",
+      artifact_sha256: "0".repeat(64),
+      body: { decision: "good", review: { reasons: ["borderline"], status: "pending" } },
+      seq: 0,
+      prev_hash: "",
+      hash: "",
+    } as LedgerRecord;
+    pending.push(record);
+    return record;
+  };
+  const commit = () => {
+    for (const r of pending.splice(0)) records.push({ ...r, seq: records.length + 1 });
+  };
+  let failReads = 0;
+  const ledger = {
+    write: async () => undefined,
+    get: async (id: string) => records.find((r) => r.id === id),
+    async *scan() {},
+    committed: async () => commit(),
+    async reviewSources(afterSeq: number, limit: number) {
+      if (failReads > 0) {
+        failReads--;
+        throw new Error("ledger unavailable");
+      }
+      const end = records.length;
+      const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
+      const picked = records.slice(afterSeq, through).filter((r) => r.body.review !== undefined);
+      return { records: picked, through, end };
+    },
+  };
+  let broken: string | undefined;
+  const service = createReviewService({
+    dataDir: dir.path,
+    ledger,
+    manifestOf: (model: string) => {
+      if (model === broken) throw new Error("no policy");
+      return undefined;
+    },
+    now: () => 5000,
+    catchUpMargin: 0,
+  });
+  service.events.on("problem", () => {});
+  try {
+    // The start's catch-up fails: the next tick catches up instead of moving the watermark.
+    held("m");
+    failReads = 1;
+    await assert.rejects(service.catchUp(), /ledger unavailable/);
+    await service.advance();
+    assert.equal(service.queueCounts().pending, 1);
+    // An offer fails while its record is journaled and not yet committed; the tick's catch-up waits for the
+    // commit, reads it, tries again (failing again), and keeps the flag for the tick after.
+    broken = "x";
+    const routing = service.routing();
+    routing.held([{ entry: held("x"), reasons: ["borderline"] }]);
+    await assert.rejects(service.advance(), /no policy/);
+    commit();
+    for (let i = 0; i < 3; i++) routing.held([{ entry: held("m"), reasons: ["borderline"] }]);
+    commit();
+    broken = undefined;
+    await service.advance();
+    assert.equal(service.queueCounts().pending, 5, "the failed one taken in at last");
+  } finally {
+    await service.close();
     dir.remove();
   }
 });

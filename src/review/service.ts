@@ -435,7 +435,7 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
             store.enqueue(newItem(entry, reasons, now(), null), entry.id);
           } catch (error) {
             offerFailed = true;
-            // The decision is recorded as held; catchUp() takes it in at the next start.
+            // The decision is recorded as held; the next tick's catch-up tries again (or the next start's).
             events.emit("problem", error);
           }
         }
@@ -456,10 +456,11 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
     catchUp() {
       // One at a time: the one at start and the ticks' share the watermark.
       catching ??= (async () => {
-        if (!caughtUpOnce) await ledger.committed();
-        // Cleared before reading: an offer that fails meanwhile sets it again, for the next tick.
+        // Cleared first: an offer that fails from here on sets it again, for the next tick. Then everything
+        // journaled so far (a failed offer's record included) is committed before the read.
         offerFailed = false;
         try {
+          await ledger.committed();
           const added = await readSources();
           caughtUpOnce = true;
           return added;
@@ -474,15 +475,16 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
     },
 
     async advance() {
-      if (!caughtUpOnce || catching !== undefined) return;
-      if (offerFailed) {
+      if (catching !== undefined) return;
+      // Until a catch-up has finished (the start's may have failed), and after a failed offer: read.
+      if (!caughtUpOnce || offerFailed) {
         await service.catchUp();
         return;
       }
       // Every record committed now was offered to the queue, and no offer failed: nothing to read. (A held
-      // decision or an appeal is offered in the turn its journal write is answered, so before any later turn,
-      // this one included, can see it committed; a failed offer sets offerFailed in that same turn. The margin
-      // covers what that reasoning might miss: one request's entries are journaled in at most a few flushes.)
+      // decision or an appeal is offered in the turn its journal write is answered, each on its own, so before
+      // any later turn, this one included, can see it committed; a failed offer sets offerFailed in that same
+      // turn. The margin is a cheap guard should that reasoning ever miss a record.)
       const { end } = await ledger.reviewSources(store.watermark(), 0);
       const target = end - margin;
       if (!offerFailed && catching === undefined && !closed && target > store.watermark()) {
