@@ -397,9 +397,14 @@ class PostgresLedger implements LedgerBackend {
     // The head first: it commits with the records it counts, so every record up to it is there to read.
     const end = await this.count();
     const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
-    if (through === afterSeq) return { records: [], through, end };
+    const { rows: at } = await this.#pool.query<{ hash: string }>(
+      `SELECT hash FROM ${this.#s}.records WHERE seq = $1`,
+      [through],
+    );
+    const throughHash = at[0]?.hash;
+    if (through === afterSeq) return { records: [], through, end, throughHash };
     const { rows } = await this.#pool.query<Row>(reviewSourcesQuery(this.#s), [afterSeq, through]);
-    return { records: rows.map(toRecord), through, end };
+    return { records: rows.map(toRecord), through, end, throughHash };
   }
 
   /**

@@ -276,6 +276,7 @@ class SqliteLedgerReader implements LedgerReader {
   readonly #last: Database.Statement<[], { seq: number | null }>;
   readonly #linked: Database.Statement<[string, number], Row>;
   readonly #sources: Database.Statement<[number, number], Row>;
+  readonly #hashAt: Database.Statement<[number], { hash: string }>;
   readonly #scans = new Set<IterableIterator<Row>>();
   #closed = false;
 
@@ -286,6 +287,7 @@ class SqliteLedgerReader implements LedgerReader {
     this.#last = db.prepare("SELECT MAX(seq) AS seq FROM records");
     this.#linked = db.prepare(LINKED_QUERY);
     this.#sources = db.prepare(REVIEW_SOURCES_QUERY);
+    this.#hashAt = db.prepare("SELECT hash FROM records WHERE seq = ?");
   }
 
   reviewSources(afterSeq: number, limit: number): ReviewSources {
@@ -295,8 +297,9 @@ class SqliteLedgerReader implements LedgerReader {
     // transaction: this connection may have a scan open.)
     const end = this.#last.get()?.seq ?? 0;
     const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
-    if (through === afterSeq) return { records: [], through, end };
-    return { records: this.#sources.all(afterSeq, through).map(toRecord), through, end };
+    const throughHash = this.#hashAt.get(through)?.hash;
+    if (through === afterSeq) return { records: [], through, end, throughHash };
+    return { records: this.#sources.all(afterSeq, through).map(toRecord), through, end, throughHash };
   }
 
   linked(decisionId: string, afterSeq = 0): LedgerRecord[] {

@@ -192,6 +192,11 @@ export function storeSuite(name: string, open: () => Promise<StoreFixture>): voi
       await assert.rejects(store.reviewSources(0, -1), RangeError);
       // A stretch of none: where the ledger ends, nothing read.
       assert.deepEqual(seqs(await store.reviewSources(2, 0)), { seqs: [], through: 2, end: 7 });
+      // The hash of the record a stretch ends at, to check later that it is still the same record.
+      assert.equal((await store.reviewSources(2, 0)).throughHash, (await store.get(held(2).id))!.hash);
+      assert.equal((await store.reviewSources(3, 3)).throughHash, (await store.get(held(6).id))!.hash);
+      assert.equal((await store.reviewSources(0, 0)).throughHash, undefined);
+      assert.equal((await store.reviewSources(9, 3)).throughHash, undefined);
     },
   );
 

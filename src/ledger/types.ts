@@ -51,6 +51,8 @@ export interface ReviewSources {
   readonly through: number;
   /** The ledger's last sequence number. */
   readonly end: number;
+  /** The hash of record `through`; undefined when there is none (0, or past the end). */
+  readonly throughHash: string | undefined;
 }
 
 /**

@@ -313,7 +313,7 @@ test("the review watermark: read at start from where it stood, moved to the ledg
       body,
       seq,
       prev_hash: "",
-      hash: "",
+      hash: `hash-of-r${ids}`,
     } as LedgerRecord;
     records.push(record);
     return record;
@@ -334,7 +334,7 @@ test("the review watermark: read at start from where it stood, moved to the ledg
         .slice(afterSeq, through)
         .filter((r) => r.kind === "appeal" || r.body.review !== undefined);
       read.push(...picked.map((r) => r.seq));
-      return { records: picked, through, end };
+      return { records: picked, through, end, throughHash: records[through - 1]?.hash };
     },
   };
   /** The service; offering a decision of model `broken` to the queue fails (its policy cannot be read). */
@@ -406,6 +406,24 @@ test("the review watermark: read at start from where it stood, moved to the ledg
     assert.equal(await service.catchUp(), 1);
     assert.deepEqual(read, [records.length]);
     await service.close();
+    // A power cut lost the tail, and the ledger grew past the watermark again before the next start: the record
+    // at the watermark is another one (its hash says so), so the whole ledger is read, once.
+    const watermark = records.length;
+    records.splice(watermark - 300);
+    for (let i = 0; i < 200; i++) append("decision", { decision: "good" });
+    held(); // never offered
+    for (let i = 0; i < 200; i++) append("decision", { decision: "good" });
+    service = open(undefined, 50);
+    const renumbered: Error[] = [];
+    service.events.on("problem", (e: Error) => renumbered.push(e));
+    read = [];
+    assert.equal(await service.catchUp(), 1);
+    assert.match(renumbered[0]?.message ?? "", /is not the one the review queue last read up to/);
+    assert.equal(read[0], 1, "read from the start");
+    read = [];
+    assert.equal(await service.catchUp(), 0);
+    assert.deepEqual(read, [], "once");
+    await service.close();
   } finally {
     dir.remove();
   }
@@ -450,7 +468,7 @@ test("the review watermark: a failed offer whose record is not yet committed is 
       const end = records.length;
       const through = Math.max(afterSeq, Math.min(afterSeq + limit, end));
       const picked = records.slice(afterSeq, through).filter((r) => r.body.review !== undefined);
-      return { records: picked, through, end };
+      return { records: picked, through, end, throughHash: records[through - 1]?.hash };
     },
   };
   let broken: string | undefined;

@@ -228,17 +228,33 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
   /**
    * Read the ledger's review sources from the watermark to its end, a stretch at a time (picked in SQL: only
    * they are parsed), taking in whatever the queue lacks, and move the watermark over each stretch once it is
-   * done. A ledger shorter than the watermark (its tail lost in a power cut, and then written again) is read
-   * from its end.
+   * done, with the hash of the record it stands at. A ledger shorter than the watermark (its tail lost in a
+   * power cut) is read from its end; one whose record at the watermark is no longer that record (lost, then
+   * written again past it) is read from its start, once.
    */
   const readSources = async (): Promise<number> => {
     let after = store.watermark();
+    const known = store.watermarkHash();
+    if (after > 0 && known !== undefined) {
+      const here = await ledger.reviewSources(after, 0);
+      if (here.end >= after && here.throughHash !== known) {
+        events.emit(
+          "problem",
+          new WardenError(
+            "WARDEN_ERR_LEDGER",
+            `the ledger's record ${after} is not the one the review queue last read up to (a power cut lost the ledger's tail, and it was written again); reading the whole ledger for held decisions and appeals`,
+          ),
+        );
+        after = 0;
+        store.setWatermark(0);
+      }
+    }
     let added = 0;
     for (;;) {
-      const { records, through, end } = await ledger.reviewSources(after, CATCH_UP_STRETCH);
+      const { records, through, end, throughHash } = await ledger.reviewSources(after, CATCH_UP_STRETCH);
       if (end < after) {
         after = end;
-        store.setWatermark(end);
+        store.setWatermark(end, (await ledger.reviewSources(end, 0)).throughHash);
         continue;
       }
       for (const record of records) {
@@ -256,7 +272,7 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
       }
       if (through <= after) return added;
       after = through;
-      store.setWatermark(after);
+      store.setWatermark(after, throughHash);
       // It runs while the server serves: let other work in between stretches.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
@@ -487,8 +503,10 @@ export function createReviewService(options: ReviewServiceOptions): ReviewServic
       // turn. The margin is a cheap guard should that reasoning ever miss a record.)
       const { end } = await ledger.reviewSources(store.watermark(), 0);
       const target = end - margin;
+      if (target <= store.watermark()) return;
+      const { throughHash } = await ledger.reviewSources(target, 0);
       if (!offerFailed && catching === undefined && !closed && target > store.watermark()) {
-        store.setWatermark(target);
+        store.setWatermark(target, throughHash);
       }
     },
 

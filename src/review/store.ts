@@ -165,7 +165,9 @@ export interface ReviewStore {
   resolvedOf(model: string, limit: number): ReviewItem[];
   /** The ledger position read up to for items (0 at first). */
   watermark(): number;
-  setWatermark(seq: number): void;
+  /** The hash of the ledger record at the watermark, when it was recorded with it. */
+  watermarkHash(): string | undefined;
+  setWatermark(seq: number, hash?: string): void;
   close(): void;
 }
 
@@ -302,6 +304,7 @@ export function openReviewStore(dataDir: string): ReviewStore {
     resolvedCount: db.prepare("SELECT SUM(n) AS n FROM resolved_counts"),
     resolvedCountOf: db.prepare("SELECT n FROM resolved_counts WHERE model = ?"),
     meta: db.prepare("SELECT value FROM meta WHERE key = ?"),
+    deleteMeta: db.prepare("DELETE FROM meta WHERE key = ?"),
     setMeta: db.prepare(
       "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     ),
@@ -458,9 +461,14 @@ export function openReviewStore(dataDir: string): ReviewStore {
       const row = q.meta.get("ledger_seq") as { value: string } | undefined;
       return row === undefined ? 0 : Number(row.value);
     },
-    setWatermark(seq) {
-      q.setMeta.run("ledger_seq", String(seq));
+    watermarkHash() {
+      return (q.meta.get("ledger_hash") as { value: string } | undefined)?.value;
     },
+    setWatermark: db.transaction((seq: number, hash?: string) => {
+      q.setMeta.run("ledger_seq", String(seq));
+      if (hash === undefined) q.deleteMeta.run("ledger_hash");
+      else q.setMeta.run("ledger_hash", hash);
+    }),
     close: () => db.close(),
   };
 }
