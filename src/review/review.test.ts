@@ -177,6 +177,21 @@ test("the store's status counts and lists by status agree with every item's stat
     const models = ["a", "b", "c"];
     const now = 50_000;
     let decisions = 0;
+    /** Every item (of a model), read decision by decision, in queue order. */
+    const all = (model?: string) => {
+      const items = [];
+      for (let d = 1; d <= decisions; d++) {
+        for (const item of store.ofDecision(`d${d}`))
+          if (model === undefined || item.model === model) items.push(item);
+      }
+      return items.sort((x, y) => x.seq - y.seq);
+    };
+    const shown = (item: { status: string; claimed_by: string | null; claim_expires_at: number | null }) =>
+      item.status === "resolved"
+        ? "resolved"
+        : item.claimed_by !== null && (item.claim_expires_at ?? 0) > now
+          ? "claimed"
+          : item.status;
     /** Every item's status as the API shows it, read item by item (the reference). */
     const reference = (model?: string) => {
       const counts: Record<string, number> = { pending: 0, claimed: 0, awaiting_second: 0, resolved: 0 };
@@ -208,6 +223,33 @@ test("the store's status counts and lists by status agree with every item's stat
             want.ids[status],
             `${step}: list of ${model ?? "all"} ${status}`,
           );
+        }
+        // By reason, alone and with each status, in pages of 7 (the cursor as the API passes it).
+        for (const reason of ["borderline", "appeal", "anomaly"]) {
+          for (const status of [undefined, ...REVIEW_STATUSES]) {
+            const want = [...all(model)]
+              .filter((i) => i.reasons.includes(reason) && (status === undefined || shown(i) === status))
+              .map((i) => i.seq);
+            const got: number[] = [];
+            for (let after = 0; ; ) {
+              const page = store.list({
+                limit: 7,
+                now,
+                reason,
+                afterSeq: after,
+                ...(status ? { status } : {}),
+                ...(model ? { model } : {}),
+              });
+              got.push(...page.map((i) => i.seq));
+              if (page.length < 7) break;
+              after = page.at(-1)!.seq;
+            }
+            assert.deepEqual(
+              got,
+              want,
+              `${step}: list of ${model ?? "all"} by ${reason}, ${status ?? "any status"}`,
+            );
+          }
         }
       }
     };
@@ -251,27 +293,26 @@ test("the store's status counts and lists by status agree with every item's stat
         const item = open();
         if (item) store.update(item.id, { status: "resolved", final_decision: "bad", claimed_by: null });
       } else {
-        // An appeal re-opens a resolved decision: a new item of the same decision.
+        // An appeal re-opens a resolved decision (a new item of the same decision), or joins its open item
+        // (the item's reasons grow).
         const d = 1 + Math.floor(random() * decisions);
         const last = store.ofDecision(`d${d}`).at(-1)!;
-        if (last.status === "resolved") {
-          store.enqueue(
-            {
-              id: `i${d}-appeal-${step}`,
-              decision_id: `d${d}`,
-              model: last.model,
-              version: "1",
-              reasons: ["appeal"],
-              created_at: step,
-              due_at: step + 100,
-              four_eyes: false,
-              model_decision: "good",
-              score: 0.5,
-              appeal_id: `a${step}`,
-            },
-            `a${step}`,
-          );
-        }
+        store.enqueue(
+          {
+            id: `i${d}-appeal-${step}`,
+            decision_id: `d${d}`,
+            model: last.model,
+            version: "1",
+            reasons: ["appeal"],
+            created_at: step,
+            due_at: step + 100,
+            four_eyes: false,
+            model_decision: "good",
+            score: 0.5,
+            appeal_id: `a${step}`,
+          },
+          `a${step}`,
+        );
       }
       if (step % 50 === 49) check(`step ${step}`);
     }

@@ -271,6 +271,29 @@ export function openReviewStore(dataDir: string): ReviewStore {
         "INSERT INTO resolved_counts (model, n) SELECT model, COUNT(*) FROM items WHERE status = 'resolved' GROUP BY model",
       );
     }
+    // Each item's reasons, one row each, kept by triggers: a list by reason reads the items that have it, not
+    // every item ever queued. Filled once from the items when the table is new.
+    const freshReasons =
+      db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'item_reasons'").get() ===
+      undefined;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS item_reasons (reason TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (reason, seq))
+        WITHOUT ROWID;
+      CREATE TRIGGER IF NOT EXISTS item_reasons_insert AFTER INSERT ON items
+      BEGIN INSERT OR IGNORE INTO item_reasons (reason, seq) SELECT value, new.seq FROM json_each(new.reasons); END;
+      CREATE TRIGGER IF NOT EXISTS item_reasons_update AFTER UPDATE OF reasons ON items
+      BEGIN
+        DELETE FROM item_reasons WHERE seq = old.seq;
+        INSERT OR IGNORE INTO item_reasons (reason, seq) SELECT value, new.seq FROM json_each(new.reasons);
+      END;
+      CREATE TRIGGER IF NOT EXISTS item_reasons_delete AFTER DELETE ON items
+      BEGIN DELETE FROM item_reasons WHERE seq = old.seq; END;
+    `);
+    if (freshReasons) {
+      db.exec(
+        "INSERT OR IGNORE INTO item_reasons (reason, seq) SELECT j.value, items.seq FROM items, json_each(items.reasons) AS j",
+      );
+    }
   }).immediate();
   const q = {
     get: db.prepare("SELECT * FROM items WHERE id = ?"),
@@ -364,27 +387,44 @@ export function openReviewStore(dataDir: string): ReviewStore {
       }
     },
     list(filter) {
-      const where: string[] = ["seq > @after"];
-      if (filter.model !== undefined) where.push("model = @model");
+      const params = {
+        after: filter.afterSeq ?? 0,
+        model: filter.model,
+        status: filter.status,
+        reason: filter.reason,
+        limit: filter.limit,
+        now: filter.now,
+      };
       // A status other than resolved is the queue's: read through the open items' index, not the history.
       const open = filter.status !== undefined && filter.status !== "resolved";
-      if (open) where.push("status != 'resolved'");
+      const where: string[] = [];
+      if (filter.model !== undefined) where.push("items.model = @model");
+      if (open) where.push("items.status != 'resolved'");
       if (filter.status !== undefined) where.push(`(${STATUS_SQL}) = @status`);
-      if (filter.reason !== undefined)
-        where.push("EXISTS (SELECT 1 FROM json_each(reasons) WHERE value = @reason)");
-      const index = open
-        ? `INDEXED BY ${filter.model === undefined ? "items_open" : "items_open_model"}`
-        : "";
-      const rows = db
-        .prepare(`SELECT * FROM items ${index} WHERE ${where.join(" AND ")} ORDER BY seq LIMIT @limit`)
-        .all({
-          after: filter.afterSeq ?? 0,
-          model: filter.model,
-          status: filter.status,
-          reason: filter.reason,
-          limit: filter.limit,
-          now: filter.now,
-        }) as ItemRow[];
+      let rows: ItemRow[];
+      if (filter.reason !== undefined && !open) {
+        // By reason: walk the items that have it, in order (item_reasons), until the page is full.
+        rows = db
+          .prepare(
+            `SELECT items.* FROM item_reasons CROSS JOIN items ON items.seq = item_reasons.seq
+             WHERE item_reasons.reason = @reason AND item_reasons.seq > @after
+             ${where.map((w) => `AND ${w}`).join(" ")} ORDER BY item_reasons.seq LIMIT @limit`,
+          )
+          .all(params) as ItemRow[];
+      } else {
+        if (filter.reason !== undefined) {
+          where.push("EXISTS (SELECT 1 FROM item_reasons WHERE reason = @reason AND seq = items.seq)");
+        }
+        const index = open
+          ? `INDEXED BY ${filter.model === undefined ? "items_open" : "items_open_model"}`
+          : "";
+        rows = db
+          .prepare(
+            `SELECT * FROM items ${index} WHERE items.seq > @after ${where.map((w) => `AND ${w}`).join(" ")}
+             ORDER BY items.seq LIMIT @limit`,
+          )
+          .all(params) as ItemRow[];
+      }
       return rows.map(toItem);
     },
     overdue: (now) => (q.overdue.all(now) as ItemRow[]).map(toItem),
