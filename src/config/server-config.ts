@@ -88,6 +88,13 @@ export const ServerConfigSchema = T.Object(
           }),
         ),
         max_batch: T.Integer({ minimum: 1, maximum: 100_000, default: 512 }),
+        max_backlog: T.Integer({
+          minimum: 1000,
+          maximum: 10_000_000,
+          default: 100_000,
+          description:
+            "most decisions answered and not yet committed; past it, decision requests get 503 WARDEN_ERR_LEDGER_BUSY until the ledger catches up",
+        }),
         signing_key: T.Optional(
           T.String({
             minLength: 1,

@@ -106,6 +106,11 @@ export interface LedgerSink {
    * write-ahead journal and is stored before the entry is committed: one durable write for both.
    */
   write(entry: LedgerEntry, attachment?: LedgerAttachment): Promise<unknown>;
+  /**
+   * Whether the ledger's backlog is full (writes would be refused with WARDEN_ERR_LEDGER_BUSY): a request is
+   * then refused before inference, rather than decided and not recorded.
+   */
+  backlogged?(): boolean;
 }
 
 /** What a rejection records of a subject's refused value when the model does not keep subjects in clear. */
@@ -396,6 +401,13 @@ export function createDecisionPipeline(
       while (shadows.size > 0) await Promise.all([...shadows]);
     },
     async decide(request) {
+      if (ledger.backlogged?.() === true) {
+        throw new WardenError(
+          "WARDEN_ERR_LEDGER_BUSY",
+          "the decision ledger is behind: too many decisions wait to be committed (ledger.max_backlog); retry shortly",
+          { retryAfterSeconds: 1 },
+        );
+      }
       // Route every instance first; validation, batching and the decision follow the version that answers.
       // Everything up to the batchers' submit runs in this turn, so a version being unloaded either takes
       // these rows (and drains them) or is no longer routed to.

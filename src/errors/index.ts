@@ -46,6 +46,10 @@ export const ERRORS = {
   WARDEN_ERR_TIMEOUT: { status: 504, message: "The request waited longer than its timeout" },
   WARDEN_ERR_MODEL_NOT_READY: { status: 503, message: "The model is not ready" },
   WARDEN_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down" },
+  WARDEN_ERR_LEDGER_BUSY: {
+    status: 503,
+    message: "The decision ledger is behind: too many decisions wait to be committed",
+  },
   WARDEN_ERR_RATE_LIMITER_UNAVAILABLE: {
     status: 503,
     message: "The rate limiter's store cannot be reached and rate_limits.redis.fail is closed",

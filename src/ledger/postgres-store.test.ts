@@ -202,6 +202,53 @@ test("PostgreSQL: the threaded writer journals, commits to PostgreSQL and replay
   assert.deepEqual(await verifyLedgerAt(location), { ok: true, count: 300 });
 });
 
+test("PostgreSQL: a stalled store fills the writer's backlog; past maxBacklog writes are refused at once, and every accepted entry is committed once the store resumes", async (t) => {
+  const schema = uniqueSchema();
+  t.after(() => dropSchema(schema));
+  const dir = tempDir(t);
+  const location = { kind: "postgres", url: TEST_POSTGRES_URL, schema } as const;
+  const writer = await startLedgerThread(dir, { location, maxBacklog: 50, maxBatch: 10, commitDelayMs: 0 });
+  // Another session holds the chain's head row: every append waits for it.
+  const holder = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await holder.connect();
+  try {
+    await holder.query("BEGIN");
+    await holder.query(`SELECT seq FROM "${schema}".head FOR UPDATE`);
+    let accepted = 0;
+    const refusals: WardenError[] = [];
+    for (let i = 1; i <= 120; i++) {
+      try {
+        await writer.write(sampleEntry(i));
+        accepted += 1;
+      } catch (error) {
+        refusals.push(error as WardenError);
+      }
+    }
+    assert.equal(accepted, 50, "accepted up to the backlog");
+    assert.equal(refusals.length, 70);
+    assert.ok(refusals.every((e) => e.code === "WARDEN_ERR_LEDGER_BUSY" && e.status === 503));
+    assert.equal(refusals[0]!.retryAfterSeconds, 1);
+    assert.equal(writer.backlogged(), true);
+    assert.deepEqual(
+      {
+        queued: writer.stats().queued,
+        refused: writer.stats().refused,
+        written: writer.stats().entriesWritten,
+      },
+      { queued: 50, refused: 70, written: 0 },
+    );
+    await holder.query("COMMIT");
+    await writer.drain();
+    assert.equal(writer.backlogged(), false);
+    assert.equal(writer.stats().entriesWritten, 50);
+    await writer.write(sampleEntry(1000));
+    await writer.close();
+  } finally {
+    await holder.end().catch(() => undefined);
+  }
+  assert.deepEqual(await verifyLedgerAt(location), { ok: true, count: 51 });
+});
+
 test("PostgreSQL: warden ledger export reads a PostgreSQL ledger", async (t) => {
   const { main } = await import("../cli/index.js");
   const schema = uniqueSchema();

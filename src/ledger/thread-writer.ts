@@ -18,6 +18,9 @@ const MERKLE_URL = new URL("./merkle-thread.js", import.meta.url);
 /** How often the checkpoint thread copies the WAL into the database file. */
 const CHECKPOINT_INTERVAL_MS = 1000;
 
+/** Entries a writer accepts ahead of its commits by default (about 300 MB of decisions at 3 KB each). */
+export const DEFAULT_MAX_BACKLOG = 100_000;
+
 /** Options of a ledger writer. */
 export interface LedgerWriterOptions {
   /**
@@ -34,6 +37,13 @@ export interface LedgerWriterOptions {
    * a reader that needs an entry committed (`drain`) sends at once.
    */
   readonly commitDelayMs?: number;
+  /**
+   * Most entries accepted and not yet committed (default {@link DEFAULT_MAX_BACKLOG}). Past it, `write` refuses
+   * at once with WARDEN_ERR_LEDGER_BUSY (503) until the store catches up: when the store is slower than the
+   * requests (a stalled disk, a PostgreSQL lock), the backlog would otherwise grow in memory without bound.
+   * Every entry accepted stays acknowledged and is committed.
+   */
+  readonly maxBacklog?: number;
   /**
    * Called after each committed transaction with the kinds of its records (in sequence order), for metrics. It
    * runs after the commit and cannot affect the ledger: an exception it throws is ignored.
@@ -57,6 +67,8 @@ export interface LedgerWriterStats {
   readonly batches: number;
   /** Entries in the last committed transaction. */
   readonly lastBatchSize: number;
+  /** Entries refused because the backlog was full (WARDEN_ERR_LEDGER_BUSY). */
+  readonly refused: number;
   /** Entries accepted and not yet committed (queued for the journal, or journaled and on their way). */
   readonly queued: number;
   /** Entries an earlier run had journaled but not committed, appended when this writer started. */
@@ -100,6 +112,8 @@ export interface LedgerWriter {
   stats(): LedgerWriterStats;
   /** False once the writer can no longer record anything (its thread died, the disk failed): not ready. */
   healthy(): boolean;
+  /** Whether the backlog (entries accepted, not yet committed) has reached `maxBacklog`: writes are refused. */
+  backlogged(): boolean;
 }
 
 /** Options of {@link startLedgerThread}. */
@@ -162,6 +176,7 @@ async function startLocked(
   const start: LedgerThreadStart = { dataDir, location, synchronous };
   const maxBatch = options.maxBatch ?? 512;
   const commitDelayMs = options.commitDelayMs ?? 50;
+  const maxBacklog = options.maxBacklog ?? DEFAULT_MAX_BACKLOG;
   const worker = new Worker(THREAD_URL, { workerData: start, name: "ledger-writer" });
   const ready = await new Promise<Extract<LedgerThreadReply, { type: "ready" }>>((resolve, reject) => {
     const onExit = (code: number) =>
@@ -232,7 +247,7 @@ async function startLocked(
     worker,
     checkpointer,
     journal,
-    { maxBatch, commitDelayMs },
+    { maxBatch, commitDelayMs, maxBacklog },
     options,
     ready,
     signer,
@@ -250,6 +265,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
   readonly #release: () => void;
   readonly #journal: JournalWriter;
   readonly #maxBatch: number;
+  readonly #maxBacklog: number;
   readonly #commitDelayMs: number;
   readonly #onCommit: ((kinds: readonly RecordKind[]) => void) | undefined;
   readonly #onError: ((error: WardenError) => void) | undefined;
@@ -274,6 +290,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
   readonly #writerExited: Promise<void>;
   readonly #checkpointerExited: Promise<void>;
   #entriesWritten = 0;
+  #entriesRefused = 0;
   #entriesFailed = 0;
   #batches = 0;
   #lastBatchSize = 0;
@@ -284,7 +301,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
     worker: Worker,
     checkpointer: Worker | undefined,
     journal: JournalWriter,
-    limits: { maxBatch: number; commitDelayMs: number },
+    limits: { maxBatch: number; commitDelayMs: number; maxBacklog: number },
     options: LedgerWriterOptions,
     ready: { replayed: number; damaged: number },
     signer: Worker | undefined = undefined,
@@ -296,6 +313,7 @@ class ThreadedLedgerWriter implements LedgerWriter {
     this.#checkpointer = checkpointer;
     this.#journal = journal;
     this.#maxBatch = limits.maxBatch;
+    this.#maxBacklog = limits.maxBacklog;
     this.#commitDelayMs = limits.commitDelayMs;
     this.#onCommit = options.onCommit;
     this.#onError = options.onError;
@@ -333,6 +351,16 @@ class ThreadedLedgerWriter implements LedgerWriter {
         new WardenError(
           "WARDEN_ERR_SHUTTING_DOWN",
           "The decision ledger is closing; no new decisions are recorded",
+        ),
+      );
+    }
+    if (this.backlogged()) {
+      this.#entriesRefused += 1;
+      return Promise.reject(
+        new WardenError(
+          "WARDEN_ERR_LEDGER_BUSY",
+          `the decision ledger has ${this.#backlog()} entries waiting to be committed (ledger.max_backlog ${this.#maxBacklog}); retry shortly`,
+          { retryAfterSeconds: 1 },
         ),
       );
     }
@@ -394,13 +422,23 @@ class ThreadedLedgerWriter implements LedgerWriter {
     return this.#failure === undefined;
   }
 
+  backlogged(): boolean {
+    return this.#backlog() >= this.#maxBacklog;
+  }
+
+  /** Entries accepted and not yet committed. */
+  #backlog(): number {
+    return this.#queue.length + this.#unsentKinds.length + this.#inFlightEntries;
+  }
+
   stats(): LedgerWriterStats {
     return {
       entriesWritten: this.#entriesWritten,
       entriesFailed: this.#entriesFailed,
       batches: this.#batches,
       lastBatchSize: this.#lastBatchSize,
-      queued: this.#queue.length + this.#unsentKinds.length + this.#inFlightEntries,
+      queued: this.#backlog(),
+      refused: this.#entriesRefused,
       replayed: this.#replayed,
       damaged: this.#damaged,
     };

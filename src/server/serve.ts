@@ -1,6 +1,7 @@
 import { userInfo } from "node:os";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
+import { Counter, Gauge } from "prom-client";
 import type { ServerConfig } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import {
@@ -98,10 +99,31 @@ export async function startServer(
     onCheckpoint: (treeSize) => logger.debug({ tree_size: treeSize }, "ledger checkpoint signed"),
     synchronous: config.ledger.synchronous,
     maxBatch: config.ledger.max_batch,
+    maxBacklog: config.ledger.max_backlog,
     onCommit: (kinds) => {
       for (const kind of kinds) metrics.ledgerWrites.inc({ kind });
     },
     onError: (error) => logger.error({ err: error }, "ledger"),
+  });
+  // The ledger's backlog, read at each scrape: how far commits trail the answers, and what was refused for it.
+  new Gauge({
+    name: "warden_ledger_backlog",
+    help: "Decisions (and other records) answered and not yet committed to the ledger; at ledger.max_backlog new decisions are refused with 503",
+    registers: [metrics.registry],
+    collect() {
+      this.set(writer.stats().queued);
+    },
+  });
+  let refusedSeen = 0;
+  new Counter({
+    name: "warden_ledger_refused_total",
+    help: "Records refused because the ledger's backlog was full (WARDEN_ERR_LEDGER_BUSY)",
+    registers: [metrics.registry],
+    collect() {
+      const refused = writer.stats().refused;
+      this.inc(refused - refusedSeen);
+      refusedSeen = refused;
+    },
   });
   let ledger: LedgerBackend;
   try {
@@ -164,6 +186,7 @@ export async function startServer(
       deployments,
       ledger: {
         write: (entry, attachment) => writer.write(entry, attachment),
+        backlogged: () => writer.backlogged(),
         get: (id) => ledger.get(id),
         scan: (options) => ledger.scan(options),
         linked: (decisionId, afterSeq) => ledger.linked(decisionId, afterSeq),
@@ -179,7 +202,12 @@ export async function startServer(
       ...(options.review ? { review: options.review } : {}),
       ...(options.now ? { now: options.now } : {}),
       // Ready while serving and the ledger can record: a decision that cannot be recorded is not served.
-      isReady: () => ready && writer.healthy() && registry.list().every((m) => m.executor.isReady()),
+      // Not while the ledger is behind (decisions are then refused): a load balancer sends them elsewhere.
+      isReady: () =>
+        ready &&
+        writer.healthy() &&
+        !writer.backlogged() &&
+        registry.list().every((m) => m.executor.isReady()),
     });
     await app.listen({ host: config.host, port: config.port }).catch((error: NodeJS.ErrnoException) => {
       const reason =
