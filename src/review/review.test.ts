@@ -333,6 +333,18 @@ test("the store's status counts and lists by status agree with every item's stat
     store = openReviewStore(dir.path);
     check("counts rebuilt");
     store.close();
+    // Reasons kept in an earlier form (no model column, and stale): rebuilt from the items when next opened.
+    const old = new Database(join(dir.path, "review.sqlite"));
+    old.exec(`
+      DROP TRIGGER item_reasons_insert; DROP TRIGGER item_reasons_update; DROP TRIGGER item_reasons_delete;
+      DROP TABLE item_reasons;
+      CREATE TABLE item_reasons (reason TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (reason, seq)) WITHOUT ROWID;
+      INSERT INTO item_reasons VALUES ('anomaly', 1);
+    `);
+    old.close();
+    store = openReviewStore(dir.path);
+    check("reasons rebuilt");
+    store.close();
   } finally {
     dir.remove();
   }

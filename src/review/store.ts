@@ -245,6 +245,8 @@ export function openReviewStore(dataDir: string): ReviewStore {
     -- status counts and lists by status read only these.
     CREATE INDEX IF NOT EXISTS items_open ON items (seq) WHERE status != 'resolved';
     CREATE INDEX IF NOT EXISTS items_open_model ON items (model, seq) WHERE status != 'resolved';
+    -- The SLA check: open items not yet escalated, by due time (it reads only those due).
+    CREATE INDEX IF NOT EXISTS items_due ON items (due_at) WHERE status != 'resolved' AND escalated_at IS NULL;
   `);
   // Resolved items per model, kept by triggers in the same transactions as the items, so that counting the
   // queue by status never counts the history. Filled once from the items when the table is new.
@@ -271,27 +273,40 @@ export function openReviewStore(dataDir: string): ReviewStore {
         "INSERT INTO resolved_counts (model, n) SELECT model, COUNT(*) FROM items WHERE status = 'resolved' GROUP BY model",
       );
     }
-    // Each item's reasons, one row each, kept by triggers: a list by reason reads the items that have it, not
-    // every item ever queued. Filled once from the items when the table is new.
-    const freshReasons =
-      db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'item_reasons'").get() ===
-      undefined;
+    // Each item's reasons, one row each, kept by triggers: a list by reason (and model) reads the items that
+    // have it, not every item ever queued. Filled from the items when the table is new (or of an earlier form).
+    const columns = db.prepare("SELECT name FROM pragma_table_info('item_reasons')").all() as {
+      name: string;
+    }[];
+    const freshReasons = !columns.some((c) => c.name === "model");
+    if (freshReasons) {
+      db.exec(`
+        DROP TRIGGER IF EXISTS item_reasons_insert;
+        DROP TRIGGER IF EXISTS item_reasons_update;
+        DROP TRIGGER IF EXISTS item_reasons_delete;
+        DROP TABLE IF EXISTS item_reasons;
+      `);
+    }
     db.exec(`
-      CREATE TABLE IF NOT EXISTS item_reasons (reason TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (reason, seq))
-        WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS item_reasons (
+        reason TEXT NOT NULL, seq INTEGER NOT NULL, model TEXT NOT NULL, PRIMARY KEY (reason, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS item_reasons_model ON item_reasons (reason, model, seq);
       CREATE TRIGGER IF NOT EXISTS item_reasons_insert AFTER INSERT ON items
-      BEGIN INSERT OR IGNORE INTO item_reasons (reason, seq) SELECT value, new.seq FROM json_each(new.reasons); END;
-      CREATE TRIGGER IF NOT EXISTS item_reasons_update AFTER UPDATE OF reasons ON items
+      BEGIN
+        INSERT OR IGNORE INTO item_reasons (reason, seq, model) SELECT value, new.seq, new.model FROM json_each(new.reasons);
+      END;
+      CREATE TRIGGER IF NOT EXISTS item_reasons_update AFTER UPDATE OF reasons, model ON items
       BEGIN
         DELETE FROM item_reasons WHERE seq = old.seq;
-        INSERT OR IGNORE INTO item_reasons (reason, seq) SELECT value, new.seq FROM json_each(new.reasons);
+        INSERT OR IGNORE INTO item_reasons (reason, seq, model) SELECT value, new.seq, new.model FROM json_each(new.reasons);
       END;
       CREATE TRIGGER IF NOT EXISTS item_reasons_delete AFTER DELETE ON items
       BEGIN DELETE FROM item_reasons WHERE seq = old.seq; END;
     `);
     if (freshReasons) {
       db.exec(
-        "INSERT OR IGNORE INTO item_reasons (reason, seq) SELECT j.value, items.seq FROM items, json_each(items.reasons) AS j",
+        "INSERT OR IGNORE INTO item_reasons (reason, seq, model) SELECT j.value, items.seq, items.model FROM items, json_each(items.reasons) AS j",
       );
     }
   }).immediate();
@@ -308,7 +323,7 @@ export function openReviewStore(dataDir: string): ReviewStore {
          @model_decision, @score, @appeal_id)`,
     ),
     overdue: db.prepare(
-      "SELECT * FROM items INDEXED BY items_open WHERE status != 'resolved' AND escalated_at IS NULL AND due_at <= ? ORDER BY seq",
+      "SELECT * FROM items INDEXED BY items_due WHERE status != 'resolved' AND escalated_at IS NULL AND due_at <= ? ORDER BY seq",
     ),
     escalate: db.prepare("UPDATE items SET escalated_at = ? WHERE id = ? AND escalated_at IS NULL"),
     judgement: db.prepare(
@@ -403,11 +418,13 @@ export function openReviewStore(dataDir: string): ReviewStore {
       if (filter.status !== undefined) where.push(`(${STATUS_SQL}) = @status`);
       let rows: ItemRow[];
       if (filter.reason !== undefined && !open) {
-        // By reason: walk the items that have it, in order (item_reasons), until the page is full.
+        // By reason (and model): walk the items that have it, in order (item_reasons), until the page is full.
+        const index = filter.model === undefined ? "" : "INDEXED BY item_reasons_model";
+        const byModel = filter.model === undefined ? "" : "AND item_reasons.model = @model";
         rows = db
           .prepare(
-            `SELECT items.* FROM item_reasons CROSS JOIN items ON items.seq = item_reasons.seq
-             WHERE item_reasons.reason = @reason AND item_reasons.seq > @after
+            `SELECT items.* FROM item_reasons ${index} CROSS JOIN items ON items.seq = item_reasons.seq
+             WHERE item_reasons.reason = @reason ${byModel} AND item_reasons.seq > @after
              ${where.map((w) => `AND ${w}`).join(" ")} ORDER BY item_reasons.seq LIMIT @limit`,
           )
           .all(params) as ItemRow[];
