@@ -560,3 +560,75 @@ test("the review watermark: a failed offer whose record is not yet committed is 
     dir.remove();
   }
 });
+
+test("the override counts kept as judgements come in agree with grouping every judgement, through random judgements and a rebuild", () => {
+  const dir = tempDir("review-overrides");
+  try {
+    let store = openReviewStore(dir.path);
+    let seed = 777;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
+    /** What the summary reported before the counts were kept: every judgement grouped. */
+    const reference = (model?: string) => {
+      const db = new Database(join(dir.path, "review.sqlite"), { readonly: true });
+      try {
+        const filter = model === undefined ? "" : "WHERE model = @model";
+        return {
+          models: db
+            .prepare(
+              `SELECT model, COUNT(*) AS resolved, SUM(override) AS overrides FROM
+                 (SELECT item_id, model, MAX(override) AS override FROM judgements ${filter} GROUP BY item_id, model)
+               GROUP BY model ORDER BY model`,
+            )
+            .all({ model }),
+          reviewers: db
+            .prepare(
+              `SELECT reviewer, model, COUNT(*) AS resolved, SUM(override) AS overrides FROM judgements ${filter}
+               GROUP BY reviewer, model ORDER BY reviewer, model`,
+            )
+            .all({ model }),
+        };
+      } finally {
+        db.close();
+      }
+    };
+    const check = (step: string) => {
+      for (const model of [undefined, "a", "b", "c"]) {
+        assert.deepEqual(store.overrideCounts(model), reference(model), `${step}: ${model ?? "all"}`);
+      }
+    };
+    for (let step = 0; step < 300; step++) {
+      // One resolution: one or two reviewers (four-eyes) of one item; an item may be judged again (re-opened).
+      const item = `i${Math.floor(random() * 120)}`;
+      const model = pick(["a", "b", "c"]);
+      const override = random() < 0.3;
+      const reviewers = random() < 0.4 ? ["ann", "bob"] : [pick(["ann", "bob", "cy"])];
+      store.addJudgements(
+        reviewers.map((reviewer) => ({
+          item_id: item,
+          reviewer,
+          model,
+          version: "1",
+          decision: override ? "bad" : "good",
+          override,
+          time: step,
+        })),
+      );
+      if (step % 60 === 59) check(`step ${step}`);
+    }
+    store.close();
+    const db = new Database(join(dir.path, "review.sqlite"));
+    db.exec(
+      "DROP TRIGGER override_counts; DROP TABLE override_counts_model; DROP TABLE override_counts_reviewer; DROP TABLE judgement_items",
+    );
+    db.close();
+    store = openReviewStore(dir.path);
+    check("rebuilt");
+    store.close();
+  } finally {
+    dir.remove();
+  }
+});

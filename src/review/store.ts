@@ -309,6 +309,50 @@ export function openReviewStore(dataDir: string): ReviewStore {
         "INSERT OR IGNORE INTO item_reasons (reason, seq, model) SELECT j.value, items.seq, items.model FROM items, json_each(items.reasons) AS j",
       );
     }
+    // Overrides per model (each resolved item once) and per reviewer, kept by a trigger as judgements come in,
+    // so the summary never groups every judgement ever made. Filled from the judgements when new.
+    const freshOverrides =
+      db
+        .prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'override_counts_model'")
+        .get() === undefined;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS judgement_items (
+        item_id TEXT NOT NULL, model TEXT NOT NULL, override INTEGER NOT NULL, PRIMARY KEY (item_id, model)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS override_counts_model (
+        model TEXT PRIMARY KEY, resolved INTEGER NOT NULL, overrides INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS override_counts_reviewer (
+        reviewer TEXT NOT NULL, model TEXT NOT NULL, resolved INTEGER NOT NULL, overrides INTEGER NOT NULL,
+        PRIMARY KEY (reviewer, model)
+      ) WITHOUT ROWID;
+      CREATE TRIGGER IF NOT EXISTS override_counts AFTER INSERT ON judgements
+      BEGIN
+        INSERT INTO override_counts_reviewer (reviewer, model, resolved, overrides)
+          SELECT new.reviewer, new.model, 1, new.override WHERE true
+          ON CONFLICT (reviewer, model) DO UPDATE SET resolved = resolved + 1, overrides = overrides + excluded.overrides;
+        INSERT INTO override_counts_model (model, resolved, overrides)
+          SELECT new.model, 1, new.override
+          WHERE NOT EXISTS (SELECT 1 FROM judgement_items WHERE item_id = new.item_id AND model = new.model)
+          ON CONFLICT (model) DO UPDATE SET resolved = resolved + 1, overrides = overrides + excluded.overrides;
+        UPDATE override_counts_model SET overrides = overrides + 1
+          WHERE model = new.model AND new.override = 1
+            AND EXISTS (SELECT 1 FROM judgement_items WHERE item_id = new.item_id AND model = new.model AND override = 0);
+        INSERT INTO judgement_items (item_id, model, override) VALUES (new.item_id, new.model, new.override)
+          ON CONFLICT (item_id, model) DO UPDATE SET override = MAX(override, excluded.override);
+      END;
+    `);
+    if (freshOverrides) {
+      db.exec(`
+        DELETE FROM judgement_items;
+        INSERT INTO judgement_items (item_id, model, override)
+          SELECT item_id, model, MAX(override) FROM judgements GROUP BY item_id, model;
+        INSERT INTO override_counts_model (model, resolved, overrides)
+          SELECT model, COUNT(*), SUM(override) FROM judgement_items GROUP BY model;
+        INSERT INTO override_counts_reviewer (reviewer, model, resolved, overrides)
+          SELECT reviewer, model, COUNT(*), SUM(override) FROM judgements GROUP BY reviewer, model;
+      `);
+    }
   }).immediate();
   const q = {
     get: db.prepare("SELECT * FROM items WHERE id = ?"),
@@ -472,18 +516,12 @@ export function openReviewStore(dataDir: string): ReviewStore {
     }),
     overrideCounts(model) {
       const filter = model === undefined ? "" : "WHERE model = @model";
-      // Per model: each resolved item once (its reviewers agree on the decision).
       const models = db
-        .prepare(
-          `SELECT model, COUNT(*) AS resolved, SUM(override) AS overrides FROM
-             (SELECT item_id, model, MAX(override) AS override FROM judgements ${filter} GROUP BY item_id, model)
-           GROUP BY model ORDER BY model`,
-        )
+        .prepare(`SELECT model, resolved, overrides FROM override_counts_model ${filter} ORDER BY model`)
         .all({ model }) as { model: string; resolved: number; overrides: number }[];
       const reviewers = db
         .prepare(
-          `SELECT reviewer, model, COUNT(*) AS resolved, SUM(override) AS overrides FROM judgements ${filter}
-           GROUP BY reviewer, model ORDER BY reviewer, model`,
+          `SELECT reviewer, model, resolved, overrides FROM override_counts_reviewer ${filter} ORDER BY reviewer, model`,
         )
         .all({ model }) as { reviewer: string; model: string; resolved: number; overrides: number }[];
       return { models, reviewers };
