@@ -327,7 +327,10 @@ test("the store's status counts and lists by status agree with every item's stat
     store.close();
     const db = new Database(join(dir.path, "review.sqlite"));
     db.exec(
-      "DROP TRIGGER resolved_count_insert; DROP TRIGGER resolved_count_delete; DROP TRIGGER resolved_count_update; DROP TABLE resolved_counts",
+      `DROP TRIGGER resolved_count_insert; DROP TRIGGER resolved_count_delete; DROP TRIGGER resolved_count_update;
+       DROP TABLE resolved_counts;
+       DROP TRIGGER open_count_insert; DROP TRIGGER open_count_delete; DROP TRIGGER open_count_update;
+       DROP TABLE open_counts`,
     );
     db.close();
     store = openReviewStore(dir.path);

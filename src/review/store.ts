@@ -183,6 +183,13 @@ function countResolved(row: "old" | "new", delta: 1 | -1, when?: string): string
           ON CONFLICT (model) DO UPDATE SET n = n + excluded.n;`;
 }
 
+/** A trigger statement adding `delta` to the open count of the `row` (old or new) item's model and status. */
+function countOpen(row: "old" | "new", delta: 1 | -1, when?: string): string {
+  const guard = ` WHERE ${when ?? "true"}`;
+  return `INSERT INTO open_counts (model, status, n) SELECT ${row}.model, ${row}.status, ${delta}${guard}
+          ON CONFLICT (model, status) DO UPDATE SET n = n + excluded.n;`;
+}
+
 const JSON_FIELDS = new Set(["reasons", "first", "model_decision", "final_decision", "resolved_by"]);
 
 /** Open (creating if needed) the review store in `dataDir`. */
@@ -271,6 +278,32 @@ export function openReviewStore(dataDir: string): ReviewStore {
     if (fresh) {
       db.exec(
         "INSERT INTO resolved_counts (model, n) SELECT model, COUNT(*) FROM items WHERE status = 'resolved' GROUP BY model",
+      );
+    }
+    // Open items per model and stored status (pending, awaiting_second), kept the same way: the queue gauge
+    // reads these and the live claims (a short range of items_claimed), never every open item.
+    const freshOpen =
+      db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'open_counts'").get() ===
+      undefined;
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS open_counts (
+        model TEXT NOT NULL, status TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (model, status)
+      ) WITHOUT ROWID;
+      CREATE TRIGGER IF NOT EXISTS open_count_insert AFTER INSERT ON items WHEN new.status != 'resolved'
+      BEGIN ${countOpen("new", 1)} END;
+      CREATE TRIGGER IF NOT EXISTS open_count_delete AFTER DELETE ON items WHEN old.status != 'resolved'
+      BEGIN ${countOpen("old", -1)} END;
+      CREATE TRIGGER IF NOT EXISTS open_count_update AFTER UPDATE OF status, model ON items
+      BEGIN
+        ${countOpen("old", -1, "old.status != 'resolved'")}
+        ${countOpen("new", 1, "new.status != 'resolved'")}
+      END;
+      CREATE INDEX IF NOT EXISTS items_claimed ON items (claim_expires_at)
+        WHERE status != 'resolved' AND claimed_by IS NOT NULL;
+    `);
+    if (freshOpen) {
+      db.exec(
+        "INSERT INTO open_counts (model, status, n) SELECT model, status, COUNT(*) FROM items WHERE status != 'resolved' GROUP BY model, status",
       );
     }
     // Each item's reasons, one row each, kept by triggers: a list by reason (and model) reads the items that
@@ -377,11 +410,13 @@ export function openReviewStore(dataDir: string): ReviewStore {
     resolvedOf: db.prepare(
       "SELECT * FROM items WHERE model = ? AND status = 'resolved' ORDER BY seq DESC LIMIT ?",
     ),
-    openCounts: db.prepare(
-      `SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM items INDEXED BY items_open WHERE status != 'resolved' GROUP BY 1`,
+    openCounts: db.prepare("SELECT status, SUM(n) AS n FROM open_counts GROUP BY status"),
+    openCountsOf: db.prepare("SELECT status, n FROM open_counts WHERE model = ?"),
+    liveClaims: db.prepare(
+      "SELECT status, COUNT(*) AS n FROM items INDEXED BY items_claimed WHERE status != 'resolved' AND claimed_by IS NOT NULL AND claim_expires_at > @now GROUP BY status",
     ),
-    openCountsOf: db.prepare(
-      `SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM items INDEXED BY items_open_model WHERE status != 'resolved' AND model = @model GROUP BY 1`,
+    liveClaimsOf: db.prepare(
+      "SELECT status, COUNT(*) AS n FROM items INDEXED BY items_claimed WHERE status != 'resolved' AND claimed_by IS NOT NULL AND claim_expires_at > @now AND model = @model GROUP BY status",
     ),
     resolvedCount: db.prepare("SELECT SUM(n) AS n FROM resolved_counts"),
     resolvedCountOf: db.prepare("SELECT n FROM resolved_counts WHERE model = ?"),
@@ -527,13 +562,24 @@ export function openReviewStore(dataDir: string): ReviewStore {
       return { models, reviewers };
     },
     statusCounts(now, model) {
-      // The open items through their index; the resolved ones from their counts (never a scan of the history).
-      const rows = (model === undefined ? q.openCounts.all({ now }) : q.openCountsOf.all({ now, model })) as {
+      // From the kept counts and the live claims: never a walk of the queue or the history. An item under a live
+      // claim shows as claimed, whatever its stored status.
+      const counts = Object.fromEntries(REVIEW_STATUSES.map((s) => [s, 0])) as Record<ReviewStatus, number>;
+      const stored = (model === undefined ? q.openCounts.all() : q.openCountsOf.all(model)) as {
         status: ReviewStatus;
         n: number;
       }[];
-      const counts = Object.fromEntries(REVIEW_STATUSES.map((s) => [s, 0])) as Record<ReviewStatus, number>;
-      for (const row of rows) counts[row.status] = row.n;
+      for (const row of stored) counts[row.status] += row.n;
+      const claims = (
+        model === undefined ? q.liveClaims.all({ now }) : q.liveClaimsOf.all({ now, model })
+      ) as {
+        status: ReviewStatus;
+        n: number;
+      }[];
+      for (const row of claims) {
+        counts[row.status] -= row.n;
+        counts.claimed += row.n;
+      }
       const resolved = (model === undefined ? q.resolvedCount.get() : q.resolvedCountOf.get(model)) as
         | { n: number | null }
         | undefined;
