@@ -142,6 +142,41 @@ describe("roles × routes", () => {
     });
     assert.equal((await request("POST", "/v1/models/credit-demo/decisions", open.key, BODY)).statusCode, 200);
   });
+
+  test("a client key limited to some models neither sees nor acts on the others' decisions by id (404, as if absent)", async () => {
+    const mine = server.keys.create({
+      name: "mine",
+      role: "client",
+      models: ["credit-demo"],
+      createdBy: "test",
+    });
+    const other = server.keys.create({
+      name: "other",
+      role: "client",
+      models: ["other-model"],
+      createdBy: "test",
+    });
+    const decided = await request("POST", "/v1/models/credit-demo/decisions", mine.key, BODY);
+    assert.equal(decided.statusCode, 200, decided.body);
+    const id = decided.json().decision_id as string;
+    const outcome = JSON.stringify({ outcome: "good", observed_at: "2026-01-01T00:00:00Z", source: "test" });
+    const appeal = JSON.stringify({ reason: "please look again" });
+    for (const [method, url, body] of [
+      ["GET", `/v1/decisions/${id}`, undefined],
+      ["GET", `/v1/decisions/${id}/history`, undefined],
+      ["GET", `/v1/decisions/${id}/explanation`, undefined],
+      ["POST", `/v1/decisions/${id}/outcomes`, outcome],
+      ["POST", `/v1/decisions/${id}/appeals`, appeal],
+    ] as const) {
+      const refused = await request(method, url, other.key, body);
+      assert.equal(refused.statusCode, 404, `${method} ${url}: ${refused.body}`);
+      assert.equal(refused.json().code, "WARDEN_ERR_DECISION_NOT_FOUND");
+    }
+    // The key for the decision's model, and an unlimited one, may.
+    assert.equal((await request("GET", `/v1/decisions/${id}`, mine.key)).statusCode, 200);
+    assert.equal((await request("POST", `/v1/decisions/${id}/outcomes`, mine.key, outcome)).statusCode, 201);
+    assert.equal((await request("GET", `/v1/decisions/${id}/history`, keys.client)).statusCode, 200);
+  });
 });
 
 describe("API keys", () => {

@@ -313,6 +313,17 @@ export function registerAccess(app: FastifyInstance, options: AccessOptions): vo
   }
 }
 
+/**
+ * Whether the request's credential may see and act on records of `model`: always with auth off or a credential
+ * that names no models; otherwise only for the models it names. Routes addressed by a decision id (reading a
+ * decision, its explanation or history, recording an outcome or an appeal) learn the model only from the record,
+ * so they ask here and answer as if the record did not exist (404), not revealing other models' decisions.
+ */
+export function mayUseModel(request: FastifyRequest, model: string): boolean {
+  const models = request.wardenIdentity?.models;
+  return models === undefined || models === null || models.includes(model);
+}
+
 const KeyBody = {
   type: "object",
   properties: {

@@ -3,6 +3,7 @@ import type { Manifest } from "../config/index.js";
 import type { DecisionResult, InstanceInput } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import type { LoadedModel } from "../registry/index.js";
+import { mayUseModel } from "./access.js";
 import type { RouteContext } from "./app.js";
 import { callerOf } from "./extraction.js";
 
@@ -329,7 +330,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
         await ctx.ledger.committed();
         record = await ctx.ledger.get(request.params.id);
       }
-      if (record === undefined) {
+      if (record === undefined || !mayUseModel(request, record.model)) {
         throw new WardenError(
           "WARDEN_ERR_DECISION_NOT_FOUND",
           `no decision with id ${JSON.stringify(request.params.id.slice(0, 80))}`,

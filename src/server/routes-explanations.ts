@@ -11,6 +11,7 @@ import type { ExplanationRecord } from "../explain/model-explainer.js";
 import type { ExplanationJob, JobResult } from "../explain/service.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import type { LoadedModel } from "../registry/index.js";
+import { mayUseModel } from "./access.js";
 import type { RouteContext } from "./app.js";
 import { bodyCases, errorResponses, pathParams } from "./routes-decisions.js";
 
@@ -267,7 +268,7 @@ export function registerExplanationRoutes(app: FastifyInstance, ctx: RouteContex
         await ctx.ledger.committed();
         record = await ctx.ledger.get(request.params.id);
       }
-      if (record === undefined || record.kind !== "decision") {
+      if (record === undefined || record.kind !== "decision" || !mayUseModel(request, record.model)) {
         throw new WardenError(
           "WARDEN_ERR_DECISION_NOT_FOUND",
           `no decision with id ${JSON.stringify(request.params.id.slice(0, 80))}`,

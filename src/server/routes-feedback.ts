@@ -3,6 +3,7 @@ import { v7 as uuidv7 } from "uuid";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import { ISO_TIME_EXPECTED, linkedDecisionId, parseIsoTime } from "../feedback/index.js";
 import type { LedgerEntry, LedgerRecord } from "../ledger/index.js";
+import { mayUseModel } from "./access.js";
 import type { RouteContext } from "./app.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
 
@@ -304,7 +305,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
       record = await ctx.ledger.get(id);
     }
     const shown = JSON.stringify(id.slice(0, 80));
-    if (record === undefined) {
+    if (record === undefined || !mayUseModel(request, record.model)) {
       throw new WardenError("WARDEN_ERR_DECISION_NOT_FOUND", `no decision with id ${shown}`, {
         details: [{ field: "id", expected: "a decision_id returned by a decision request", found: shown }],
       });
