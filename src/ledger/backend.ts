@@ -50,7 +50,9 @@ export interface LedgerBackend {
   /** Records in sequence order, read a page at a time. */
   scan(options?: ScanOptions): AsyncIterableIterator<LedgerRecord>;
   /** What points to a decision, through an index (see LedgerReader.linked). */
-  linked(decisionId: string, afterSeq?: number): Promise<LedgerRecord[]>;
+  linked(decisionId: string, afterSeq?: number, limit?: number): Promise<LedgerRecord[]>;
+  /** The latest record of `kind` that points to a decision (see LedgerReader.latestLinked). */
+  latestLinked(decisionId: string, kind: string): Promise<LedgerRecord | undefined>;
   /** What may have put a decision in the review queue, a stretch at a time (see LedgerReader.reviewSources). */
   reviewSources(afterSeq: number, limit: number): Promise<ReviewSources>;
   /** Number of records (the last sequence number). */
@@ -83,7 +85,8 @@ export function sqliteBackend(store: LedgerStore): LedgerBackend {
     async *scan(options) {
       yield* store.scan(options);
     },
-    linked: async (decisionId, afterSeq) => store.linked(decisionId, afterSeq),
+    linked: async (decisionId, afterSeq, limit) => store.linked(decisionId, afterSeq, limit),
+    latestLinked: async (decisionId, kind) => store.latestLinked(decisionId, kind),
     reviewSources: async (afterSeq, limit) => store.reviewSources(afterSeq, limit),
     count: async () => store.count(),
     lastHash: async () => store.lastHash(),

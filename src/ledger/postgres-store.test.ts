@@ -51,6 +51,7 @@ test("PostgreSQL: linked reads through records_linked, reviewSources a range of 
     const { rows } = await client.query<{ "QUERY PLAN": string }>(`EXPLAIN ${linkedQuery(`"${schema}"`)}`, [
       "x",
       0,
+      null,
     ]);
     assert.match(rows.map((r) => r["QUERY PLAN"]).join("\n"), /records_linked/);
     const sources = await client.query<{ "QUERY PLAN": string }>(

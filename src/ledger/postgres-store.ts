@@ -46,7 +46,7 @@ const LINKED_SQL = `kind IN (${LINKED_KINDS.map((k) => `'${k}'`).join(", ")})`;
  * text may hold, and one such record would then stop every append), and the verifier checks against the entry.
  */
 export function linkedQuery(s: string): string {
-  return `SELECT seq, entry, prev_hash, hash FROM ${s}.records WHERE decision_id = $1 AND seq > $2 ORDER BY seq`;
+  return `SELECT seq, entry, prev_hash, hash FROM ${s}.records WHERE decision_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`;
 }
 
 /**
@@ -385,10 +385,20 @@ class PostgresLedger implements LedgerBackend {
     }
   }
 
-  async linked(decisionId: string, afterSeq = 0): Promise<LedgerRecord[]> {
+  async linked(decisionId: string, afterSeq = 0, limit?: number): Promise<LedgerRecord[]> {
     this.#assertOpen();
-    const { rows } = await this.#pool.query<Row>(linkedQuery(this.#s), [decisionId, afterSeq]);
+    // PostgreSQL: LIMIT NULL means no limit.
+    const { rows } = await this.#pool.query<Row>(linkedQuery(this.#s), [decisionId, afterSeq, limit ?? null]);
     return rows.map(toRecord);
+  }
+
+  async latestLinked(decisionId: string, kind: string): Promise<LedgerRecord | undefined> {
+    this.#assertOpen();
+    const { rows } = await this.#pool.query<Row>(
+      `SELECT seq, entry, prev_hash, hash FROM ${this.#s}.records WHERE decision_id = $1 AND kind = $2 ORDER BY seq DESC LIMIT 1`,
+      [decisionId, kind],
+    );
+    return rows[0] === undefined ? undefined : toRecord(rows[0]);
   }
 
   async reviewSources(afterSeq: number, limit: number): Promise<ReviewSources> {

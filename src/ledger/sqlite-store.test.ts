@@ -191,7 +191,7 @@ test("linked reads through its partial index, which a ledger made without it get
   ]);
   store.close();
   const plan = (db: Database.Database) =>
-    (db.prepare(`EXPLAIN QUERY PLAN ${LINKED_QUERY}`).all("x", 0) as { detail: string }[])
+    (db.prepare(`EXPLAIN QUERY PLAN ${LINKED_QUERY}`).all("x", 0, -1) as { detail: string }[])
       .map((r) => r.detail)
       .join("; ");
   // The plan of the query the store runs.

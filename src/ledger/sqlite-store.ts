@@ -53,7 +53,9 @@ const REVIEW_SOURCES_SQL = `(kind = 'appeal' OR (kind = 'decision' AND instr(ent
 /** The query behind LedgerReader.reviewSources (exported for the test of its plan). */
 export const REVIEW_SOURCES_QUERY = `SELECT seq, entry, prev_hash, hash FROM records WHERE ${REVIEW_SOURCES_SQL} AND seq > ? AND seq <= ? ORDER BY seq`;
 /** The query behind LedgerReader.linked (exported for the test of its plan). */
-export const LINKED_QUERY = `SELECT seq, entry, prev_hash, hash FROM records WHERE ${LINKED_SQL} AND ${LINKED_KEY} = ? AND seq > ? ORDER BY seq`;
+export const LINKED_QUERY = `SELECT seq, entry, prev_hash, hash FROM records WHERE ${LINKED_SQL} AND ${LINKED_KEY} = ? AND seq > ? ORDER BY seq LIMIT ?`;
+/** The latest linked record of one kind (through the same index, newest first). */
+const LATEST_LINKED_QUERY = `SELECT seq, entry, prev_hash, hash FROM records WHERE ${LINKED_SQL} AND ${LINKED_KEY} = ? AND kind = ? ORDER BY seq DESC LIMIT 1`;
 
 /** Where a ledger lives inside a data directory. */
 export function ledgerPath(dataDir: string): string {
@@ -165,7 +167,9 @@ export interface LedgerReader {
    *
    * @throws WardenError WARDEN_ERR_LEDGER when the reader is closed.
    */
-  linked(decisionId: string, afterSeq?: number): LedgerRecord[];
+  linked(decisionId: string, afterSeq?: number, limit?: number): LedgerRecord[];
+  /** The latest record of `kind` that points to the decision, or undefined (through the same index). */
+  latestLinked(decisionId: string, kind: string): LedgerRecord | undefined;
   /**
    * The records after `afterSeq`, up to `limit` of them, that may have put a decision in the review queue
    * (see {@link ReviewSources}), picked by SQLite over a range of the primary key: only they are parsed.
@@ -274,7 +278,8 @@ class SqliteLedgerReader implements LedgerReader {
   readonly #db: Database.Database;
   readonly #get: Database.Statement<[string], Row>;
   readonly #last: Database.Statement<[], { seq: number | null }>;
-  readonly #linked: Database.Statement<[string, number], Row>;
+  readonly #linked: Database.Statement<[string, number, number], Row>;
+  readonly #latestLinked: Database.Statement<[string, string], Row>;
   readonly #sources: Database.Statement<[number, number], Row>;
   readonly #hashAt: Database.Statement<[number], { hash: string }>;
   readonly #scans = new Set<IterableIterator<Row>>();
@@ -286,6 +291,7 @@ class SqliteLedgerReader implements LedgerReader {
     this.#get = db.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE id = ?`);
     this.#last = db.prepare("SELECT MAX(seq) AS seq FROM records");
     this.#linked = db.prepare(LINKED_QUERY);
+    this.#latestLinked = db.prepare(LATEST_LINKED_QUERY);
     this.#sources = db.prepare(REVIEW_SOURCES_QUERY);
     this.#hashAt = db.prepare("SELECT hash FROM records WHERE seq = ?");
   }
@@ -302,9 +308,16 @@ class SqliteLedgerReader implements LedgerReader {
     return { records: this.#sources.all(afterSeq, through).map(toRecord), through, end, throughHash };
   }
 
-  linked(decisionId: string, afterSeq = 0): LedgerRecord[] {
+  linked(decisionId: string, afterSeq = 0, limit = -1): LedgerRecord[] {
     this.assertOpen();
-    return this.#linked.all(decisionId, afterSeq).map(toRecord);
+    // SQLite: a negative LIMIT means no limit.
+    return this.#linked.all(decisionId, afterSeq, limit).map(toRecord);
+  }
+
+  latestLinked(decisionId: string, kind: string): LedgerRecord | undefined {
+    this.assertOpen();
+    const row = this.#latestLinked.get(decisionId, kind);
+    return row === undefined ? undefined : toRecord(row);
   }
 
   get(id: string): LedgerRecord | undefined {
@@ -441,9 +454,14 @@ class SqliteLedgerStore implements LedgerStore {
     return this.#reader.scan(options);
   }
 
-  linked(decisionId: string, afterSeq = 0): LedgerRecord[] {
+  linked(decisionId: string, afterSeq = 0, limit?: number): LedgerRecord[] {
     this.#assertOpen();
-    return this.#reader.linked(decisionId, afterSeq);
+    return this.#reader.linked(decisionId, afterSeq, limit);
+  }
+
+  latestLinked(decisionId: string, kind: string): LedgerRecord | undefined {
+    this.#assertOpen();
+    return this.#reader.latestLinked(decisionId, kind);
   }
 
   reviewSources(afterSeq: number, limit: number): ReviewSources {

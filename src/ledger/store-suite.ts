@@ -145,6 +145,12 @@ export function storeSuite(name: string, open: () => Promise<StoreFixture>): voi
       assert.deepEqual(first[0], await store.get(outcome.id));
       assert.deepEqual(first[0]!.body, outcome.body);
       assert.deepEqual(kindsAndSeqs(await store.linked(decision(1).id, 6)), ["appeal@8"]);
+      // A page of them, and the latest of one kind.
+      assert.deepEqual(kindsAndSeqs(await store.linked(decision(1).id, 1, 2)), ["outcome@3", "review@6"]);
+      assert.deepEqual(kindsAndSeqs(await store.linked(decision(1).id, 6, 2)), ["appeal@8"]);
+      assert.equal((await store.latestLinked(decision(1).id, "outcome"))?.seq, 3);
+      assert.equal((await store.latestLinked(decision(1).id, "appeal"))?.seq, 8);
+      assert.equal(await store.latestLinked(decision(2).id, "outcome"), undefined);
       assert.deepEqual(kindsAndSeqs(await store.linked(decision(2).id)), ["appeal@5"]);
       assert.deepEqual(await store.linked("no-such-decision"), []);
       // Free text with a NUL and a lone surrogate (JSON allows both; PostgreSQL's jsonb refuses them): stored,

@@ -146,7 +146,9 @@ export interface AppLedger extends LedgerSink {
   /** Records in sequence order (see LedgerBackend.scan). */
   scan(options?: { afterSeq?: number; limit?: number }): AsyncIterable<LedgerRecord>;
   /** Outcomes, appeals and reviews pointing to a decision, after `afterSeq` (see LedgerBackend.linked). */
-  linked(decisionId: string, afterSeq?: number): Promise<LedgerRecord[]>;
+  linked(decisionId: string, afterSeq?: number, limit?: number): Promise<LedgerRecord[]>;
+  /** The latest record of `kind` pointing to a decision (LedgerBackend.latestLinked). */
+  latestLinked(decisionId: string, kind: string): Promise<LedgerRecord | undefined>;
   /** What may have put a decision in the review queue, a stretch at a time (LedgerBackend.reviewSources). */
   reviewSources(afterSeq: number, limit: number): Promise<ReviewSources>;
   /** Resolves once every entry written so far is committed (readable with `get`). */

@@ -322,6 +322,24 @@ describe("history", () => {
     assert.equal(history.latest_outcome.note, "fix");
     assert.match(history.latest_outcome.ledger.hash, /^[0-9a-f]{64}$/);
 
+    // A page at a time: the cursor of each page leads to the next; the latest outcome whatever the page.
+    const pages: string[][] = [];
+    let cursor: string | null = "";
+    while (cursor !== null) {
+      const page: { history: { id: string }[]; latest_outcome: { id: string }; next_cursor: string | null } =
+        (await get(`${url}/history?limit=2${cursor ? `&cursor=${cursor}` : ""}`)).json();
+      pages.push(page.history.map((h) => h.id));
+      assert.equal(page.latest_outcome.id, correction.outcome_id);
+      cursor = page.next_cursor;
+    }
+    assert.deepEqual(pages, [[first.outcome_id, appeal.appeal_id], [correction.outcome_id]]);
+    assert.equal(history.next_cursor, null);
+    for (const bad of ["limit=0", "limit=10001", "limit=two", "cursor=-1", "page=2"]) {
+      const refused = await get(`${url}/history?${bad}`);
+      assert.equal(refused.statusCode, 400, bad);
+      assert.equal(refused.json().code, "WARDEN_ERR_VALIDATION");
+    }
+
     const bare = (await get(`/v1/decisions/${(await decide(9)).decision_id}/history`)).json();
     assert.deepEqual(bare.history, []);
     assert.equal(bare.latest_outcome, null);

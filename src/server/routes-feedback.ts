@@ -5,6 +5,7 @@ import { ISO_TIME_EXPECTED, linkedDecisionId, parseIsoTime } from "../feedback/i
 import type { LedgerEntry, LedgerRecord } from "../ledger/index.js";
 import { mayUseModel } from "./access.js";
 import type { RouteContext } from "./app.js";
+import { invalidQuery, wholeNumber } from "./query-params.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
 
 /** How far in the future an `observed_at` may lie (clocks of other systems drift). */
@@ -126,16 +127,27 @@ const HistoryAnswer = {
     history: {
       type: "array",
       items: LinkedRecord,
-      description: "Every outcome, appeal and review that points to the decision, in ledger order",
+      description:
+        "The outcomes, appeals and reviews that point to the decision, in ledger order: one page of them (`limit`, after `cursor`)",
     },
     latest_outcome: {
       ...LinkedRecord,
       nullable: true,
-      description: "The outcome recorded last (later outcomes correct earlier ones), or null",
+      description:
+        "The outcome recorded last (later outcomes correct earlier ones), whatever the page, or null",
+    },
+    next_cursor: {
+      type: "string",
+      nullable: true,
+      description: "Pass as `cursor` for the next page; null on the last",
     },
   },
-  required: ["decision_id", "decision", "history", "latest_outcome"],
+  required: ["decision_id", "decision", "history", "latest_outcome", "next_cursor"],
 } as const;
+
+/** Records of a decision's history per page, by default and at most. */
+const HISTORY_PAGE_DEFAULT = 1000;
+const HISTORY_PAGE_MAX = 10_000;
 
 const conflict = {
   409: { ...ErrorSchema, description: "The id names a ledger record that is not a decision" },
@@ -477,24 +489,54 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>(
     "/v1/decisions/:id/history",
     {
+      // The query is checked here, so that every problem names the field, what was expected and found.
+      ...checkedHere,
       schema: {
-        summary: "A decision with every outcome, appeal and review recorded for it, in ledger order",
+        summary:
+          "A decision with the outcomes, appeals and reviews recorded for it, in ledger order, a page at a time",
         tags: ["feedback"],
         params: pathParams("id"),
-        response: { 200: HistoryAnswer, 404: errorResponses[404], ...conflict },
+        querystring: {
+          type: "object",
+          properties: {
+            limit: {
+              type: "string",
+              description: `records per page, 1 to ${HISTORY_PAGE_MAX} (default ${HISTORY_PAGE_DEFAULT})`,
+            },
+            cursor: { type: "string", description: "next_cursor of the previous page" },
+          },
+        },
+        response: { 200: HistoryAnswer, 400: errorResponses[400], 404: errorResponses[404], ...conflict },
       },
     },
     async (request) => {
+      const q = request.query;
+      const problems: FieldProblem[] = [];
+      for (const key of Object.keys(q)) {
+        if (key !== "limit" && key !== "cursor") {
+          problems.push({
+            field: key,
+            expected: "no such parameter",
+            found: "present",
+            fix: "parameters: limit, cursor",
+          });
+        }
+      }
+      const limit = wholeNumber(q.limit, "limit", 1, HISTORY_PAGE_MAX, HISTORY_PAGE_DEFAULT, problems);
+      const cursor = wholeNumber(q.cursor, "cursor", 1, Number.MAX_SAFE_INTEGER, 0, problems);
+      if (problems.length > 0) throw invalidQuery(problems);
       const decision = await findDecision(request);
       // Outcomes and appeals answered a moment ago are journaled; wait until the index can see them.
       await ctx.ledger.committed();
-      // What points to a decision is always recorded after it.
-      const linked = await ctx.ledger.linked(decision.id, decision.seq);
+      // What points to a decision is always recorded after it. One more than the page says whether another follows.
+      const linked = await ctx.ledger.linked(decision.id, Math.max(decision.seq, cursor), limit + 1);
+      const more = linked.length > limit;
+      if (more) linked.pop();
       const history = linked.map(recordView);
-      const latest = linked.findLast((r) => r.kind === "outcome");
+      const latest = await ctx.ledger.latestLinked(decision.id, "outcome");
       // The subject as GET /v1/decisions/{id} shows it (never decrypted here).
       const vault = ctx.privacy?.view(decision);
       return {
@@ -513,6 +555,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
         },
         history,
         latest_outcome: latest === undefined ? null : recordView(latest),
+        next_cursor: more ? String(linked.at(-1)!.seq) : null,
       };
     },
   );

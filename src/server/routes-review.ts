@@ -13,6 +13,7 @@ import {
   SIMILAR_MAX,
 } from "../review/index.js";
 import type { RouteContext } from "./app.js";
+import { invalidQuery, oneOf, wholeNumber } from "./query-params.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
 import { ACTOR_HEADER, actorOf } from "./routes-deployments.js";
 
@@ -92,46 +93,6 @@ function reviewerOf(request: FastifyRequest): string {
     );
   }
   return actorOf(request);
-}
-
-function invalidQuery(problems: readonly FieldProblem[]): WardenError {
-  return new WardenError(
-    "WARDEN_ERR_VALIDATION",
-    `${problems.length} invalid query parameter${problems.length === 1 ? "" : "s"}: ${problems.map((p) => p.field).join(", ")}`,
-    { details: problems },
-  );
-}
-
-/** A whole number from `min` to `max`, from a query string value; `fallback` when absent. */
-function wholeNumber(
-  value: unknown,
-  field: string,
-  min: number,
-  max: number,
-  fallback: number,
-  problems: FieldProblem[],
-): number {
-  if (value === undefined) return fallback;
-  const n = typeof value === "string" && /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
-  if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
-  problems.push({ field, expected: `a whole number from ${min} to ${max}`, found: describeValue(value) });
-  return fallback;
-}
-
-function oneOf<T extends string>(
-  value: unknown,
-  field: string,
-  values: readonly T[],
-  problems: FieldProblem[],
-): T | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === "string" && (values as readonly string[]).includes(value)) return value as T;
-  problems.push({
-    field,
-    expected: `one of ${values.map((v) => JSON.stringify(v)).join(", ")}`,
-    found: describeValue(value),
-  });
-  return undefined;
 }
 
 /** Metrics: reviewers' final judgements and overrides (automation bias), and the queue by status. */

@@ -189,7 +189,8 @@ export async function startServer(
         backlogged: () => writer.backlogged(),
         get: (id) => ledger.get(id),
         scan: (options) => ledger.scan(options),
-        linked: (decisionId, afterSeq) => ledger.linked(decisionId, afterSeq),
+        linked: (decisionId, afterSeq, limit) => ledger.linked(decisionId, afterSeq, limit),
+        latestLinked: (decisionId, kind) => ledger.latestLinked(decisionId, kind),
         reviewSources: (afterSeq, limit) => ledger.reviewSources(afterSeq, limit),
         // A decision is answered once journaled; its commit follows within a turn or two.
         committed: () => writer.drain(),
