@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { readReferenceRows } from "../explain/reference-stats.js";
 import { xgboostScorer } from "../testing/demo-scorer.js";
 import { DEMO_XGB, HOLDOUT_CSV, loadManifest } from "../testing/index.js";
@@ -63,4 +65,54 @@ test("a closed thread starts again on the next report", async () => {
   const again = await thread.report(monitor, features);
   assert.equal(again.observed, before.observed + 1);
   assert.deepEqual(again, monitor.report());
+});
+
+test("a forgotten monitor's profile is dropped here and in the thread; reporting on it again sends it again", async () => {
+  const own = createReportThread();
+  try {
+    const a = createLiveMonitor(features, { window: 50, profile });
+    const b = createLiveMonitor(features, { window: 50, profile });
+    observe(a, 0, 60);
+    observe(b, 60, 120);
+    await own.report(a, features);
+    await own.report(b, features);
+    assert.equal(own.held(), 2);
+    own.forget(a);
+    assert.equal(own.held(), 1);
+    own.forget(a); // twice: nothing more
+    assert.equal(own.held(), 1);
+    // The thread was told to drop it: a report on it again carries the setup again, and is right.
+    observe(a, 120, 121);
+    assert.deepEqual(await own.report(a, features), a.report());
+    assert.equal(own.held(), 2);
+    assert.deepEqual(await own.report(b, features), b.report());
+  } finally {
+    await own.close();
+  }
+});
+
+test("a monitor that is collected (its model version unloaded) is forgotten on its own", async () => {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  const own = createReportThread();
+  try {
+    const kept = createLiveMonitor(features, { window: 50, profile });
+    observe(kept, 0, 60);
+    await own.report(kept, features);
+    await (async () => {
+      // Only this scope holds the second monitor.
+      const dropped = createLiveMonitor(features, { window: 50, profile });
+      observe(dropped, 60, 120);
+      await own.report(dropped, features);
+    })();
+    assert.equal(own.held(), 2);
+    for (let i = 0; i < 50 && own.held() > 1; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(own.held(), 1, "the collected monitor's profile was dropped");
+    assert.deepEqual(await own.report(kept, features), kept.report());
+  } finally {
+    await own.close();
+  }
 });

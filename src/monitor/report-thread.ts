@@ -9,7 +9,7 @@ import { Worker } from "node:worker_threads";
 import type { FeatureSpec } from "../config/index.js";
 import type { LiveMonitor, LiveWindow, MonitorReport } from "./live.js";
 import type { ReferenceProfile } from "./profile.js";
-import type { ReportReply, ReportRequest } from "./report-worker.js";
+import type { ForgetRequest, ReportReply, ReportRequest } from "./report-worker.js";
 
 const WORKER_URL = new URL("./report-worker.js", import.meta.url);
 
@@ -20,6 +20,14 @@ const TIME_REPORT_REUSE_MS = 1000;
 export interface ReportThread {
   /** The monitor's report over `window` (default `count`). */
   report(monitor: LiveMonitor, features: readonly FeatureSpec[], window?: LiveWindow): Promise<MonitorReport>;
+  /**
+   * Drop what is kept for the monitor, here and in the thread. Done on its own when the monitor is collected
+   * (its model version unloaded and no longer referenced), so unloaded versions' profiles and Isolation Forests
+   * (megabytes each) do not pile up over a server's deployments.
+   */
+  forget(monitor: LiveMonitor): void;
+  /** Monitors whose profile is kept for the thread now (for tests and diagnostics). */
+  held(): number;
   /** Stop the thread (reports asked later start it again). */
   close(): Promise<void>;
 }
@@ -41,6 +49,11 @@ export function createReportThread(options: { readonly now?: () => number } = {}
   let nextKey = 1;
   let sent = new Map<number, ReferenceProfile | null>();
   const cache = new WeakMap<LiveMonitor, Map<LiveWindow, Cached>>();
+  const forgetKey = (key: number) => {
+    sent.delete(key);
+    worker?.postMessage({ forget: key } satisfies ForgetRequest);
+  };
+  const collected = new FinalizationRegistry<number>(forgetKey);
 
   const thread = (): Worker => {
     if (worker !== undefined) return worker;
@@ -72,6 +85,7 @@ export function createReportThread(options: { readonly now?: () => number } = {}
     if (key === undefined) {
       key = nextKey++;
       keys.set(monitor, key);
+      collected.register(monitor, key, monitor);
     }
     const profile = monitor.profile();
     const snapshot = monitor.snapshot(window);
@@ -111,6 +125,15 @@ export function createReportThread(options: { readonly now?: () => number } = {}
       });
       return report;
     },
+    forget(monitor) {
+      const key = keys.get(monitor);
+      if (key === undefined) return;
+      keys.delete(monitor);
+      cache.delete(monitor);
+      collected.unregister(monitor);
+      forgetKey(key);
+    },
+    held: () => sent.size,
     async close() {
       const w = worker;
       worker = undefined;

@@ -1,6 +1,7 @@
 /**
  * Worker-thread entry of the monitor reports (report-thread.ts): computes {@link computeReport} away from the
- * serving thread. Profiles arrive once per key and stay, with their Isolation Forest, until replaced.
+ * serving thread. Profiles arrive once per key and stay, with their Isolation Forest, until replaced or forgotten
+ * (the monitor was collected: its model version was unloaded).
  */
 import { parentPort } from "node:worker_threads";
 import type { FeatureSpec } from "../config/index.js";
@@ -17,6 +18,11 @@ export interface ReportRequest {
   readonly snapshot: WindowSnapshot;
 }
 
+/** Main thread → report thread: the monitor is gone (its model version unloaded); drop what is kept for it. */
+export interface ForgetRequest {
+  readonly forget: number;
+}
+
 /** Report thread → main thread. */
 export type ReportReply =
   | { readonly id: number; readonly ok: true; readonly report: MonitorReport }
@@ -30,7 +36,12 @@ const setups = new Map<
   { features: readonly FeatureSpec[]; profile: ReferenceProfile | null; forest: IsolationForest | null }
 >();
 
-port.on("message", (request: ReportRequest) => {
+port.on("message", (message: ReportRequest | ForgetRequest) => {
+  if ("forget" in message) {
+    setups.delete(message.forget);
+    return;
+  }
+  const request = message;
   try {
     if (request.setup !== undefined) {
       const { features, profile } = request.setup;
