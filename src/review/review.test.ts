@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
 import { reviewPolicyOf } from "../config/index.js";
+import { seededRandom } from "../explain/random.js";
 import { labelFromReview, preferLabel } from "../feedback/index.js";
 import type { LedgerRecord } from "../ledger/index.js";
 import { createLiveMonitor } from "../monitor/index.js";
@@ -15,6 +16,28 @@ import {
   REVIEW_STATUSES,
   reviewReasons,
 } from "./index.js";
+
+/** A ledger record as a review test's ledger double hands it out (chain fields made up: not checked here). */
+function ledgerRecord(
+  id: string,
+  seq: number,
+  kind: "decision" | "appeal",
+  body: Record<string, unknown>,
+  model: string,
+): LedgerRecord {
+  return {
+    id,
+    kind,
+    time: new Date(1000 + seq).toISOString(),
+    model,
+    version: "1",
+    artifact_sha256: "0".repeat(64),
+    body,
+    seq,
+    prev_hash: "",
+    hash: `hash-of-${id}`,
+  } as LedgerRecord;
+}
 
 const manifest = loadManifest(DEMO_XGB);
 const model = { manifest } as unknown as LoadedModel;
@@ -169,11 +192,8 @@ test("the store's status counts and lists by status agree with every item's stat
   const dir = tempDir("review-counts");
   try {
     let store = openReviewStore(dir.path);
-    let seed = 12345;
-    const random = () => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return seed / 2147483648;
-    };
+    const rng = seededRandom(12345);
+    const random = () => rng.next();
     const models = ["a", "b", "c"];
     const now = 50_000;
     let decisions = 0;
@@ -358,19 +378,7 @@ test("the review watermark: read at start from where it stood, moved to the ledg
   const records: LedgerRecord[] = [];
   let ids = 0;
   const append = (kind: "decision" | "appeal", body: Record<string, unknown>, model = "m"): LedgerRecord => {
-    const seq = records.length + 1;
-    const record = {
-      id: `r${++ids}`,
-      kind,
-      time: new Date(1000 + seq).toISOString(),
-      model,
-      version: "1",
-      artifact_sha256: "0".repeat(64),
-      body,
-      seq,
-      prev_hash: "",
-      hash: `hash-of-r${ids}`,
-    } as LedgerRecord;
+    const record = ledgerRecord(`r${++ids}`, records.length + 1, kind, body, model);
     records.push(record);
     return record;
   };
@@ -492,18 +500,9 @@ test("the review watermark: a failed offer whose record is not yet committed is 
   const pending: LedgerRecord[] = [];
   let ids = 0;
   const held = (model: string): LedgerRecord => {
-    const record = {
-      id: `h${++ids}`,
-      kind: "decision",
-      time: new Date(1000 + ids).toISOString(),
-      model,
-      version: "1",
-      artifact_sha256: "0".repeat(64),
-      body: { decision: "good", review: { reasons: ["borderline"], status: "pending" } },
-      seq: 0,
-      prev_hash: "",
-      hash: "",
-    } as LedgerRecord;
+    // Its place in the ledger is given when it is committed.
+    const body = { decision: "good", review: { reasons: ["borderline"], status: "pending" } };
+    const record = ledgerRecord(`h${++ids}`, 0, "decision", body, model);
     pending.push(record);
     return record;
   };
@@ -568,11 +567,8 @@ test("the override counts kept as judgements come in agree with grouping every j
   const dir = tempDir("review-overrides");
   try {
     let store = openReviewStore(dir.path);
-    let seed = 777;
-    const random = () => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return seed / 2147483648;
-    };
+    const rng = seededRandom(777);
+    const random = () => rng.next();
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
     /** What the summary reported before the counts were kept: every judgement grouped. */
     const reference = (model?: string) => {
