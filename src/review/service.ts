@@ -103,8 +103,8 @@ export interface ReviewService {
    */
   catchUp(): Promise<number>;
   /**
-   * Once the start's catch-up is done: move the watermark to the ledger's end when no offer to the queue has
-   * failed since (nothing to read), else catch up. Run at every SLA tick.
+   * Move the watermark near the ledger's end when a catch-up has finished and no offer to the queue has failed
+   * since (nothing to read); otherwise catch up. Run at every SLA tick.
    */
   advance(): Promise<void>;
   list(filter: Omit<ListFilter, "now">): { items: Record<string, unknown>[]; next_cursor: string | null };
@@ -115,7 +115,7 @@ export interface ReviewService {
   /** Escalate items past their SLA (each once); returns the alerts emitted. */
   tick(): ReviewAlert[];
   summary(model?: string): { queue: Record<ReviewStatus, number> } & OverrideCounts;
-  /** Items by status only (the queue gauge, read at every scrape: without the override counts' scans). */
+  /** Items by status only (the queue gauge, read at every scrape). */
   queueCounts(model?: string): Record<ReviewStatus, number>;
   /** The review state of a decision for `GET /v1/decisions/{id}`, or undefined when it was never reviewed. */
   decisionView(record: LedgerRecord): Record<string, unknown> | undefined;

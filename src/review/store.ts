@@ -467,7 +467,7 @@ export function openReviewStore(dataDir: string): ReviewStore {
     hasSource: (sourceId) => q.hasSource.get(sourceId) !== undefined,
     enqueue(item, sourceId) {
       // Taking a ledger record (a held decision, an appeal) into the queue is not fsynced: the ledger is its
-      // source, and the catch-up at start reads the ledger from the watermark and takes in whatever a power cut
+      // source, and the catch-up reads the ledger from the watermark and takes in whatever a power cut
       // lost (a watermark moved past it is a later, fsynced commit, which would have carried this one too). This runs on the serving thread for every held
       // decision, where an fsync would block every other request (about 0.2 ms here, more on many disks).
       // WAL loses only a suffix of commits, so a reviewer's later fsynced change still covers it.
