@@ -75,6 +75,7 @@ export function sqliteBackend(store: LedgerStore): LedgerBackend {
   return {
     checkpoints: {
       rows: (afterSeq) => source().rows(afterSeq),
+      page: (afterSeq, limit) => source().page(afterSeq, limit),
       checkpoints: () => source().checkpoints(),
       latestCheckpoint: () => source().latestCheckpoint(),
       saveCheckpoint: (c) => source().saveCheckpoint(c),

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import Database from "better-sqlite3";
 import type { WardenError } from "../errors/index.js";
 import { openLedgerBackend, verifyLedgerFully } from "./backend.js";
 import {
+  CheckpointBuilder,
+  type CheckpointSource,
   defaultSigningKeyPath,
   makeCheckpoint,
   proveConsistency,
@@ -12,7 +15,15 @@ import {
   sqliteCheckpoints,
 } from "./checkpoints.js";
 import { chainHash } from "./hash.js";
-import { fromHex, leafHash, proofFromHex, verifyConsistency, verifyInclusion } from "./merkle.js";
+import {
+  fromHex,
+  leafHash,
+  proofFromHex,
+  rootOf,
+  toHex,
+  verifyConsistency,
+  verifyInclusion,
+} from "./merkle.js";
 import { loadOrCreateSigningKey, type SigningKey, verifyTreeHead } from "./signing.js";
 import { ledgerPath, openSqliteLedger } from "./sqlite-store.js";
 import { sampleEntry, tempDir } from "./testkit.js";
@@ -130,6 +141,124 @@ test("a checkpoint with nothing new returns the last one; a broken chain is neve
   await assert.rejects(
     makeCheckpoint(source, key),
     /refusing to sign a checkpoint: record 36: hash mismatch/,
+  );
+});
+
+/**
+ * The Merkle root over every record of an SQLite ledger, its leaves hashed here with node:crypto directly
+ * (SHA-256 of 0x00 ‖ the entry's UTF-8 bytes), not with the code under test.
+ */
+function rootOfLedger(dir: string): string {
+  const db = new Database(ledgerPath(dir), { readonly: true });
+  try {
+    const entries = db.prepare<[], { entry: string }>("SELECT entry FROM records ORDER BY seq").all();
+    const leaves = entries.map((r) =>
+      createHash("sha256")
+        .update(Buffer.from([0]))
+        .update(r.entry, "utf8")
+        .digest(),
+    );
+    return toHex(rootOf(leaves));
+  } finally {
+    db.close();
+  }
+}
+
+/** A checkpoint source that counts the records it hands out. */
+function counting(source: CheckpointSource): CheckpointSource & { read: number } {
+  const counted = {
+    ...source,
+    read: 0,
+    page: async (afterSeq: number, limit: number) => {
+      const rows = await source.page(afterSeq, limit);
+      counted.read += rows.length;
+      return rows;
+    },
+  };
+  return counted;
+}
+
+test("a checkpoint builder reads only the records committed since its last reading, page by page, and signs the tree of them all", async (t) => {
+  const dir = tempDir(t);
+  const key = loadOrCreateSigningKey(defaultSigningKeyPath(dir));
+  const store = openSqliteLedger(dir);
+  t.after(() => store.close());
+  const plain = sqliteCheckpoints(ledgerPath(dir));
+  t.after(() => plain.close());
+  const source = counting(plain);
+  const append = (from: number, count: number) =>
+    store.append(Array.from({ length: count }, (_, i) => sampleEntry(from + i)));
+
+  // More than one page (512 records) at a time, and readings between appends.
+  append(1, 700);
+  const builder = await CheckpointBuilder.open(source);
+  assert.equal(await builder.catchUp(), 700);
+  assert.equal(source.read, 700);
+  append(701, 600);
+  assert.equal(await builder.catchUp(), 1300);
+  assert.equal(source.read, 1300, "only the new records were read");
+  assert.equal(await builder.catchUp(), 1300);
+  const signed = await builder.sign(key);
+  assert.equal(signed.sth.tree_size, 1300);
+  assert.equal(signed.sth.root_hash, rootOfLedger(dir));
+  assert.equal(verifyTreeHead(signed.sth, key.publicKey).ok, true);
+  assert.equal(source.read, 1300);
+  assert.equal(await builder.sign(key), signed, "nothing new: the same checkpoint");
+
+  // A builder opened later goes on from the stored checkpoint: its last record, then the new ones.
+  append(1301, 5);
+  const restored = counting(plain);
+  const later = await CheckpointBuilder.open(restored);
+  assert.equal(later.size, 1300);
+  const next = await later.sign(key);
+  assert.equal(restored.read, 6);
+  assert.equal(next.sth.tree_size, 1305);
+  assert.equal(next.sth.root_hash, rootOfLedger(dir));
+  // makeCheckpoint signs the same tree.
+  append(1306, 3);
+  assert.equal((await makeCheckpoint(plain, key)).sth.root_hash, rootOfLedger(dir));
+});
+
+test("a checkpoint builder refuses a broken chain by the verifier's words, even across a page, and stays at the last good record", async (t) => {
+  const dir = tempDir(t);
+  const key = loadOrCreateSigningKey(defaultSigningKeyPath(dir));
+  const store = openSqliteLedger(dir);
+  store.append(Array.from({ length: 1100 }, (_, i) => sampleEntry(i + 1)));
+  store.close();
+  const source = sqliteCheckpoints(ledgerPath(dir));
+  t.after(() => source.close());
+  // Record 512 ends the first page: naming what was altered needs record 513, on the next.
+  tamper(dir, (db) =>
+    db.exec(`UPDATE records SET entry = replace(entry, '"req-512"', '"req-x"') WHERE seq = 512`),
+  );
+  const builder = await CheckpointBuilder.open(source);
+  await assert.rejects(builder.catchUp(), /record 512: hash mismatch: record content was altered/);
+  assert.equal(builder.size, 511);
+  await assert.rejects(builder.sign(key), /refusing to sign a checkpoint: record 512: hash mismatch/);
+  assert.deepEqual(await source.checkpoints(), []);
+  tamper(dir, (db) =>
+    db.exec(`UPDATE records SET entry = replace(entry, '"req-x"', '"req-512"') WHERE seq = 512`),
+  );
+  assert.equal((await builder.sign(key)).sth.tree_size, 1100, "repaired: it goes on from record 512");
+  assert.equal((await source.latestCheckpoint())?.sth.root_hash, rootOfLedger(dir));
+
+  // The last checkpoint's own record gone: nothing to continue the chain from.
+  const links = tempDir(t);
+  const second = openSqliteLedger(links);
+  second.append(Array.from({ length: 10 }, (_, i) => sampleEntry(i + 1)));
+  second.close();
+  const linked = sqliteCheckpoints(ledgerPath(links));
+  t.after(() => linked.close());
+  await makeCheckpoint(linked, key);
+  tamper(links, (db) => db.exec("DELETE FROM records WHERE seq = 10"));
+  tamper(links, (db) =>
+    db.exec(
+      `INSERT INTO records SELECT 11, id || 'b', kind, time, model, version, entry, hash, hash FROM records WHERE seq = 9`,
+    ),
+  );
+  await assert.rejects(
+    makeCheckpoint(linked, key),
+    /refusing to sign a checkpoint: record 10: missing: the last checkpoint's last record is not in the ledger/,
   );
 });
 

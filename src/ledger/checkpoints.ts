@@ -15,6 +15,7 @@ import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { WardenError } from "../errors/index.js";
+import { chainHash, GENESIS_HASH } from "./hash.js";
 import {
   consistencyProof,
   fromHex,
@@ -45,6 +46,8 @@ export interface StoredCheckpoint {
 export interface CheckpointSource {
   /** Raw records after `afterSeq`, in sequence order. */
   rows(afterSeq: number): AsyncIterable<RawRow> | Iterable<RawRow>;
+  /** At most `limit` raw records after `afterSeq`, in sequence order: one query. */
+  page(afterSeq: number, limit: number): Promise<readonly RawRow[]> | readonly RawRow[];
   /** Every stored checkpoint, oldest first. */
   checkpoints(): Promise<StoredCheckpoint[]>;
   /** The latest stored checkpoint (the largest tree), or undefined when there is none. */
@@ -72,7 +75,16 @@ export function sqliteCheckpoints(
     db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'checkpoints'").get() !==
     undefined;
   if (!options.readonly) db.exec(SQLITE_TABLE);
+  let page: Database.Statement<[number, number], RawRow> | undefined;
   return {
+    page(afterSeq, limit) {
+      page ??= db
+        .prepare<[number, number], RawRow>(
+          "SELECT seq, id, kind, time, model, version, entry, prev_hash, hash FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .raw(true);
+      return page.all(afterSeq, limit);
+    },
     *rows(afterSeq) {
       yield* db
         .prepare<[number], RawRow>(
@@ -114,11 +126,136 @@ async function* asAsync<T>(items: AsyncIterable<T> | Iterable<T>): AsyncIterable
   yield* items;
 }
 
+/** Records read per query while checkpointing. */
+const PAGE_ROWS = 512;
+
 /**
- * Make a checkpoint now: extend the last checkpoint's frontier over the records after it (checking their
- * chain first: sequence, links and hashes, so a broken chain is never signed; each entry's content is left to
- * `warden ledger verify`, which also checks it), sign the new head, store it, and return it. With no new
- * records since the last checkpoint, returns that one.
+ * Builds checkpoints incrementally. It holds the Merkle frontier and the chain's end (sequence number and hash)
+ * as far as it has read, so that each {@link catchUp} reads only the records committed since the previous one:
+ * the server's checkpoint thread catches up every second and signs at its interval, instead of reading a whole
+ * interval's records at once when it signs (a burst of CPU that grew with the traffic).
+ *
+ * Each record read is checked before its leaf is added: its sequence number follows the last one, its
+ * `prev_hash` is the last record's hash, and its hash is sha256(prev_hash ‖ entry), so a broken chain is never
+ * signed. Each entry's content is left to `warden ledger verify`, which also checks it.
+ */
+export class CheckpointBuilder {
+  readonly #source: CheckpointSource;
+  readonly #frontier: MerkleFrontier;
+  /** The hash of record `frontier.size`; undefined until read, when restored from a checkpoint. */
+  #lastHash: string | undefined;
+  /** The latest checkpoint stored (read at open, or signed here since). */
+  #latest: StoredCheckpoint | undefined;
+
+  private constructor(source: CheckpointSource, latest: StoredCheckpoint | undefined) {
+    this.#source = source;
+    this.#latest = latest;
+    this.#frontier = latest
+      ? MerkleFrontier.restore(
+          latest.sth.tree_size,
+          latest.frontier.map((h) => fromHex(h, "frontier")),
+        )
+      : new MerkleFrontier();
+    this.#lastHash = latest === undefined || latest.sth.tree_size === 0 ? GENESIS_HASH : undefined;
+  }
+
+  /** Start from the latest stored checkpoint (only the latest is read: they add up, one a minute). */
+  static async open(source: CheckpointSource): Promise<CheckpointBuilder> {
+    return new CheckpointBuilder(source, await source.latestCheckpoint());
+  }
+
+  /** Records checked and added so far (the size of the tree {@link sign} would sign now, before catching up). */
+  get size(): number {
+    return this.#frontier.size;
+  }
+
+  /**
+   * Read, check and add every record committed after those already added; returns the new size.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER when a record does not continue the chain (the builder stays at the
+   *   last good record, so a later call fails the same way).
+   */
+  async catchUp(): Promise<number> {
+    for (;;) {
+      const size = this.#frontier.size;
+      // Restored from a checkpoint: its last record, read first, gives the hash the chain continues from.
+      const rows = await this.#source.page(this.#lastHash === undefined ? size - 1 : size, PAGE_ROWS);
+      let at = 0;
+      if (this.#lastHash === undefined && rows.length > 0) {
+        if (rows[0]![0] !== size) {
+          throw brokenChain(size, "missing: the last checkpoint's last record is not in the ledger");
+        }
+        if (!/^[0-9a-f]{64}$/.test(rows[0]![8])) {
+          throw brokenChain(size, "its stored hash is not 64 lower-case hex digits");
+        }
+        this.#lastHash = rows[0]![8];
+        at = 1;
+      }
+      for (; at < rows.length; at++) {
+        const row = rows[at]!;
+        const entry = row[6];
+        if (
+          row[0] !== this.#frontier.size + 1 ||
+          row[7] !== this.#lastHash ||
+          chainHash(this.#lastHash, entry) !== row[8]
+        ) {
+          return this.#refuse(rows.slice(at));
+        }
+        this.#frontier.append(leafHash(entry));
+        this.#lastHash = row[8];
+      }
+      if (rows.length < PAGE_ROWS) return this.#frontier.size;
+    }
+  }
+
+  /**
+   * Catch up, then sign a tree head over every record added, store it and return it; with nothing new since the
+   * latest stored checkpoint, returns that one.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER when the new records do not verify.
+   */
+  async sign(key: SigningKey, now = new Date()): Promise<StoredCheckpoint> {
+    await this.catchUp();
+    const frontier = this.#frontier;
+    const latest = this.#latest;
+    if (latest !== undefined && frontier.size === latest.sth.tree_size) return latest;
+    const sth = signTreeHead(makeTreeHead(frontier.size, frontier.root(), key.keyId, now), key.privateKey);
+    const checkpoint = { sth, frontier: frontier.hashes().map(toHex) };
+    await this.#source.saveCheckpoint(checkpoint);
+    this.#latest = checkpoint;
+    return checkpoint;
+  }
+
+  /**
+   * A record (the first of `rows`) fails the chain check: say exactly how, with the verifier `warden ledger
+   * verify` uses (a hash mismatch is only named with the next record in hand, which may be on the next page).
+   */
+  async #refuse(rows: readonly RawRow[]): Promise<never> {
+    const verifier = new ChainVerifier(
+      undefined,
+      { count: this.#frontier.size, prevHash: this.#lastHash! },
+      { content: false },
+    );
+    let page = rows;
+    for (;;) {
+      for (const row of page) {
+        const problem = verifier.push(row);
+        if (problem !== undefined && !problem.ok)
+          throw brokenChain(problem.firstBad.seq, problem.firstBad.reason);
+      }
+      if (page.length === 0 || !verifier.pending) break;
+      page = await this.#source.page(page[page.length - 1]![0], PAGE_ROWS);
+    }
+    const end = verifier.finish();
+    if (!end.ok) throw brokenChain(end.firstBad.seq, end.firstBad.reason);
+    throw brokenChain(this.#frontier.size + 1, "it does not continue the chain");
+  }
+}
+
+/**
+ * Make a checkpoint now: extend the last checkpoint's frontier over the records after it (checking their chain
+ * first; see {@link CheckpointBuilder}), sign the new head, store it, and return it. With no new records since
+ * the last checkpoint, returns that one.
  *
  * @throws WardenError WARDEN_ERR_LEDGER when the records after the last checkpoint do not verify.
  */
@@ -127,36 +264,7 @@ export async function makeCheckpoint(
   key: SigningKey,
   now = new Date(),
 ): Promise<StoredCheckpoint> {
-  // Only the latest is read: the checkpoints of a long-lived ledger add up (one a minute).
-  const last = await source.latestCheckpoint();
-  const frontier = last
-    ? MerkleFrontier.restore(
-        last.sth.tree_size,
-        last.frontier.map((h) => fromHex(h, "frontier")),
-      )
-    : new MerkleFrontier();
-  const start = frontier.size;
-  const chainOnly = { content: false };
-  let verifier: ChainVerifier | undefined =
-    start === 0 ? new ChainVerifier(undefined, undefined, chainOnly) : undefined;
-  for await (const row of asAsync(source.rows(start === 0 ? 0 : start - 1))) {
-    if (verifier === undefined) {
-      // The record at the last checkpoint's size: the chain continues from its hash.
-      verifier = new ChainVerifier(undefined, { count: row[0], prevHash: row[8] }, chainOnly);
-      continue;
-    }
-    const problem = verifier.push(row);
-    if (problem !== undefined && !problem.ok)
-      throw brokenChain(problem.firstBad.seq, problem.firstBad.reason);
-    frontier.append(leafHash(row[6]));
-  }
-  const end = verifier?.finish();
-  if (end !== undefined && !end.ok) throw brokenChain(end.firstBad.seq, end.firstBad.reason);
-  if (last !== undefined && frontier.size === last.sth.tree_size) return last;
-  const sth = signTreeHead(makeTreeHead(frontier.size, frontier.root(), key.keyId, now), key.privateKey);
-  const checkpoint = { sth, frontier: frontier.hashes().map(toHex) };
-  await source.saveCheckpoint(checkpoint);
-  return checkpoint;
+  return (await CheckpointBuilder.open(source)).sign(key, now);
 }
 
 function brokenChain(seq: number, reason: string): WardenError {

@@ -1,10 +1,14 @@
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
 import { describeValue, WardenError } from "../errors/index.js";
 
 /** The `prev_hash` of the first record: 64 zero hex digits. */
 export const GENESIS_HASH = "0".repeat(64);
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
+
+// One-shot hashing (Node ≥ 20.12) skips making a Hash object per record; older 20.x falls back to createHash.
+const oneShotHex: ((text: string) => string) | undefined =
+  typeof crypto.hash === "function" ? (text) => crypto.hash("sha256", text, "hex") : undefined;
 
 /**
  * Canonical JSON text of a value (RFC 8785, JSON Canonicalization Scheme): object keys sorted by UTF-16 code
@@ -191,7 +195,9 @@ export function chainHash(prevHash: string, canonical: string): string {
   if (!HEX_SHA256.test(prevHash)) {
     throw new RangeError(`prevHash must be 64 lower-case hex digits, got ${prevHash}`);
   }
-  return createHash("sha256").update(prevHash, "utf8").update(canonical, "utf8").digest("hex");
+  return oneShotHex === undefined
+    ? crypto.createHash("sha256").update(prevHash, "utf8").update(canonical, "utf8").digest("hex")
+    : oneShotHex(prevHash + canonical);
 }
 
 // `path` is the keys and indexes leading to `value`, pushed and popped as the walk goes, so that the text of a

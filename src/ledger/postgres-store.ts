@@ -31,6 +31,7 @@ import {
   REVIEW_MARK,
   type ReviewSources,
 } from "./types.js";
+import type { RawRow } from "./verify.js";
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Records fetched per round trip while scanning. */
@@ -280,6 +281,7 @@ class PostgresLedger implements LedgerBackend {
     const s = this.#s;
     this.checkpoints = {
       rows: (afterSeq) => this.rows(afterSeq),
+      page: (afterSeq, limit) => this.#page(afterSeq, limit),
       checkpoints: async () => {
         this.#assertOpen();
         const { rows } = await pool.query<{ sth: string; frontier: string }>(
@@ -458,25 +460,27 @@ class PostgresLedger implements LedgerBackend {
   }
 
   /** Raw rows for verification, a page at a time. */
-  async *rows(
-    afterSeq = 0,
-  ): AsyncIterableIterator<
-    readonly [number, string, string, string, string, string, string, string, string]
-  > {
+  async *rows(afterSeq = 0): AsyncIterableIterator<RawRow> {
     let after = afterSeq;
     for (;;) {
-      this.#assertOpen();
-      const { rows } = await this.#pool.query({
-        text: `SELECT seq, id, kind, time, model, version, entry, prev_hash, hash FROM ${this.#s}.records WHERE seq > $1 ORDER BY seq LIMIT $2`,
-        values: [after, PAGE],
-        rowMode: "array",
-      });
-      for (const row of rows as [string, string, string, string, string, string, string, string, string][]) {
-        yield [Number(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]];
-      }
+      const rows = await this.#page(after, PAGE);
+      yield* rows;
       if (rows.length < PAGE) return;
-      after = Number((rows[rows.length - 1] as string[])[0]);
+      after = rows[rows.length - 1]![0];
     }
+  }
+
+  /** At most `limit` raw rows after `afterSeq`, in sequence order. */
+  async #page(afterSeq: number, limit: number): Promise<RawRow[]> {
+    this.#assertOpen();
+    const { rows } = await this.#pool.query({
+      text: `SELECT seq, id, kind, time, model, version, entry, prev_hash, hash FROM ${this.#s}.records WHERE seq > $1 ORDER BY seq LIMIT $2`,
+      values: [afterSeq, limit],
+      rowMode: "array",
+    });
+    return (rows as [string, string, string, string, string, string, string, string, string][]).map(
+      (row) => [Number(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]] as const,
+    );
   }
 
   async count(): Promise<number> {
