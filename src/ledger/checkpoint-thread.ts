@@ -6,10 +6,13 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
+import { lowerThisThread } from "../runtime/thread-priority.js";
 
 const port = parentPort;
 if (port === null) throw new Error("ledger/checkpoint-thread.js must run as a worker thread");
 const { file, intervalMs } = workerData as { file: string; intervalMs: number };
+// Copying the WAL into the database file is background work: the serving threads come first.
+lowerThisThread();
 
 /**
  * WAL size (in pages) past which a checkpoint also restarts the log. Under steady writes a PASSIVE checkpoint

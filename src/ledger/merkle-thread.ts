@@ -6,6 +6,7 @@
  * everything committed, reports it and exits.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { lowerThisThread } from "../runtime/thread-priority.js";
 import { type LedgerLocation, openLedgerBackend } from "./backend.js";
 import { CheckpointBuilder } from "./checkpoints.js";
 import { loadOrCreateSigningKey } from "./signing.js";
@@ -24,6 +25,8 @@ export type MerkleThreadReply =
   | { readonly type: "failed"; readonly message: string; readonly final: boolean };
 
 const port = parentPort!;
+// Checkpoints are background work: the serving threads come first.
+lowerThisThread();
 const start = workerData as MerkleThreadStart;
 const key = loadOrCreateSigningKey(start.keyPath);
 const store = await openLedgerBackend(start.location);
