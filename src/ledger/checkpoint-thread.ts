@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import Database from "better-sqlite3";
-import { lowerThisThread } from "../runtime/thread-priority.js";
+import { lowerThisThread } from "./thread-priority.js";
 
 const port = parentPort;
 if (port === null) throw new Error("ledger/checkpoint-thread.js must run as a worker thread");

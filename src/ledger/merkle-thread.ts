@@ -6,10 +6,10 @@
  * everything committed, reports it and exits.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { lowerThisThread } from "../runtime/thread-priority.js";
 import { type LedgerLocation, openLedgerBackend } from "./backend.js";
 import { CheckpointBuilder } from "./checkpoints.js";
 import { loadOrCreateSigningKey } from "./signing.js";
+import { lowerThisThread } from "./thread-priority.js";
 
 /** What the thread is started with. */
 export interface MerkleThreadStart {
