@@ -164,14 +164,16 @@ function rootOfLedger(dir: string): string {
   }
 }
 
-/** A checkpoint source that counts the records it hands out. */
-function counting(source: CheckpointSource): CheckpointSource & { read: number } {
+/** A checkpoint source that counts the records it hands out, and the queries (their limits). */
+function counting(source: CheckpointSource): CheckpointSource & { read: number; limits: number[] } {
   const counted = {
     ...source,
     read: 0,
+    limits: [] as number[],
     page: async (afterSeq: number, limit: number) => {
       const rows = await source.page(afterSeq, limit);
       counted.read += rows.length;
+      counted.limits.push(limit);
       return rows;
     },
   };
@@ -194,6 +196,7 @@ test("a checkpoint builder reads only the records committed since its last readi
   const builder = await CheckpointBuilder.open(source);
   assert.equal(await builder.catchUp(), 700);
   assert.equal(source.read, 700);
+  assert.deepEqual(source.limits, [512, 512], "two queries of at most 512 records");
   append(701, 600);
   assert.equal(await builder.catchUp(), 1300);
   assert.equal(source.read, 1300, "only the new records were read");
@@ -202,8 +205,9 @@ test("a checkpoint builder reads only the records committed since its last readi
   assert.equal(signed.sth.tree_size, 1300);
   assert.equal(signed.sth.root_hash, rootOfLedger(dir));
   assert.equal(verifyTreeHead(signed.sth, key.publicKey).ok, true);
-  assert.equal(source.read, 1300);
-  assert.equal(await builder.sign(key), signed, "nothing new: the same checkpoint");
+  assert.equal(source.read, 1301, "and the last record once more, to see it is still there");
+  assert.deepEqual(await builder.sign(key), signed, "nothing new: the same checkpoint");
+  assert.equal((await plain.checkpoints()).length, 1);
 
   // A builder opened later goes on from the stored checkpoint: its last record, then the new ones.
   append(1301, 5);
@@ -211,7 +215,7 @@ test("a checkpoint builder reads only the records committed since its last readi
   const later = await CheckpointBuilder.open(restored);
   assert.equal(later.size, 1300);
   const next = await later.sign(key);
-  assert.equal(restored.read, 6);
+  assert.equal(restored.read, 7);
   assert.equal(next.sth.tree_size, 1305);
   assert.equal(next.sth.root_hash, rootOfLedger(dir));
   // makeCheckpoint signs the same tree.
@@ -260,6 +264,71 @@ test("a checkpoint builder refuses a broken chain by the verifier's words, even 
     makeCheckpoint(linked, key),
     /refusing to sign a checkpoint: record 10: missing: the last checkpoint's last record is not in the ledger/,
   );
+});
+
+test("a checkpoint builder never signs past the ledger's end: records lost after it read them are read afresh from the stored checkpoint", async (t) => {
+  const dir = tempDir(t);
+  const key = loadOrCreateSigningKey(defaultSigningKeyPath(dir));
+  const store = openSqliteLedger(dir);
+  store.append(Array.from({ length: 600 }, (_, i) => sampleEntry(i + 1)));
+  store.close();
+  const source = sqliteCheckpoints(ledgerPath(dir));
+  t.after(() => source.close());
+  const builder = await CheckpointBuilder.open(source);
+  assert.equal((await builder.sign(key)).sth.tree_size, 600);
+  // Records 101 to 600 committed; then 601 to 1000 read, and lost (a restore from a backup, a lagging replica).
+  const more = openSqliteLedger(dir);
+  more.append(Array.from({ length: 400 }, (_, i) => sampleEntry(i + 601)));
+  more.close();
+  assert.equal(await builder.catchUp(), 1000);
+  tamper(dir, (db) => db.exec("DELETE FROM records WHERE seq > 990"));
+  const signed = await builder.sign(key);
+  assert.equal(signed.sth.tree_size, 990);
+  assert.equal(signed.sth.root_hash, rootOfLedger(dir));
+  // Read on to 1390; then 1381 to 1390 lost and the ledger grown again past them, with other records.
+  const again = openSqliteLedger(dir);
+  again.append(Array.from({ length: 400 }, (_, i) => sampleEntry(i + 2001)));
+  again.close();
+  assert.equal(await builder.catchUp(), 1390);
+  tamper(dir, (db) => db.exec("DELETE FROM records WHERE seq > 1380"));
+  const regrown = openSqliteLedger(dir);
+  regrown.append(Array.from({ length: 20 }, (_, i) => sampleEntry(i + 3001)));
+  regrown.close();
+  await assert.rejects(builder.catchUp(), /record 1391: broken link/, "what it read no longer continues");
+  const grown = await builder.sign(key);
+  assert.equal(grown.sth.tree_size, 1400);
+  assert.equal(grown.sth.root_hash, rootOfLedger(dir));
+  const full = await verifyLedgerFully({ kind: "sqlite", dataDir: dir }, { publicKey: key.publicKey });
+  assert.deepEqual(full.chain, { ok: true, count: 1400 });
+  assert.equal(full.checkpointProblem, undefined);
+});
+
+test("a checkpoint builder goes on from a larger checkpoint another signer stored, answers the stored one when it has nothing more, and runs overlapping calls in turn", async (t) => {
+  const dir = tempDir(t);
+  const key = loadOrCreateSigningKey(defaultSigningKeyPath(dir));
+  const store = openSqliteLedger(dir);
+  t.after(() => store.close());
+  store.append(Array.from({ length: 100 }, (_, i) => sampleEntry(i + 1)));
+  const source = sqliteCheckpoints(ledgerPath(dir));
+  t.after(() => source.close());
+  const builder = await CheckpointBuilder.open(source);
+  assert.equal(await builder.catchUp(), 100);
+  // Another signer (`warden ledger checkpoint`) signs 100 + 512 records: a restored first page exactly full.
+  store.append(Array.from({ length: 512 }, (_, i) => sampleEntry(i + 101)));
+  const other = await makeCheckpoint(source, key);
+  assert.equal(other.sth.tree_size, 612);
+  // An hour later: a head signed now would carry another time.
+  const later = new Date(Date.now() + 3_600_000);
+  assert.deepEqual(
+    await builder.sign(key, later),
+    other,
+    "the stored one, not a second head of the same size",
+  );
+  store.append(Array.from({ length: 300 }, (_, i) => sampleEntry(i + 613)));
+  const [a, b, signed] = await Promise.all([builder.catchUp(), builder.catchUp(), builder.sign(key)]);
+  assert.deepEqual([a, b, signed.sth.tree_size], [912, 912, 912]);
+  assert.equal(signed.sth.root_hash, rootOfLedger(dir));
+  assert.equal((await source.checkpoints()).length, 2);
 });
 
 /** Each way of falsifying the ledger, done with the chain recomputed so that the chain alone still verifies. */

@@ -128,6 +128,7 @@ async function* asAsync<T>(items: AsyncIterable<T> | Iterable<T>): AsyncIterable
 
 /** Records read per query while checkpointing. */
 const PAGE_ROWS = 512;
+const HEX_HASH = /^[0-9a-f]{64}$/;
 
 /**
  * Builds checkpoints incrementally. It holds the Merkle frontier and the chain's end (sequence number and hash)
@@ -137,26 +138,23 @@ const PAGE_ROWS = 512;
  *
  * Each record read is checked before its leaf is added: its sequence number follows the last one, its
  * `prev_hash` is the last record's hash, and its hash is sha256(prev_hash ‖ entry), so a broken chain is never
- * signed. Each entry's content is left to `warden ledger verify`, which also checks it.
+ * signed. A record is checked when it is read: one changed afterwards is signed as it was read, so the signed
+ * head still holds its original content and `warden ledger verify` reports the change. Before signing, the
+ * last record read is read again: a ledger that lost records since (restored from a backup, a lagging replica)
+ * is read afresh from its latest stored checkpoint rather than signed past its end. Each entry's content is left
+ * to `warden ledger verify`, which also checks it. Calls on one builder run one at a time, in order.
  */
 export class CheckpointBuilder {
   readonly #source: CheckpointSource;
-  readonly #frontier: MerkleFrontier;
+  #frontier!: MerkleFrontier;
   /** The hash of record `frontier.size`; undefined until read, when restored from a checkpoint. */
   #lastHash: string | undefined;
-  /** The latest checkpoint stored (read at open, or signed here since). */
-  #latest: StoredCheckpoint | undefined;
+  /** The call running now: the next one waits for it. */
+  #turn: Promise<unknown> = Promise.resolve();
 
   private constructor(source: CheckpointSource, latest: StoredCheckpoint | undefined) {
     this.#source = source;
-    this.#latest = latest;
-    this.#frontier = latest
-      ? MerkleFrontier.restore(
-          latest.sth.tree_size,
-          latest.frontier.map((h) => fromHex(h, "frontier")),
-        )
-      : new MerkleFrontier();
-    this.#lastHash = latest === undefined || latest.sth.tree_size === 0 ? GENESIS_HASH : undefined;
+    this.#restore(latest);
   }
 
   /** Start from the latest stored checkpoint (only the latest is read: they add up, one a minute). */
@@ -173,9 +171,71 @@ export class CheckpointBuilder {
    * Read, check and add every record committed after those already added; returns the new size.
    *
    * @throws WardenError WARDEN_ERR_LEDGER when a record does not continue the chain (the builder stays at the
-   *   last good record, so a later call fails the same way).
+   *   last good record, so a later call fails the same way until the ledger is mended).
    */
-  async catchUp(): Promise<number> {
+  catchUp(): Promise<number> {
+    return this.#inTurn(() => this.#catchUp());
+  }
+
+  /**
+   * Catch up, then sign a tree head over every record added, store it and return it; with nothing new since the
+   * latest stored checkpoint, returns that one.
+   *
+   * @throws WardenError WARDEN_ERR_LEDGER when the new records do not verify.
+   */
+  sign(key: SigningKey, now = new Date()): Promise<StoredCheckpoint> {
+    return this.#inTurn(() => this.#sign(key, now));
+  }
+
+  #inTurn<T>(call: () => Promise<T>): Promise<T> {
+    const result = this.#turn.then(call);
+    this.#turn = result.catch(() => undefined);
+    return result;
+  }
+
+  #restore(latest: StoredCheckpoint | undefined): void {
+    this.#frontier = latest
+      ? MerkleFrontier.restore(
+          latest.sth.tree_size,
+          latest.frontier.map((h) => fromHex(h, "frontier")),
+        )
+      : new MerkleFrontier();
+    this.#lastHash = latest === undefined || latest.sth.tree_size === 0 ? GENESIS_HASH : undefined;
+  }
+
+  async #sign(key: SigningKey, now: Date): Promise<StoredCheckpoint> {
+    let stored = await this.#source.latestCheckpoint();
+    // Another signer (a second server on a shared PostgreSQL ledger, `warden ledger checkpoint`) went further.
+    if (stored !== undefined && stored.sth.tree_size > this.#frontier.size) this.#restore(stored);
+    try {
+      await this.#catchUp();
+    } catch (error) {
+      // A ledger that lost its tail and grew again breaks the chain where it was read up to: read it afresh.
+      if (await this.#endStillHolds()) throw error;
+    }
+    if (!(await this.#endStillHolds())) {
+      // The ledger no longer holds what was read: start again from what is stored.
+      stored = await this.#source.latestCheckpoint();
+      this.#restore(stored);
+      await this.#catchUp();
+    }
+    const frontier = this.#frontier;
+    if (stored !== undefined && stored.sth.tree_size === frontier.size) return stored;
+    const sth = signTreeHead(makeTreeHead(frontier.size, frontier.root(), key.keyId, now), key.privateKey);
+    const checkpoint = { sth, frontier: frontier.hashes().map(toHex) };
+    await this.#source.saveCheckpoint(checkpoint);
+    return checkpoint;
+  }
+
+  /** Whether the last record read is still in the ledger with the hash it had. */
+  async #endStillHolds(): Promise<boolean> {
+    const size = this.#frontier.size;
+    if (size === 0 || this.#lastHash === undefined) return true;
+    const [row] = await this.#source.page(size - 1, 1);
+    return row !== undefined && row[0] === size && row[8] === this.#lastHash;
+  }
+
+  async #catchUp(): Promise<number> {
     for (;;) {
       const size = this.#frontier.size;
       // Restored from a checkpoint: its last record, read first, gives the hash the chain continues from.
@@ -185,19 +245,19 @@ export class CheckpointBuilder {
         if (rows[0]![0] !== size) {
           throw brokenChain(size, "missing: the last checkpoint's last record is not in the ledger");
         }
-        if (!/^[0-9a-f]{64}$/.test(rows[0]![8])) {
-          throw brokenChain(size, "its stored hash is not 64 lower-case hex digits");
-        }
         this.#lastHash = rows[0]![8];
         at = 1;
       }
       for (; at < rows.length; at++) {
         const row = rows[at]!;
         const entry = row[6];
+        if (!HEX_HASH.test(this.#lastHash!)) {
+          throw brokenChain(this.#frontier.size, "its stored hash is not 64 lower-case hex digits");
+        }
         if (
           row[0] !== this.#frontier.size + 1 ||
           row[7] !== this.#lastHash ||
-          chainHash(this.#lastHash, entry) !== row[8]
+          chainHash(this.#lastHash!, entry) !== row[8]
         ) {
           return this.#refuse(rows.slice(at));
         }
@@ -206,24 +266,6 @@ export class CheckpointBuilder {
       }
       if (rows.length < PAGE_ROWS) return this.#frontier.size;
     }
-  }
-
-  /**
-   * Catch up, then sign a tree head over every record added, store it and return it; with nothing new since the
-   * latest stored checkpoint, returns that one.
-   *
-   * @throws WardenError WARDEN_ERR_LEDGER when the new records do not verify.
-   */
-  async sign(key: SigningKey, now = new Date()): Promise<StoredCheckpoint> {
-    await this.catchUp();
-    const frontier = this.#frontier;
-    const latest = this.#latest;
-    if (latest !== undefined && frontier.size === latest.sth.tree_size) return latest;
-    const sth = signTreeHead(makeTreeHead(frontier.size, frontier.root(), key.keyId, now), key.privateKey);
-    const checkpoint = { sth, frontier: frontier.hashes().map(toHex) };
-    await this.#source.saveCheckpoint(checkpoint);
-    this.#latest = checkpoint;
-    return checkpoint;
   }
 
   /**
