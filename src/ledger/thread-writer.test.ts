@@ -5,8 +5,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import Database from "better-sqlite3";
 import type { WardenError } from "../errors/index.js";
+import { verifyLedgerFully } from "./backend.js";
 import { journalDir } from "./journal.js";
+import { loadPublicKey } from "./signing.js";
 import { openLedgerReader } from "./sqlite-store.js";
 import { sampleEntry, tempDir } from "./testkit.js";
 import { startLedgerThread } from "./thread-writer.js";
@@ -235,4 +238,33 @@ test("one process per journal: a second writer on the same data folder is refuse
   await again.close();
   assert.equal(existsSync(join(journalDir(dir), "LOCK")), false, "released on close");
   assert.deepEqual(verifyLedger(dir), { ok: true, count: 1 });
+});
+
+test("the checkpoint thread reads records as they are committed, so the closing checkpoint signs them as they were read", async (t) => {
+  const dir = tempDir(t);
+  const signed: number[] = [];
+  const errors: WardenError[] = [];
+  const writer = await startLedgerThread(dir, {
+    checkpoints: { keyPath: join(dir, "keys", "k.pem"), intervalMs: 0 },
+    onCheckpoint: (size) => signed.push(size),
+    onError: (e) => errors.push(e),
+  });
+  await Promise.all(Array.from({ length: 50 }, (_, i) => writer.write(sampleEntry(i + 1))));
+  await writer.drain();
+  // The thread reads every second; two readings later it holds all 50.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  const db = new Database(join(dir, "ledger.sqlite"));
+  db.pragma("busy_timeout = 5000");
+  db.exec(`UPDATE records SET entry = replace(entry, '"req-10"', '"req-x"') WHERE seq = 10`);
+  db.close();
+  await writer.close();
+  // Signed over the records as they were read: the edit made afterwards does not stop the checkpoint, and the
+  // signed head, holding the original content, is what shows the edit.
+  assert.deepEqual(errors, []);
+  assert.deepEqual(signed, [50]);
+  const full = await verifyLedgerFully(
+    { kind: "sqlite", dataDir: dir },
+    { publicKey: loadPublicKey(join(dir, "keys", "k.pem.pub")) },
+  );
+  assert.match(full.chain.ok ? "" : full.chain.firstBad.reason, /record content was altered/);
 });
