@@ -32,8 +32,8 @@ const key = loadOrCreateSigningKey(start.keyPath);
 const store = await openLedgerBackend(start.location);
 let turn = Promise.resolve();
 /**
- * Opened on first use (again, if opening failed). It only ever advances over records that continue the chain,
- * so after a failure it carries on from the last good record.
+ * Opened on first use (again, if opening failed), then kept: after a broken record it carries on from the last
+ * good one, and signing starts it afresh from the stored checkpoint if the ledger lost records it had read.
  */
 let builder: CheckpointBuilder | undefined;
 
