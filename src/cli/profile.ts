@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import type { Command } from "commander";
-import { loadManifest } from "../config/index.js";
+import { loadManifest, MAX_REFERENCE_BYTES, readBoundedFile } from "../config/index.js";
 import { formatProblems, WardenError } from "../errors/index.js";
 import { policyScores } from "../explain/model-explainer.js";
 import { readReferenceRows } from "../explain/reference-stats.js";
@@ -44,7 +43,7 @@ export function profileCommand(
       run(async () => {
         const manifest = loadManifest(manifestPath);
         const referenceBytes = readReference(referencePath);
-        const rows = readRows(manifest, referencePath);
+        const rows = readRows(manifest, referencePath, referenceBytes);
         const engine = await loadEngine(manifest);
         let scores: Float64Array;
         try {
@@ -70,7 +69,7 @@ export function profileCommand(
 
 function readReference(path: string): Buffer {
   try {
-    return readFileSync(path);
+    return readBoundedFile(path, MAX_REFERENCE_BYTES);
   } catch (error) {
     throw new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}: ${reasonOf(error)}`, {
       details: [{ field: path, expected: "a readable CSV file", found: reasonOf(error) }],
@@ -79,9 +78,9 @@ function readReference(path: string): Buffer {
 }
 
 /** The reference rows, validated as requests are; problems name the file, line and feature. */
-function readRows(manifest: Parameters<typeof readReferenceRows>[0], path: string) {
+function readRows(manifest: Parameters<typeof readReferenceRows>[0], path: string, bytes: Buffer) {
   try {
-    return readReferenceRows(manifest, path);
+    return readReferenceRows(manifest, path, bytes);
   } catch (error) {
     // readReferenceRows speaks of the manifest's own reference; here the file comes from the command line.
     if (!(error instanceof WardenError)) throw error;

@@ -38,6 +38,16 @@ export {
   fairnessPolicyOf,
   fairnessPolicyProblems,
 } from "./fairness-policy.js";
+export {
+  checkReadableFile,
+  MAX_ARTIFACT_BYTES,
+  MAX_CONFIG_BYTES,
+  MAX_JSON_MODEL_BYTES,
+  MAX_MANIFEST_BYTES,
+  MAX_REFERENCE_BYTES,
+  readBoundedFile,
+  UnreadableFile,
+} from "./files.js";
 export { featureIndex, loadManifest, parseManifest, sha256File, verifyArtifact } from "./manifest.js";
 export {
   ARTIFACT_FORMATS,

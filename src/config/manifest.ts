@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
@@ -12,6 +12,7 @@ import {
   featureExplanationProblems,
 } from "./explanation-policy.js";
 import { fairnessPolicyOf, fairnessPolicyProblems } from "./fairness-policy.js";
+import { MAX_ARTIFACT_BYTES, MAX_MANIFEST_BYTES, readBoundedFile } from "./files.js";
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { privacyPolicyOf, privacyPolicyProblems } from "./privacy-policy.js";
 import { reviewPolicyOf, reviewPolicyProblems } from "./review-policy.js";
@@ -22,7 +23,7 @@ const BINARY_DEFAULT_LABELS: readonly string[] = Object.freeze(["0", "1"]);
 
 /** sha256 of a file's bytes, lower-case hex. */
 export function sha256File(path: string): string {
-  return createHash("sha256").update(readFileSync(path)).digest("hex");
+  return createHash("sha256").update(readBoundedFile(path, MAX_ARTIFACT_BYTES)).digest("hex");
 }
 
 /**
@@ -43,13 +44,20 @@ export function loadManifest(
   const file = resolve(manifestPath);
   let text: Buffer;
   try {
-    text = readFileSync(file);
+    text = readBoundedFile(file, MAX_MANIFEST_BYTES);
   } catch (error) {
     throw new WardenError(
       "WARDEN_ERR_MANIFEST_INVALID",
       `${file}: cannot read the manifest (${errnoText(error)})`,
       {
-        details: [{ field: file, expected: "a readable YAML file", found: errnoText(error) }],
+        details: [
+          {
+            field: file,
+            expected: "a readable YAML file of at most 1 MiB",
+            found: errnoText(error),
+            fix: "give the path of the model's manifest.yaml",
+          },
+        ],
       },
     );
   }

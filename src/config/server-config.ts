@@ -1,9 +1,9 @@
-import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { parseDocument } from "yaml";
 import { describeValue, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
+import { MAX_CONFIG_BYTES, readBoundedFile } from "./files.js";
 import { schemaProblems } from "./schema-errors.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -566,7 +566,7 @@ export function readServerConfigFile(path: string): Record<string, unknown> {
   const file = resolve(path);
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readBoundedFile(file, MAX_CONFIG_BYTES).toString("utf8");
   } catch (error) {
     throw new WardenError(
       "WARDEN_ERR_CONFIG_INVALID",

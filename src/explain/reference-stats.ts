@@ -10,9 +10,8 @@
  *
  * The result is plain JSON data (no typed arrays, no NaN): it can be stored, sent to a worker, and read back.
  */
-import { readFileSync } from "node:fs";
 import { parse } from "csv-parse/sync";
-import type { FeatureSpec, Manifest } from "../config/index.js";
+import { type FeatureSpec, MAX_REFERENCE_BYTES, type Manifest, readBoundedFile } from "../config/index.js";
 import { coerceCsvCell, validateInstance } from "../decision/index.js";
 import { capProblems, type FieldProblem, formatProblems, WardenError } from "../errors/index.js";
 import { binaryOutcomes } from "./outcome.js";
@@ -95,12 +94,13 @@ export interface ReferenceRows {
  * Read a CSV file of reference rows (a header naming at least every model feature; other columns, such
  * as the label or sensitive attributes, are ignored) and encode it as the model sees it. Cells are read as
  * `warden predict` reads CSV input: empty, NA or null are missing; booleans as true/false, yes/no, 1/0.
+ * `bytes`: the file's contents, when the caller has read them already.
  *
  * @throws WardenError WARDEN_ERR_MANIFEST_INVALID naming the manifest field, the file, and every bad cell
  *   (line and feature, expected, found), or a missing column, an empty file, or more than
  *   {@link MAX_REFERENCE_ROWS} rows.
  */
-export function readReferenceRows(manifest: Manifest, path: string): ReferenceRows {
+export function readReferenceRows(manifest: Manifest, path: string, bytes?: Buffer): ReferenceRows {
   const fail = (problems: FieldProblem[], what: string): never => {
     const capped = capProblems(problems);
     throw new WardenError(
@@ -111,7 +111,12 @@ export function readReferenceRows(manifest: Manifest, path: string): ReferenceRo
   };
   let records: { record: Record<string, string>; info: { lines: number } }[];
   try {
-    records = parse(readFileSync(path), { columns: true, bom: true, info: true, skip_empty_lines: true });
+    records = parse(bytes ?? readBoundedFile(path, MAX_REFERENCE_BYTES), {
+      columns: true,
+      bom: true,
+      info: true,
+      skip_empty_lines: true,
+    });
   } catch (error) {
     return fail(
       [

@@ -7,15 +7,16 @@
  */
 
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import {
   DEFAULT_KERNELSHAP_BACKGROUND,
   DEFAULT_KERNELSHAP_EXTRA_SAMPLES,
+  MAX_REFERENCE_BYTES,
   type Manifest,
+  readBoundedFile,
 } from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
-import { WardenError } from "../errors/index.js";
+import { formatProblems, WardenError } from "../errors/index.js";
 import { buildReferenceProfile, type ReferenceProfile } from "../monitor/profile.js";
 import type { ModelEngine } from "../runtime/types.js";
 import { XGBoostEngine } from "../runtime/xgboost/index.js";
@@ -288,19 +289,37 @@ export async function createExplanationService(
           }
           let bytes: Buffer;
           try {
-            bytes = readFileSync(path);
+            bytes = readBoundedFile(path, MAX_REFERENCE_BYTES);
           } catch (error) {
             throw new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}`, {
               details: [
                 {
                   field: "reference",
-                  expected: "a readable CSV file on the server",
+                  expected: `a readable CSV file on the server, at most ${MAX_REFERENCE_BYTES / (1024 * 1024)} MiB`,
                   found: (error as Error).message,
                 },
               ],
             });
           }
-          const rows = readReferenceRows(manifest, path);
+          let rows: ReturnType<typeof readReferenceRows>;
+          try {
+            rows = readReferenceRows(manifest, path, bytes);
+          } catch (error) {
+            // readReferenceRows speaks of the manifest's own reference; a file the request names is the request's.
+            if (job.reference === undefined || !(error instanceof WardenError)) throw error;
+            const details = error.details.map((d) => ({
+              ...d,
+              fix: "give a CSV with a header naming every model feature, and valid rows (as warden predict reads them)",
+            }));
+            throw new WardenError(
+              "WARDEN_ERR_INPUT_FILE",
+              `reference ${path}: cannot profile ${manifest.name} ${manifest.version} on these rows\n${formatProblems(details)}`,
+              {
+                details,
+                cause: error,
+              },
+            );
+          }
           const scores = await policyScores(manifest, engine, rows.input, rows.rows);
           return buildReferenceProfile(manifest, rows.input, rows.rows, scores, {
             referenceSha256: createHash("sha256").update(bytes).digest("hex"),

@@ -207,6 +207,11 @@ describe("deployments", () => {
     const missing = await call("POST", `${MODEL}/versions`, { manifest: `${dir.path}/none.yaml` });
     assert.equal(missing.statusCode, 422);
     assert.equal(missing.json().code, "WARDEN_ERR_MODEL_LOAD_FAILED");
+    // A device never ends: refused before reading (the server would otherwise read it until memory ran out).
+    const device = await call("POST", `${MODEL}/versions`, { manifest: "/dev/zero" });
+    assert.equal(device.statusCode, 422);
+    assert.match(device.json().error, /character device, not a regular file/);
+    assert.equal((await server.app.inject({ method: "GET", url: "/v2/health/live" })).statusCode, 200);
     const otherName = await call("POST", "/v1/admin/models/other/versions", { manifest: V3 });
     assert.equal(otherName.statusCode, 400);
     assert.equal(otherName.json().details[0].field, "manifest");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { after, before, test } from "node:test";
 import { validateInstance } from "../decision/index.js";
 import { profilePath, referenceProfileFromJSON } from "../monitor/index.js";
@@ -75,6 +76,20 @@ test("a reference file that is not there, an unknown version and a bad body are 
   const error = (await gone.json()) as { code: string; details: { field: string }[] };
   assert.equal(error.code, "WARDEN_ERR_INPUT_FILE");
   assert.equal(error.details[0]!.field, "reference");
+  // Not a regular file (reading /dev/zero would never end), and a file that is not reference rows: the request's
+  // mistake (400), not the manifest's.
+  for (const [reference, found] of [
+    ["/dev/zero", /character device, not a regular file/],
+    [dirname(HOLDOUT_CSV), /directory, not a regular file/],
+    [DEMO_XGB, /CSV|header|column|quote/i],
+  ] as const) {
+    const refused = await post("/v1/admin/models/credit-demo/versions/1.0.0/profile", { reference });
+    assert.equal(refused.status, 400, reference);
+    const body = (await refused.json()) as { code: string; error: string; details: { found: string }[] };
+    assert.equal(body.code, "WARDEN_ERR_INPUT_FILE");
+    assert.match(body.details[0]!.found, found);
+    assert.doesNotMatch(body.error, /in the manifest/);
+  }
   const unknown = await post("/v1/admin/models/credit-demo/versions/9.9.9/profile", {});
   assert.equal(unknown.status, 404);
   const bad = await post("/v1/admin/models/credit-demo/versions/1.0.0/profile", { seed: -1, colour: "red" });

@@ -4,7 +4,7 @@
  * The trees are flattened into one set of typed arrays shared by all trees, so prediction walks flat
  * memory and a later TreeSHAP module can walk the same arrays (including node covers) without re-parsing.
  */
-import { readFileSync } from "node:fs";
+import { MAX_JSON_MODEL_BYTES, readBoundedFile } from "../../config/index.js";
 import { describeValue, WardenError } from "../../errors/index.js";
 
 /** How an objective turns margins into outputs, and how its `base_score` becomes a margin offset. */
@@ -98,7 +98,7 @@ const BOOSTER_PATH = "/learner/gradient_booster";
 export function readXGBoostModel(file: string): XGBoostModel {
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = readBoundedFile(file, MAX_JSON_MODEL_BYTES).toString("utf8");
   } catch (error) {
     throw new WardenError(
       "WARDEN_ERR_ARTIFACT_INVALID",
