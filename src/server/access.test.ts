@@ -141,6 +141,33 @@ describe("roles × routes", () => {
       createdBy: "test",
     });
     assert.equal((await request("POST", "/v1/models/credit-demo/decisions", open.key, BODY)).statusCode, 200);
+    // The model list shows a limited client only its models.
+    const listed = (await request("GET", "/v1/models", limited.key)).json() as { models: { name: string }[] };
+    assert.deepEqual(listed.models, []);
+    const own = (await request("GET", "/v1/models", open.key)).json() as { models: { name: string }[] };
+    assert.deepEqual(
+      own.models.map((m) => m.name),
+      ["credit-demo"],
+    );
+    // Only client keys name models: another role's limit would hold on some routes only (and an admin could mint
+    // itself an unlimited key).
+    for (const role of ["admin", "auditor", "reviewer"]) {
+      const refused = await request(
+        "POST",
+        "/v1/admin/keys",
+        keys.admin,
+        JSON.stringify({ name: "x", role, models: ["credit-demo"] }),
+      );
+      assert.equal(refused.statusCode, 400, refused.body);
+      assert.equal(refused.json().details[0].field, "models");
+    }
+    const client = await request(
+      "POST",
+      "/v1/admin/keys",
+      keys.admin,
+      JSON.stringify({ name: "x", role: "client", models: ["credit-demo"] }),
+    );
+    assert.equal(client.statusCode, 201, client.body);
   });
 
   test("a client key limited to some models neither sees nor acts on the others' decisions by id (404, as if absent)", async () => {
@@ -177,6 +204,24 @@ describe("roles × routes", () => {
     assert.equal((await request("POST", `/v1/decisions/${id}/outcomes`, mine.key, outcome)).statusCode, 201);
     assert.equal((await request("GET", `/v1/decisions/${id}/history`, keys.client)).statusCode, 200);
   });
+});
+
+test("revealing a protected subject: auditors and admins may; another role gets 403 naming its role, not 401", async () => {
+  const decided = await request("POST", "/v1/models/credit-demo/decisions", keys.client, BODY);
+  assert.equal(decided.statusCode, 200, decided.body);
+  const url = `/v1/decisions/${decided.json().decision_id}?reveal=subject`;
+  for (const role of ["client", "reviewer"] as const) {
+    const refused = await request("GET", url, keys[role]);
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.equal(refused.json().code, "WARDEN_ERR_FORBIDDEN");
+    assert.match(refused.json().error, new RegExp(`role ${role}\\b`));
+    assert.equal(refused.json().details[0].field, "reveal");
+  }
+  for (const role of ["auditor", "admin"] as const) {
+    const shown = await request("GET", url, keys[role]);
+    assert.equal(shown.statusCode, 200, shown.body);
+    assert.deepEqual(Object.keys(shown.json().subject_revealed).sort(), ["Age", "Marital"]);
+  }
 });
 
 describe("API keys", () => {

@@ -386,6 +386,15 @@ function registerKeyRoutes(app: FastifyInstance, options: AccessOptions): void {
             fix: "e.g. 2027-01-01T00:00:00Z, or leave it out for a key that does not expire",
           });
       }
+      // Only a client's reach is limited to models: every other role's routes are not all by model, and an admin
+      // could mint itself a key without the limit.
+      if (body.models !== undefined && body.role !== "client")
+        problems.push({
+          field: "models",
+          expected: `absent for a key of role ${body.role} (only client keys name their models)`,
+          found: describeValue(body.models),
+          fix: 'leave out models, or make a key of role "client"',
+        });
       if (problems.length > 0)
         throw new WardenError("WARDEN_ERR_VALIDATION", "invalid key request", { details: problems });
       const issued = options.keys.create({

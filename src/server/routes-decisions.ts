@@ -306,7 +306,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       schema: {
         summary: "A recorded decision (or rejection) from the ledger, with its place in the hash chain",
         description:
-          "`decision` is the model's as recorded. A decision held for human review or appealed also has `status` (`pending_review` or `decided`), `final_decision` (null while a held decision waits; the reviewer's once resolved) and `review` (the queue item). `subject` is shown as recorded: the values for `subject_storage: clear`, otherwise one salted commitment per attribute, with `subject_vault` telling what the vault holds (pseudonyms, or the encryption key id; or that retention purged it). `?reveal=subject` adds the decrypted subject for an authorised caller (401 until authentication is configured).",
+          "`decision` is the model's as recorded. A decision held for human review or appealed also has `status` (`pending_review` or `decided`), `final_decision` (null while a held decision waits; the reviewer's once resolved) and `review` (the queue item). `subject` is shown as recorded: the values for `subject_storage: clear`, otherwise one salted commitment per attribute, with `subject_vault` telling what the vault holds (pseudonyms, or the encryption key id; or that retention purged it). `?reveal=subject` adds the decrypted subject for an authorised caller: auditors and admins (403 for other roles; 401 until authentication is configured).",
         tags: ["decisions"],
         params: pathParams("id"),
         querystring: {
@@ -320,7 +320,11 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
           },
           additionalProperties: false,
         },
-        response: { 401: { description: "Not authorised to reveal the subject" }, 404: errorResponses[404] },
+        response: {
+          401: { description: "Not authorised to reveal the subject (no authorisation configured)" },
+          403: { description: "The caller's role may not reveal the subject (auditor and admin may)" },
+          404: errorResponses[404],
+        },
       },
     },
     async (request) => {
@@ -350,6 +354,23 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
       const reviewed = ctx.review.decisionView(record);
       let revealed: Record<string, unknown> | undefined;
       if (request.query.reveal === "subject") {
+        const identity = request.wardenIdentity;
+        if (ctx.canRevealSubject !== undefined && identity !== undefined && !ctx.canRevealSubject(request)) {
+          throw new WardenError(
+            "WARDEN_ERR_FORBIDDEN",
+            `${identity.name} (role ${identity.role}) may not reveal a decision's protected subject`,
+            {
+              details: [
+                {
+                  field: "reveal",
+                  expected: "a caller allowed to reveal subjects (by default, of role auditor or admin)",
+                  found: `role ${identity.role}`,
+                  fix: "leave reveal out to see the subject as stored, or ask an auditor",
+                },
+              ],
+            },
+          );
+        }
         if (ctx.canRevealSubject?.(request) !== true) {
           throw new WardenError(
             "WARDEN_ERR_UNAUTHORIZED",
@@ -388,8 +409,19 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
 
   app.get(
     "/v1/models",
-    { schema: { summary: "Every loaded model version", tags: ["models"] } },
-    async () => ({ models: ctx.registry.list().map(modelSummary) }),
+    {
+      schema: {
+        summary:
+          "Every loaded model version (for a credential that names its models, only those: the others answer it 403)",
+        tags: ["models"],
+      },
+    },
+    async (request) => ({
+      models: ctx.registry
+        .list()
+        .filter((m) => mayUseModel(request, m.manifest.name))
+        .map(modelSummary),
+    }),
   );
   app.get<{ Params: { model: string } }>(
     "/v1/models/:model",
