@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { test } from "node:test";
 import {
   fromHex,
@@ -75,4 +76,16 @@ test("warden ledger checkpoint, prove and consistency print evidence that checks
   assert.match(missing.stderr, /no checkpoint of size 5/);
   assert.equal((await run("ledger", "consistency", "13", "9", "--data-dir", dir.path)).code, 2);
   assert.equal((await run("ledger", "prove", "x", "--postgres-url", "mysql://h/db")).code, 2);
+});
+
+test("warden ledger checkpoint, prove and consistency on a folder with no ledger: a clear error, exit 1, and no key made", async (t) => {
+  const dir = tempDir("no-ledger");
+  t.after(() => dir.remove());
+  for (const args of [["checkpoint"], ["prove", "x"], ["consistency", "1", "2"]]) {
+    const result = await run("ledger", ...args, "--data-dir", `${dir.path}/typo`);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /^warden: cannot read the ledger at .*typo\/ledger\.sqlite/);
+    assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace");
+    assert.equal(existsSync(`${dir.path}/typo`), false, "nothing made in the mistyped folder");
+  }
 });

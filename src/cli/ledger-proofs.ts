@@ -78,6 +78,8 @@ async function withCheckpoints<T>(
 ): Promise<T> {
   const location = storeLocation(options);
   if (location.kind === "sqlite") {
+    // A missing file or a database that is no ledger gets the same clear error as `warden ledger verify`.
+    openLedgerReader(location.dataDir).close();
     // Its own connection: this works beside a running server, which keeps the records' writer connection.
     const source = sqliteCheckpoints(ledgerPath(location.dataDir));
     try {
@@ -115,9 +117,12 @@ export function ledgerProofCommands(
   ).action((options: StoreOptions & { key?: string }) =>
     run(async () => {
       const keyPath = resolve(options.key ?? defaultSigningKeyPath(resolve(options.dataDir)));
-      const key = loadOrCreateSigningKey(keyPath);
-      if (key.created) io.stderr(`created signing key ${key.path} (public half ${key.publicKeyPath})\n`);
-      const checkpoint = await withCheckpoints(options, (source) => makeCheckpoint(source, key));
+      // The key is made only once the ledger is found: a mistyped folder gets an error, not a new key.
+      const checkpoint = await withCheckpoints(options, (source) => {
+        const key = loadOrCreateSigningKey(keyPath);
+        if (key.created) io.stderr(`created signing key ${key.path} (public half ${key.publicKeyPath})\n`);
+        return makeCheckpoint(source, key);
+      });
       io.stdout(json(checkpoint.sth));
       return EXIT.ok;
     }),
