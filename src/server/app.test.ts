@@ -153,6 +153,32 @@ describe("decision API", () => {
     assert.equal(extra.json().details[0].field, "colour");
     const neither = await post("/v1/models/credit-demo/decisions", {});
     assert.equal(neither.statusCode, 400);
+    // A schema error says what came, and lists the allowed values.
+    const mistyped = await post("/v1/models/credit-demo/decisions", { features: [1, 2], id: 123 });
+    assert.equal(mistyped.statusCode, 400);
+    assert.deepEqual(
+      (mistyped.json().details as { field: string; expected: string; found: string }[]).map((d) => [
+        d.field,
+        d.expected,
+        d.found,
+      ]),
+      [
+        ["features", "a value of type object", "an array of 2"],
+        ["id", "a value of type string", "123 (number)"],
+      ],
+    );
+    const long = await post("/v1/models/credit-demo/decisions", {
+      features: {},
+      subject_id: "x".repeat(129),
+    });
+    assert.deepEqual(long.json().details[0].expected, "at most 128 characters");
+    const reveal = await server.app.inject({ method: "GET", url: "/v1/decisions/abc?reveal=xx" });
+    assert.equal(reveal.statusCode, 400);
+    assert.deepEqual(reveal.json().details[0], {
+      field: "reveal",
+      expected: 'one of "subject"',
+      found: '"xx" (string)',
+    });
   });
 
   test("malformed JSON 400, wrong content type 415, body over the limit 413, prototype poisoning 400", async () => {

@@ -483,7 +483,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
 
   app.setErrorHandler(async (error, request, reply) => {
-    const warden = toWardenError(error);
+    const warden = toWardenError(error, request);
     request.wardenOutcome = warden.code;
     if (warden.status >= 500) request.log.error({ err: error, code: warden.code }, warden.message);
     else request.log.debug({ code: warden.code }, warden.message);

@@ -1,5 +1,5 @@
-import type { FastifyError } from "fastify";
-import { type FieldProblem, WardenError } from "../errors/index.js";
+import type { FastifyError, FastifyRequest } from "fastify";
+import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 
 interface AjvError {
   instancePath: string;
@@ -8,8 +8,55 @@ interface AjvError {
   params: Record<string, unknown>;
 }
 
-/** Ajv's error list (Fastify's envelope validation) → field problems. */
-function validationProblems(errors: readonly AjvError[], context: string): FieldProblem[] {
+/** The value at an Ajv instance path (a JSON pointer) in the request part that was validated, if there is one. */
+function valueAt(data: unknown, pointer: string): { found: boolean; value?: unknown } {
+  if (pointer === "") return { found: data !== undefined, value: data };
+  let value: unknown = data;
+  for (const raw of pointer.slice(1).split("/")) {
+    const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
+    if (typeof value !== "object" || value === null || !Object.hasOwn(value, key)) return { found: false };
+    value = (value as Record<string, unknown>)[key];
+  }
+  return { found: true, value };
+}
+
+/** What a schema keyword asked for, in words (Ajv's own message, with the allowed values where it omits them). */
+function expectedOf(e: AjvError): string {
+  if (e.keyword === "enum" && Array.isArray(e.params.allowedValues)) {
+    return `one of ${e.params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
+  }
+  if (e.keyword === "const") return `exactly ${JSON.stringify(e.params.allowedValue)}`;
+  const limit = e.params.limit;
+  switch (e.keyword) {
+    case "type":
+      return `a value of type ${String(e.params.type)}`;
+    case "maxLength":
+      return `at most ${limit} characters`;
+    case "minLength":
+      return `at least ${limit} character${limit === 1 ? "" : "s"}`;
+    case "maxItems":
+      return `at most ${limit} items`;
+    case "minItems":
+      return `at least ${limit} item${limit === 1 ? "" : "s"}`;
+    case "maximum":
+    case "minimum":
+    case "exclusiveMaximum":
+    case "exclusiveMinimum":
+      return `a number ${String(e.params.comparison)} ${limit}`;
+    case "pattern":
+      return `text matching ${String(e.params.pattern)}`;
+    case "format":
+      return `a valid ${String(e.params.format)}`;
+    default:
+      return (e.message ?? e.keyword).replace(/^must /, "");
+  }
+}
+
+/**
+ * Ajv's error list (Fastify's envelope validation) → field problems; `data` is the request part validated (the
+ * body, query string, path parameters or headers), to say what came.
+ */
+function validationProblems(errors: readonly AjvError[], context: string, data: unknown): FieldProblem[] {
   return errors.map((e) => {
     const path = e.instancePath
       .replace(/^\//, "")
@@ -33,19 +80,36 @@ function validationProblems(errors: readonly AjvError[], context: string): Field
         found: "missing",
       };
     }
-    return { field, expected: e.message ?? e.keyword, found: "a different value" };
+    const at = valueAt(data, e.instancePath);
+    return {
+      field,
+      expected: expectedOf(e),
+      found: at.found ? describeValue(at.value) : "a different value",
+    };
   });
 }
 
 /**
  * Map any error thrown while handling a request to a WardenError: Fastify's body-parsing and schema
- * errors become 400/413/415 with the registry's codes; anything unexpected becomes a 500.
+ * errors become 400/413/415 with the registry's codes (a schema error says what came, from `request`);
+ * anything unexpected becomes a 500.
  */
-export function toWardenError(error: unknown): WardenError {
+export function toWardenError(error: unknown, request?: FastifyRequest): WardenError {
   if (error instanceof WardenError) return error;
   const fe = error as FastifyError & { validation?: AjvError[]; validationContext?: string };
   if (Array.isArray(fe.validation)) {
-    const details = validationProblems(fe.validation, fe.validationContext ?? "body");
+    const context = fe.validationContext ?? "body";
+    const data =
+      context === "body"
+        ? request?.body
+        : context === "querystring"
+          ? request?.query
+          : context === "params"
+            ? request?.params
+            : context === "headers"
+              ? request?.headers
+              : undefined;
+    const details = validationProblems(fe.validation, context, data);
     return new WardenError("WARDEN_ERR_BAD_REQUEST", `invalid request ${fe.validationContext ?? "body"}`, {
       details,
     });
