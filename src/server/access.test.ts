@@ -224,6 +224,29 @@ test("revealing a protected subject: auditors and admins may; another role gets 
   }
 });
 
+test("with authentication on, the reviewer is the key: no x-warden-actor header needed, and the key's name is recorded", async () => {
+  const decided = await request("POST", "/v1/models/credit-demo/decisions", keys.client, BODY);
+  assert.equal(decided.statusCode, 200, decided.body);
+  const appeal = await request(
+    "POST",
+    `/v1/decisions/${decided.json().decision_id}/appeals`,
+    keys.client,
+    JSON.stringify({ reason: "please look again" }),
+  );
+  assert.equal(appeal.statusCode, 202, appeal.body);
+  const url = `/v1/review/items/${appeal.json().review_item_id}`;
+  const claimed = await request("POST", `${url}/claim`, keys.reviewer);
+  assert.equal(claimed.statusCode, 200, claimed.body);
+  assert.equal(claimed.json().claimed_by, "reviewer-test");
+  const resolved = await request(
+    "POST",
+    `${url}/resolve`,
+    keys.reviewer,
+    JSON.stringify({ decision: "good", reason_code: "income_verified" }),
+  );
+  assert.equal(resolved.statusCode, 200, resolved.body);
+});
+
 describe("API keys", () => {
   test("made by an admin, shown once, rotated, revoked; the admin actions and the denials are in the ledger", async () => {
     const made = await request(

@@ -74,9 +74,12 @@ const ResolveBody = {
   additionalProperties: false,
 } as const;
 
-/** The reviewer: the `x-warden-actor` header, required here (four-eyes tells reviewers apart by it). */
+/**
+ * The reviewer: the authenticated identity, or, where identities are off, the `x-warden-actor` header, required
+ * then (four-eyes tells reviewers apart by it).
+ */
 function reviewerOf(request: FastifyRequest): string {
-  if (request.headers[ACTOR_HEADER] === undefined) {
+  if (request.wardenIdentity === undefined && request.headers[ACTOR_HEADER] === undefined) {
     throw new WardenError(
       "WARDEN_ERR_BAD_REQUEST",
       `the reviewer is unknown: send the ${ACTOR_HEADER} header`,
@@ -86,7 +89,7 @@ function reviewerOf(request: FastifyRequest): string {
             field: ACTOR_HEADER,
             expected: "the reviewer's name: 1 to 128 printable ASCII characters",
             found: "missing",
-            fix: `send ${ACTOR_HEADER}: <your reviewer name> (authentication will replace it)`,
+            fix: `send ${ACTOR_HEADER}: <your reviewer name>, or turn authentication on (auth.required), which names the reviewer by the key or token`,
           },
         ],
       },
