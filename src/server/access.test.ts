@@ -298,6 +298,27 @@ describe("API keys", () => {
     );
     assert.equal(badExpiry.statusCode, 400);
     assert.equal(badExpiry.json().details[0].field, "expires_at");
+    // Date.parse reads "March 7, 2030" too; a key's expiry is ISO-8601 with a zone.
+    const loose = await request(
+      "POST",
+      "/v1/admin/keys",
+      keys.admin,
+      JSON.stringify({ name: "x", role: "client", expires_at: "March 7, 2030" }),
+    );
+    assert.equal(loose.statusCode, 400);
+    assert.equal(loose.json().details[0].field, "expires_at");
+    const badGrace = await request(
+      "POST",
+      `/v1/admin/keys/${issued.id}/rotate`,
+      keys.admin,
+      '{"grace_s": -5}',
+    );
+    assert.equal(badGrace.statusCode, 400);
+    assert.deepEqual(badGrace.json().details[0], {
+      field: "grace_s",
+      expected: "a number >= 0",
+      found: "-5 (number)",
+    });
 
     await server.writer.drain();
     const access = [...(await collectAccess())];

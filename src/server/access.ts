@@ -324,6 +324,9 @@ export function mayUseModel(request: FastifyRequest, model: string): boolean {
   return models === undefined || models === null || models.includes(model);
 }
 
+/** An ISO-8601 date and time with a zone (Date.parse alone also takes forms such as "March 7, 2030"). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
 const KeyBody = {
   type: "object",
   properties: {
@@ -377,11 +380,11 @@ function registerKeyRoutes(app: FastifyInstance, options: AccessOptions): void {
       const body = request.body;
       const problems: FieldProblem[] = [];
       if (body.expires_at !== undefined) {
-        const t = Date.parse(body.expires_at);
+        const t = ISO_TIME.test(body.expires_at) ? Date.parse(body.expires_at) : Number.NaN;
         if (!Number.isFinite(t) || t <= Date.now())
           problems.push({
             field: "expires_at",
-            expected: "an ISO-8601 time in the future",
+            expected: "an ISO-8601 date and time with a zone, in the future",
             found: describeValue(body.expires_at),
             fix: "e.g. 2027-01-01T00:00:00Z, or leave it out for a key that does not expire",
           });
@@ -415,6 +418,23 @@ function registerKeyRoutes(app: FastifyInstance, options: AccessOptions): void {
         summary: "Rotate a key: a new secret under a new id; the old key stops now or after grace_s seconds",
         tags: ["access"],
         params: { type: "object", properties: { id: { type: "string", maxLength: 64 } }, required: ["id"] },
+        body: {
+          type: "object",
+          properties: {
+            grace_s: {
+              type: "integer",
+              minimum: 0,
+              maximum: 30 * 86_400,
+              description: "seconds the old key keeps working (default 0: it stops now)",
+            },
+          },
+          additionalProperties: false,
+        },
+      },
+      // No body is an empty one (`curl -X POST` with no data).
+      preValidation: (request, _reply, done) => {
+        request.body ??= {};
+        done();
       },
     },
     async (request, reply) => {

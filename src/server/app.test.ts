@@ -192,6 +192,12 @@ describe("decision API", () => {
     });
     assert.equal(text.statusCode, 415);
     assert.equal(text.json().code, "WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE");
+    const gzipped = await post("/v1/models/credit-demo/decisions", '{"features": {}}', {
+      "content-type": "application/json",
+      "content-encoding": "gzip",
+    });
+    assert.equal(gzipped.statusCode, 415);
+    assert.equal(gzipped.json().details[0].field, "content-encoding");
     const huge = await post("/v1/models/credit-demo/decisions", {
       features: { x: "y".repeat(5 * 1024 * 1024) },
     });

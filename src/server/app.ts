@@ -12,7 +12,7 @@ import Fastify, {
 import type { ServerConfig } from "../config/index.js";
 import type { LedgerSink } from "../decision/index.js";
 import { createDecisionPipeline, type DecisionPipeline, type OffThreadExplainer } from "../decision/index.js";
-import { WardenError } from "../errors/index.js";
+import { describeValue, WardenError } from "../errors/index.js";
 import type { ExplanationRecord } from "../explain/model-explainer.js";
 import type { LedgerRecord, ReviewSources } from "../ledger/index.js";
 import type { SubjectProtection } from "../privacy/index.js";
@@ -373,6 +373,27 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.addHook("onRequest", (request, reply, done) => {
     request.wardenStart = performance.now();
     reply.header("x-request-id", request.id);
+    const encoding = request.headers["content-encoding"];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity" && !draining) {
+      // Bodies are read as they come: a compressed one would only fail as "not valid JSON".
+      const error = new WardenError(
+        "WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE",
+        `Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported; send the body uncompressed`,
+        {
+          details: [
+            {
+              field: "content-encoding",
+              expected: "absent or identity",
+              found: describeValue(encoding),
+              fix: "send the JSON body uncompressed, without a Content-Encoding header",
+            },
+          ],
+        },
+      );
+      request.wardenOutcome = error.code;
+      void reply.status(error.status).send(error.toJSON());
+      return;
+    }
     if (!draining) return done();
     const error = new WardenError(
       "WARDEN_ERR_SHUTTING_DOWN",
