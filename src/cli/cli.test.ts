@@ -106,6 +106,27 @@ test("predict reports bad rows with row number and field, keeps going, and exits
   );
 });
 
+test("predict refuses a CSV it cannot read as rows of the model: empty, a header naming no feature, a column named twice", async () => {
+  const header = readFileSync(HOLDOUT_CSV, "utf8").split("\n")[0]!;
+  for (const [name, text, message] of [
+    ["empty.csv", "", /the file is empty: expected a header row naming the features/],
+    ["other.csv", "a,b\n1,2\n", /the header names none of credit-demo's features \(Seniority, Home/],
+    ["twice.csv", "Seniority,Home,Seniority\n1,rent,2\n", /the header names column "Seniority" twice/],
+  ] as const) {
+    const input = join(dir.path, name);
+    writeFileSync(input, text);
+    const result = await run("predict", DEMO_XGB, input);
+    assert.equal(result.code, 1, name);
+    assert.match(result.stderr, message);
+  }
+  // A header alone is a file of no rows: nothing to score, nothing wrong.
+  const none = join(dir.path, "header-only.csv");
+  writeFileSync(none, `${header}\n`);
+  const empty = await run("predict", DEMO_XGB, none);
+  assert.equal(empty.code, 0, empty.stderr);
+  assert.match(empty.stderr, /scored 0 of 0 rows/);
+});
+
 test("predict reads NDJSON (flat or {features, subject}) and reports unparsable lines", async () => {
   const input = join(dir.path, "rows.ndjson");
   const features = DEMO_FEATURES;

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
 import { parseServerConfig, readServerConfigFile } from "../config/index.js";
-import type { LedgerLocation } from "../ledger/index.js";
+import { type LedgerLocation, openLedgerReader } from "../ledger/index.js";
 import { purgeSubjects } from "../privacy/index.js";
 import { type CliIo, EXIT } from "./index.js";
 import { timeOption } from "./ledger-export.js";
@@ -56,6 +56,8 @@ export function ledgerPurgeCommand(
             ? { kind: "postgres", url: config.ledger.postgres.url, schema: config.ledger.postgres.schema }
             : { kind: "sqlite", dataDir };
         }
+        // A mistyped folder holds no ledger: say so, rather than "nothing to purge".
+        if (location.kind === "sqlite") openLedgerReader(dataDir).close();
         const report = await purgeSubjects(dataDir, { before, dryRun: options.dryRun === true, location });
         const verb = report.dryRun ? "would remove" : "removed";
         for (const m of report.models) {

@@ -69,12 +69,29 @@ async function* labelReadErrors(path: string, rows: AsyncGenerator<InputRow>): A
 }
 
 async function* readCsv(path: string, manifest: Manifest, io: CliIo): AsyncGenerator<InputRow> {
-  const parser = parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: false });
+  const byName = new Map(manifest.features.map((f) => [f.name, f]));
+  let header: string[] | undefined;
+  // The header decides how every row is read: a repeated name (one column would silently hide the other) or a
+  // header naming no feature at all (another file, or not CSV) fails the file.
+  const columns = (names: string[]): string[] => {
+    header = names;
+    const seen = new Set<string>();
+    for (const name of names) {
+      if (seen.has(name)) throw new Error(`the header names column ${JSON.stringify(name)} twice`);
+      seen.add(name);
+    }
+    if (!names.some((n) => byName.has(n))) {
+      throw new Error(
+        `the header names none of ${manifest.name}'s features (${manifest.features.map((f) => f.name).join(", ")})`,
+      );
+    }
+    return names;
+  };
+  const parser = parseCsv({ columns, bom: true, skip_empty_lines: true, trim: false });
   // pipeline, not pipe: an unreadable file (a directory, no permission) destroys the parser with its error,
   // which the loop below then throws, and stopping early closes the file. The loop sees every error, so the
   // callback has nothing left to do.
   pipeline(createReadStream(path), parser, () => {});
-  const byName = new Map(manifest.features.map((f) => [f.name, f]));
   let row = 0;
   for await (const record of parser as AsyncIterable<Record<string, string>>) {
     row++;
@@ -93,6 +110,7 @@ async function* readCsv(path: string, manifest: Manifest, io: CliIo): AsyncGener
     }
     yield { row, features, subject };
   }
+  if (header === undefined) throw new Error("the file is empty: expected a header row naming the features");
 }
 
 async function* readNdjson(path: string, manifest: Manifest): AsyncGenerator<InputRow> {

@@ -243,6 +243,10 @@ test("purge: refused while serving and before retention ends; after it, vault pa
   assert.match(future.stderr, /lies in the future/);
   const badTime = await run("ledger", "purge", "--data-dir", dataDir, "--before", "yesterday");
   assert.equal(badTime.code, 2);
+  // A mistyped folder holds no ledger: an error, not "nothing to purge".
+  const typo = await run("ledger", "purge", "--data-dir", `${dataDir}-typo`);
+  assert.equal(typo.code, 1);
+  assert.match(typo.stderr, /cannot read the ledger at .*-typo\/ledger\.sqlite/);
 
   // Without --before: only what has reached the end of its retention (credit-minimal's 0 days).
   const dry = await run("ledger", "purge", "--data-dir", dataDir, "--dry-run");
