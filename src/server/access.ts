@@ -362,7 +362,13 @@ function registerKeyRoutes(app: FastifyInstance, options: AccessOptions): void {
     });
   app.get(
     "/v1/admin/keys",
-    { schema: { summary: "API keys (never their secrets)", tags: ["access"] } },
+    {
+      schema: {
+        summary: "API keys (never their secrets)",
+        tags: ["access"],
+        querystring: { type: "object", properties: {}, additionalProperties: false },
+      },
+    },
     async () => ({
       keys: options.keys.list(),
     }),

@@ -172,6 +172,16 @@ describe("decision API", () => {
       subject_id: "x".repeat(129),
     });
     assert.deepEqual(long.json().details[0].expected, "at most 128 characters");
+    // Routes without query parameters refuse a misspelt one rather than ignore it.
+    for (const url of [
+      "/v1/models?colour=red",
+      "/v1/models/credit-demo/fairness?colour=red",
+      "/v1/admin/keys?colour=red",
+    ]) {
+      const refused = await server.app.inject({ method: "GET", url });
+      assert.equal(refused.statusCode, 400, url);
+      assert.equal(refused.json().details[0].field, "colour", url);
+    }
     const reveal = await server.app.inject({ method: "GET", url: "/v1/decisions/abc?reveal=xx" });
     assert.equal(reveal.statusCode, 400);
     assert.deepEqual(reveal.json().details[0], {

@@ -414,6 +414,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
         summary:
           "Every loaded model version (for a credential that names its models, only those: the others answer it 403)",
         tags: ["models"],
+        querystring: { type: "object", properties: {}, additionalProperties: false },
       },
     },
     async (request) => ({

@@ -55,6 +55,8 @@ export function registerFairnessRoutes(app: FastifyInstance, ctx: RouteContext):
       "Per sensitive attribute of policy.fairness (subjects put into its groups when the decision is made; values never kept): each group's selection rate (decisions of the favourable label) over the latest decisions (`by_count`, policy.fairness.live.window, default 1,000) and those of the last hours (`by_time`, default 24), and, from the outcomes recorded for recent decisions, TPR and FPR; between-groups ratios and differences over the groups with at least min_group_size decisions (outcomes), and a verdict per criterion against the policy's thresholds. `outcomes` says how many outcomes joined their decision and how many came for decisions no longer remembered. `firing`: the alerts of criteria failing now.",
     tags: ["monitoring"],
     params: withVersion ? pathParams("model", "version") : pathParams("model"),
+    // No parameters: a misspelt one is an error, not ignored.
+    querystring: { type: "object", properties: {}, additionalProperties: false },
     response: {
       404: errorResponses[404],
       409: {
