@@ -150,3 +150,28 @@ test('a binary model without labels has classes "0" and "1"; positive_label must
   const error = expectInvalid(unlabelled.replace("output: {}", "output: { positive_label: yes }"));
   assert.match(error.details[0]!.fix!, /classes are "0" and "1"/);
 });
+
+test("a manifest whose reference rows are not a regular file is refused at load (reading a pipe or a device would never end)", {
+  skip: process.platform !== "linux" ? "named pipes and /dev/zero are checked on Linux" : false,
+}, async (t) => {
+  const { demoCopy } = await import("../testing/index.js");
+  const { execFileSync } = await import("node:child_process");
+  const dir = mkdtempSync(join(tmpdir(), "warden-reference-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, "rows.csv");
+  execFileSync("mkfifo", [fifo]);
+  for (const [version, reference, kind] of [
+    ["1.0.1", fifo, /named pipe, not a regular file/],
+    ["1.0.2", "/dev/zero", /character device, not a regular file/],
+  ] as const) {
+    const path = demoCopy(dir, { version, policy: { explanations: { reference } } });
+    assert.throws(
+      () => loadManifest(path),
+      (error: unknown) =>
+        error instanceof WardenError &&
+        error.code === "WARDEN_ERR_MANIFEST_INVALID" &&
+        /\/policy\/explanations\/reference/.test(error.message) &&
+        kind.test(error.message),
+    );
+  }
+});

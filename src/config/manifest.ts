@@ -12,7 +12,13 @@ import {
   featureExplanationProblems,
 } from "./explanation-policy.js";
 import { fairnessPolicyOf, fairnessPolicyProblems } from "./fairness-policy.js";
-import { MAX_ARTIFACT_BYTES, MAX_MANIFEST_BYTES, readBoundedFile } from "./files.js";
+import {
+  checkReadableFile,
+  MAX_ARTIFACT_BYTES,
+  MAX_MANIFEST_BYTES,
+  MAX_REFERENCE_BYTES,
+  readBoundedFile,
+} from "./files.js";
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { privacyPolicyOf, privacyPolicyProblems } from "./privacy-policy.js";
 import { reviewPolicyOf, reviewPolicyProblems } from "./review-policy.js";
@@ -355,10 +361,12 @@ function verifyReference(manifest: Manifest): void {
   if (path === undefined) return;
   try {
     accessSync(path, constants.R_OK);
+    // A device or a pipe would block the reading thread, or fill memory, when the rows are read.
+    checkReadableFile(path, MAX_REFERENCE_BYTES);
   } catch (error) {
     const problem = {
       field: "/policy/explanations/reference",
-      expected: "a readable CSV file of reference rows, relative to the manifest",
+      expected: `a readable CSV file of reference rows of at most ${MAX_REFERENCE_BYTES / (1024 * 1024)} MiB, relative to the manifest`,
       found: `${describeValue((manifest.policy.explanations as { reference?: unknown }).reference)}: ${errnoText(error)}`,
       fix: "fix the path, or remove reference (explanations then have no typical values or counterfactuals)",
     };

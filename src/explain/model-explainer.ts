@@ -9,10 +9,10 @@
  *   each explanation, so the texts given can be reproduced later from the same files.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import type { Manifest } from "../config/index.js";
+import { MAX_REFERENCE_BYTES, type Manifest, readBoundedFile } from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
 import { applyPolicy } from "../decision/policy.js";
+import { WardenError } from "../errors/index.js";
 import type { EngineOutput, ModelEngine } from "../runtime/types.js";
 import type { XGBoostModel } from "../runtime/xgboost/model.js";
 import { binaryOutcomes } from "./outcome.js";
@@ -104,8 +104,18 @@ export async function loadModelReference(
 ): Promise<ModelReference | undefined> {
   const path = manifest.explanations.referencePath;
   if (path === undefined) return undefined;
-  const sha256 = createHash("sha256").update(readFileSync(path)).digest("hex");
-  const rows = readReferenceRows(manifest, path);
+  // Read once: the hash and the rows are of the same contents.
+  let bytes: Buffer;
+  try {
+    bytes = readBoundedFile(path, MAX_REFERENCE_BYTES);
+  } catch (error) {
+    throw new WardenError(
+      "WARDEN_ERR_MANIFEST_INVALID",
+      `${manifest.manifestPath}: the reference rows of /policy/explanations/reference (${path}) cannot be read: ${(error as Error).message}`,
+    );
+  }
+  const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const rows = readReferenceRows(manifest, path, bytes);
   const scores = await policyScores(manifest, engine, rows.input, rows.rows);
   const stats = manifest.task === "binary" ? computeReferenceStats(manifest, rows, scores) : undefined;
   return { rows, scores, stats, sha256 };

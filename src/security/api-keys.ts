@@ -184,7 +184,15 @@ export function openKeyStore(dataDir: string, options: { now?: () => number } = 
       if (row.expires_at !== null && Date.parse(row.expires_at) <= t) return { refused: "expired" };
       const k = info(row);
       return {
-        identity: { id: `key:${k.id}`, name: k.name, role: k.role, models: k.models, via: "api_key" },
+        // Only a client's reach is limited to models; a list on a key of another role (made before that was
+        // refused) is not a limit.
+        identity: {
+          id: `key:${k.id}`,
+          name: k.name,
+          role: k.role,
+          models: k.role === "client" ? k.models : null,
+          via: "api_key",
+        },
       };
     },
     list: () => (all.all() as Row[]).map(info),

@@ -94,7 +94,11 @@ export function createJwtVerifier(settings: JwtSettings, options: { now?: () => 
           id: `jwt:${payload.iss ?? ""}:${subject}`,
           name: subject,
           role,
-          models: Array.isArray(models) && models.every((m) => typeof m === "string") ? models : null,
+          // Only a client's reach is limited to models (docs/security.md): the claim is not a limit for other roles.
+          models:
+            role === "client" && Array.isArray(models) && models.every((m) => typeof m === "string")
+              ? models
+              : null,
           via: "jwt",
         },
       };

@@ -151,6 +151,21 @@ describe("roles × routes", () => {
     );
     // Only client keys name models: another role's limit would hold on some routes only (and an admin could mint
     // itself an unlimited key).
+    // A key of another role stored with models before that was refused: its list is not a limit.
+    const legacy = server.keys.create({
+      name: "legacy",
+      role: "auditor",
+      models: ["other-model"],
+      createdBy: "test",
+    });
+    assert.equal((await request("GET", "/v1/models/credit-demo", legacy.key)).statusCode, 200);
+    const legacyList = (await request("GET", "/v1/models", legacy.key)).json() as {
+      models: { name: string }[];
+    };
+    assert.deepEqual(
+      legacyList.models.map((m) => m.name),
+      ["credit-demo"],
+    );
     for (const role of ["admin", "auditor", "reviewer"]) {
       const refused = await request(
         "POST",
@@ -342,6 +357,14 @@ describe("JWT bearer tokens", () => {
     const client = await token({ role: "client", models: ["credit-demo"] });
     assert.equal((await request("POST", "/v1/models/credit-demo/decisions", client, BODY)).statusCode, 200);
     assert.equal((await request("GET", "/v1/admin/models", client)).statusCode, 403);
+    const limitedClient = await token({ role: "client", models: ["other-model"] });
+    assert.equal(
+      (await request("POST", "/v1/models/credit-demo/decisions", limitedClient, BODY)).statusCode,
+      403,
+    );
+    // A models claim limits clients only: an auditor's is not a limit (docs/security.md).
+    const auditor = await token({ role: "auditor", models: ["other-model"] });
+    assert.equal((await request("GET", "/v1/models/credit-demo", auditor)).statusCode, 200);
     const cases: [string, string, RegExp][] = [
       ["expired", await token({ role: "client" }, { expiresIn: "-10m" }), /an expired token/],
       [

@@ -167,6 +167,8 @@ describe("decision API", () => {
         ["id", "a value of type string", "123 (number)"],
       ],
     );
+    const none = await server.app.inject({ method: "POST", url: "/v1/models/credit-demo/decisions" });
+    assert.equal(none.statusCode, 400);
     const long = await post("/v1/models/credit-demo/decisions", {
       features: {},
       subject_id: "x".repeat(129),
@@ -208,6 +210,21 @@ describe("decision API", () => {
     });
     assert.equal(gzipped.statusCode, 415);
     assert.equal(gzipped.json().details[0].field, "content-encoding");
+    // Without a body the header alone refuses nothing; identity is no coding.
+    const bodiless = await server.app.inject({
+      method: "GET",
+      url: "/v1/models",
+      headers: { "content-encoding": "gzip" },
+    });
+    assert.equal(bodiless.statusCode, 200);
+    const identity = await post(
+      "/v1/models/credit-demo/decisions",
+      { features: {} },
+      {
+        "content-encoding": "identity, identity",
+      },
+    );
+    assert.notEqual(identity.statusCode, 415);
     const huge = await post("/v1/models/credit-demo/decisions", {
       features: { x: "y".repeat(5 * 1024 * 1024) },
     });

@@ -373,8 +373,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   app.addHook("onRequest", (request, reply, done) => {
     request.wardenStart = performance.now();
     reply.header("x-request-id", request.id);
-    const encoding = request.headers["content-encoding"];
-    if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity" && !draining) {
+    if (!draining && compressedBody(request.headers)) {
+      const encoding = request.headers["content-encoding"] ?? "";
       // Bodies are read as they come: a compressed one would only fail as "not valid JSON".
       const error = new WardenError(
         "WARDEN_ERR_UNSUPPORTED_MEDIA_TYPE",
@@ -604,3 +604,18 @@ export type RouteContext = AppDependencies & {
   readonly extraction: ExtractionGuard;
   readonly isReady: () => boolean;
 };
+
+/**
+ * Whether a request carries a body in a content coding other than identity (Warden reads bodies as sent). A
+ * request without a body (a GET, an empty POST) is not refused for the header alone.
+ */
+function compressedBody(headers: FastifyRequest["headers"]): boolean {
+  const encoding = headers["content-encoding"];
+  if (encoding === undefined) return false;
+  const hasBody = headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? "0") > 0;
+  if (!hasBody) return false;
+  return encoding
+    .split(",")
+    .map((c) => c.trim().toLowerCase())
+    .some((c) => c !== "" && c !== "identity");
+}

@@ -10,7 +10,7 @@ interface AjvError {
 
 /** The value at an Ajv instance path (a JSON pointer) in the request part that was validated, if there is one. */
 function valueAt(data: unknown, pointer: string): { found: boolean; value?: unknown } {
-  if (pointer === "") return { found: data !== undefined, value: data };
+  if (pointer === "") return { found: true, value: data };
   let value: unknown = data;
   for (const raw of pointer.slice(1).split("/")) {
     const key = raw.replace(/~1/g, "/").replace(/~0/g, "~");
@@ -80,6 +80,8 @@ function validationProblems(errors: readonly AjvError[], context: string, data: 
         found: "missing",
       };
     }
+    // A header's value is never echoed: it may be a credential.
+    if (context === "headers") return { field, expected: expectedOf(e), found: "another value (not shown)" };
     const at = valueAt(data, e.instancePath);
     return {
       field,
