@@ -5,7 +5,6 @@
  * from a claim (default `role`, or the first known role in a `roles` list), the models a client may use from
  * another (default `models`; absent: all).
  */
-import { readFileSync } from "node:fs";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -14,6 +13,7 @@ import {
   errors as joseErrors,
   jwtVerify,
 } from "jose";
+import { readBoundedFile } from "../config/index.js";
 import type { Identity } from "./api-keys.js";
 import { ROLES, type Role } from "./roles.js";
 
@@ -35,18 +35,23 @@ export interface JwtVerifier {
   verify(token: string): Promise<{ identity: Identity } | { refused: TokenRefusal; detail: string }>;
 }
 
+/** A key or secret file is small: a larger one is another file. */
+const MAX_KEY_FILE_BYTES = 1024 * 1024;
+
 /** A verifier for the settings. @throws Error when a key file cannot be read or parsed. */
 export function createJwtVerifier(settings: JwtSettings, options: { now?: () => number } = {}): JwtVerifier {
   let key: Uint8Array | JWTVerifyGetKey;
   let algorithms: string[];
   if (settings.hs256_secret_file !== undefined) {
-    const secret = readFileSync(settings.hs256_secret_file);
+    const secret = readBoundedFile(settings.hs256_secret_file, MAX_KEY_FILE_BYTES);
     if (secret.length < 32)
       throw new Error(`${settings.hs256_secret_file}: an HS256 secret needs at least 32 bytes`);
     key = new Uint8Array(secret);
     algorithms = ["HS256"];
   } else if (settings.jwks_file !== undefined) {
-    key = createLocalJWKSet(JSON.parse(readFileSync(settings.jwks_file, "utf8")));
+    key = createLocalJWKSet(
+      JSON.parse(readBoundedFile(settings.jwks_file, MAX_KEY_FILE_BYTES).toString("utf8")),
+    );
     algorithms = ["RS256", "ES256"];
   } else if (settings.jwks_url !== undefined) {
     key = createRemoteJWKSet(new URL(settings.jwks_url), { timeoutDuration: 5000, cooldownDuration: 30_000 });
