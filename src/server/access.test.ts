@@ -322,6 +322,13 @@ describe("API keys", () => {
     );
     assert.equal(loose.statusCode, 400);
     assert.equal(loose.json().details[0].field, "expires_at");
+    const noSuchDay = await request(
+      "POST",
+      "/v1/admin/keys",
+      keys.admin,
+      JSON.stringify({ name: "x", role: "client", expires_at: "2099-02-30T00:00:00Z" }),
+    );
+    assert.equal(noSuchDay.statusCode, 400, "30 February is no day");
     const badGrace = await request(
       "POST",
       `/v1/admin/keys/${issued.id}/rotate`,
@@ -339,6 +346,15 @@ describe("API keys", () => {
     const access = [...(await collectAccess())];
     const actions = access.filter((r) => r.body.action !== undefined).map((r) => r.body.action);
     assert.deepEqual(actions.slice(-3), ["key_created", "key_rotated", "key_revoked"]);
+    // An offset without a colon is ISO-8601 too.
+    const offset = await request(
+      "POST",
+      "/v1/admin/keys",
+      keys.admin,
+      JSON.stringify({ name: "x", role: "client", expires_at: "2099-03-01T10:00:00+0100" }),
+    );
+    assert.equal(offset.statusCode, 201, offset.body);
+    assert.equal(offset.json().expires_at, "2099-03-01T09:00:00.000Z");
     const denial = access.find((r) => r.body.outcome === "denied" && r.body.status === 403)!;
     assert.equal((denial.body.identity as { role: string }).role.length > 0, true);
     // No credential anywhere in the ledger.

@@ -169,6 +169,7 @@ describe("decision API", () => {
     );
     const none = await server.app.inject({ method: "POST", url: "/v1/models/credit-demo/decisions" });
     assert.equal(none.statusCode, 400);
+    assert.equal(none.json().details[0].found, "missing");
     const long = await post("/v1/models/credit-demo/decisions", {
       features: {},
       subject_id: "x".repeat(129),
