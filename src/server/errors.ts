@@ -22,12 +22,13 @@ function valueAt(data: unknown, pointer: string): { found: boolean; value?: unkn
 
 /** What a schema keyword asked for, in words (Ajv's own message, with the allowed values where it omits them). */
 function expectedOf(e: AjvError): string {
-  if (e.keyword === "enum" && Array.isArray(e.params.allowedValues)) {
-    return `one of ${e.params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
-  }
-  if (e.keyword === "const") return `exactly ${JSON.stringify(e.params.allowedValue)}`;
   const limit = e.params.limit;
   switch (e.keyword) {
+    case "enum":
+      if (!Array.isArray(e.params.allowedValues)) break;
+      return `one of ${e.params.allowedValues.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "const":
+      return `exactly ${JSON.stringify(e.params.allowedValue)}`;
     case "type":
       return `a value of type ${String(e.params.type)}`;
     case "maxLength":
@@ -47,9 +48,8 @@ function expectedOf(e: AjvError): string {
       return `text matching ${String(e.params.pattern)}`;
     case "format":
       return `a valid ${String(e.params.format)}`;
-    default:
-      return (e.message ?? e.keyword).replace(/^must /, "");
   }
+  return (e.message ?? e.keyword).replace(/^must /, "");
 }
 
 /**
