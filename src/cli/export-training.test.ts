@@ -24,6 +24,7 @@ const holdout = holdoutInstances(manifest);
 let ids: string[] = [];
 let regressionId = "";
 let correctionId = "";
+let correctedAt = "";
 
 async function run(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
@@ -71,13 +72,13 @@ before(async () => {
   ids = decisions.map((d: { decision_id: string }) => d.decision_id);
   await post("/v1/models/credit-demo/decisions", { features: { Seniority: -1 } }, 400);
   const outcome = (id: string, body: object) => post(`/v1/decisions/${id}/outcomes`, body, 201);
-  await outcome(ids[0]!, { outcome: "good", source: "origination", observed_at: "2025-01-02" });
+  await outcome(ids[0]!, { outcome: "good", source: "origination" });
   await outcome(ids[3]!, { outcome: "good", source: "origination" });
   await post(`/v1/decisions/${ids[2]}/appeals`, { reason: "please look again" }, 202);
   await outcome(ids[1]!, { outcome: "bad", source: "collections" });
-  correctionId = (
-    await outcome(ids[0]!, { outcome: "bad", source: "collections", observed_at: "2025-03-01T00:00:00Z" })
-  ).outcome_id;
+  correctedAt = new Date().toISOString();
+  correctionId = (await outcome(ids[0]!, { outcome: "bad", source: "collections", observed_at: correctedAt }))
+    .outcome_id;
   const made = await post("/v1/models/reg-demo/decisions", { features: { x0: 1, x1: 2, x2: 3, x3: 4 } }, 200);
   regressionId = made.decision_id;
   await outcome(regressionId, { outcome: 12.5, source: "meter" });
@@ -131,7 +132,7 @@ test("CSV: one row per labelled decision, features in manifest order, the latest
     ],
   );
   assert.equal(rows[0]!.label_record_id, correctionId);
-  assert.equal(rows[0]!.label_observed_at, "2025-03-01T00:00:00.000Z");
+  assert.equal(rows[0]!.label_observed_at, correctedAt);
   for (const row of rows) {
     const record = (await server.ledger.get(row.decision_id!))!;
     assert.equal(row.time, record.time);

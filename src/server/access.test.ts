@@ -201,7 +201,7 @@ describe("roles × routes", () => {
     const decided = await request("POST", "/v1/models/credit-demo/decisions", mine.key, BODY);
     assert.equal(decided.statusCode, 200, decided.body);
     const id = decided.json().decision_id as string;
-    const outcome = JSON.stringify({ outcome: "good", observed_at: "2026-01-01T00:00:00Z", source: "test" });
+    const outcome = JSON.stringify({ outcome: "good", source: "test" });
     const appeal = JSON.stringify({ reason: "please look again" });
     for (const [method, url, body] of [
       ["GET", `/v1/decisions/${id}`, undefined],

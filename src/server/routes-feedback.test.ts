@@ -94,10 +94,13 @@ describe("outcomes", () => {
   test("an outcome is recorded as a new ledger record pointing to the decision; 201 with its id", async () => {
     const made = await decide(1);
     const before = await record(made.decision_id);
+    // A second after the decision, written with a +01:00 offset: recorded in UTC.
+    const observed = new Date(Date.parse(before.time) + 1000);
+    const local = `${new Date(observed.getTime() + 3_600_000).toISOString().slice(0, -1)}+01:00`;
     const response = await post(`/v1/decisions/${made.decision_id}/outcomes`, {
       outcome: "bad",
       source: "collections-system",
-      observed_at: "2025-03-01T10:00:00+01:00",
+      observed_at: local,
       note: "90 days past due",
     });
     assert.equal(response.statusCode, 201, response.body);
@@ -106,7 +109,7 @@ describe("outcomes", () => {
     assert.equal(answer.decision_id, made.decision_id);
     assert.equal(answer.outcome, "bad");
     assert.equal(answer.source, "collections-system");
-    assert.equal(answer.observed_at, "2025-03-01T09:00:00.000Z");
+    assert.equal(answer.observed_at, observed.toISOString());
     assert.equal(answer.note, "90 days past due");
     assert.equal(answer.model, "credit-demo");
     assert.equal(answer.version, "1.0.0");
@@ -121,7 +124,7 @@ describe("outcomes", () => {
       decision_id: made.decision_id,
       outcome: "bad",
       source: "collections-system",
-      observed_at: "2025-03-01T09:00:00.000Z",
+      observed_at: observed.toISOString(),
       note: "90 days past due",
     });
     assert.ok(stored.seq > before.seq);
@@ -181,6 +184,14 @@ describe("outcomes", () => {
     // Within the allowed skew is fine.
     const soon = new Date(Date.now() + 60_000).toISOString();
     assert.equal((await post(url, { outcome: "good", source: "s", observed_at: soon })).statusCode, 201);
+    // An outcome follows its decision: one observed a day before it is refused, a minute before is skew.
+    const decidedAt = Date.parse((await record(decision_id)).time);
+    const early = new Date(decidedAt - 86_400_000).toISOString();
+    problems = await refused(url, { outcome: "good", source: "s", observed_at: early });
+    assert.match(problems.get("observed_at")!.found, /before the decision/);
+    assert.match(problems.get("observed_at")!.expected, /no earlier than the decision/);
+    const skewed = new Date(decidedAt - 60_000).toISOString();
+    assert.equal((await post(url, { outcome: "good", source: "s", observed_at: skewed })).statusCode, 201);
 
     for (const body of [[1], "bad", null, 7]) {
       problems = await refused(url, body);

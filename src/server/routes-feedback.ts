@@ -265,7 +265,7 @@ function checkOutcome(value: unknown, space: OutcomeSpace, model: string, proble
   });
 }
 
-function checkObservedAt(value: unknown, now: number, problems: FieldProblem[]): string {
+function checkObservedAt(value: unknown, now: number, decidedAt: string, problems: FieldProblem[]): string {
   if (value === undefined) return new Date(now).toISOString();
   const time = typeof value === "string" ? parseIsoTime(value) : undefined;
   if (time === undefined) {
@@ -277,6 +277,17 @@ function checkObservedAt(value: unknown, now: number, problems: FieldProblem[]):
       field: "observed_at",
       expected: `a time no later than now (${new Date(now).toISOString()}, give or take ${OBSERVED_AT_SKEW_MS / 60_000} minutes)`,
       found: `${JSON.stringify(value)}, in the future`,
+      fix: "send the time the outcome was observed, or leave observed_at out for now",
+    });
+    return "";
+  }
+  // An outcome follows its decision: one observed before it (give or take the same skew) is a wrong field.
+  const decided = Date.parse(decidedAt);
+  if (Number.isFinite(decided) && time < decided - OBSERVED_AT_SKEW_MS) {
+    problems.push({
+      field: "observed_at",
+      expected: `a time no earlier than the decision (${decidedAt}, give or take ${OBSERVED_AT_SKEW_MS / 60_000} minutes)`,
+      found: `${JSON.stringify(value)}, before the decision`,
       fix: "send the time the outcome was observed, or leave observed_at out for now",
     });
     return "";
@@ -407,7 +418,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, ctx: RouteContext):
         { min: 1, max: LIMITS.source, example: "collections-system" },
         problems,
       );
-      const observedAt = checkObservedAt(body.observed_at, now, problems);
+      const observedAt = checkObservedAt(body.observed_at, now, decision.time, problems);
       const note = stringField(body, "note", { min: 0, max: LIMITS.note, optional: true }, problems);
       if (problems.length > 0) throw invalid("outcome", problems);
       const recorded = {
