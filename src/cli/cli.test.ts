@@ -106,6 +106,14 @@ test("predict reports bad rows with row number and field, keeps going, and exits
   );
 });
 
+test("serve with a data folder that cannot be made fails at once, naming it (exit 1)", async () => {
+  const file = join(dir.path, "not-a-folder");
+  writeFileSync(file, "x");
+  const result = await run("serve", "--data-dir", join(file, "data"), "--port", "0");
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /data_dir: .*not-a-folder is a regular file, not a folder/);
+});
+
 test("predict refuses a CSV it cannot read as rows of the model: empty, a header naming no feature, a column named twice", async () => {
   const header = readFileSync(HOLDOUT_CSV, "utf8").split("\n")[0]!;
   for (const [name, text, message] of [

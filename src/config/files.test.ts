@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkReadableFile, readBoundedFile, UnreadableFile } from "./files.js";
+import { checkReadableFile, makeFolder, readBoundedFile, UnreadableFile } from "./files.js";
 
 test("only regular files within the size limit are read whole; devices, pipes, folders and oversized files are refused before reading", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "warden-files-"));
@@ -27,5 +27,29 @@ test("only regular files within the size limit are read whole; devices, pipes, f
     execFileSync("mkfifo", [fifo]);
     // Opening a pipe for reading would wait for a writer: it is refused without being opened.
     refused(fifo, 1 << 20, /is a named pipe, not a regular file/);
+  }
+});
+
+test("makeFolder makes missing parents one at a time and names what stops it", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "warden-folders-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const nested = join(dir, "a", "b", "c");
+  makeFolder(nested);
+  assert.equal(statSync(nested).isDirectory(), true);
+  makeFolder(nested); // already there
+  const file = join(dir, "file");
+  writeFileSync(file, "x");
+  assert.throws(
+    () => makeFolder(join(file, "data")),
+    (error: unknown) =>
+      error instanceof UnreadableFile && /file is a regular file, not a folder/.test(error.message),
+  );
+  if (process.platform === "linux") {
+    // Node's recursive mkdirSync retries without end here.
+    assert.throws(
+      () => makeFolder("/proc/warden-nothing/data"),
+      (error: unknown) =>
+        error instanceof UnreadableFile && /cannot make \/proc\/warden-nothing/.test(error.message),
+    );
   }
 });

@@ -3,7 +3,8 @@
  * to something that is not a regular file (a device such as /dev/zero, a FIFO, a directory) or to a file far too
  * large would otherwise block the reading thread or exhaust the memory of the whole server.
  */
-import { readFileSync, type Stats, statSync } from "node:fs";
+import { mkdirSync, readFileSync, type Stats, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 
 /** Size limits of the files Warden reads whole. */
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
@@ -19,6 +20,7 @@ export class UnreadableFile extends Error {}
 
 function kindOf(stats: Stats): string {
   if (stats.isDirectory()) return "a directory";
+  if (stats.isFile()) return "a regular file";
   if (stats.isCharacterDevice()) return "a character device";
   if (stats.isBlockDevice()) return "a block device";
   if (stats.isFIFO()) return "a named pipe";
@@ -60,5 +62,42 @@ export function readBoundedFile(path: string, maxBytes: number): Buffer {
     return readFileSync(path);
   } catch (error) {
     throw new UnreadableFile(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/**
+ * Make a folder and any missing parents, one level at a time, so a failure names its cause at once. (Node's
+ * recursive mkdirSync retries without end on some paths, such as one under /proc.)
+ *
+ * @throws UnreadableFile naming the part that could not be made and why.
+ */
+export function makeFolder(path: string): void {
+  const missing: string[] = [];
+  let at = resolve(path);
+  for (;;) {
+    let stats: Stats | undefined;
+    try {
+      stats = statSync(at);
+    } catch {
+      stats = undefined;
+    }
+    if (stats !== undefined) {
+      if (!stats.isDirectory()) throw new UnreadableFile(`${at} is ${kindOf(stats)}, not a folder`);
+      break;
+    }
+    missing.push(at);
+    const parent = dirname(at);
+    if (parent === at) break;
+    at = parent;
+  }
+  for (const folder of missing.reverse()) {
+    try {
+      mkdirSync(folder);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST" && statSync(folder).isDirectory()) continue;
+      throw new UnreadableFile(
+        `cannot make ${folder}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   }
 }

@@ -45,6 +45,7 @@ export {
   MAX_JSON_MODEL_BYTES,
   MAX_MANIFEST_BYTES,
   MAX_REFERENCE_BYTES,
+  makeFolder,
   readBoundedFile,
   UnreadableFile,
 } from "./files.js";

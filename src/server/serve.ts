@@ -2,7 +2,7 @@ import { userInfo } from "node:os";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
 import { Counter, Gauge } from "prom-client";
-import type { ServerConfig } from "../config/index.js";
+import { makeFolder, type ServerConfig } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import {
   defaultSigningKeyPath,
@@ -80,6 +80,20 @@ export async function startServer(
   } = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.log_level });
+  try {
+    makeFolder(config.data_dir);
+  } catch (error) {
+    throw new WardenError("WARDEN_ERR_CONFIG_INVALID", `data_dir: ${(error as Error).message}`, {
+      details: [
+        {
+          field: "data_dir",
+          expected: "a folder Warden may make and write",
+          found: (error as Error).message,
+          fix: "give --data-dir (or data_dir) a writable folder",
+        },
+      ],
+    });
+  }
   const metrics = createMetrics();
   const location: LedgerLocation = config.ledger.postgres
     ? { kind: "postgres", url: config.ledger.postgres.url, schema: config.ledger.postgres.schema }
