@@ -2,9 +2,9 @@ import { createHash } from "node:crypto";
 import { basename, resolve } from "node:path";
 import type { Command } from "commander";
 import { loadManifest, MAX_REFERENCE_BYTES, readBoundedFile } from "../config/index.js";
-import { formatProblems, WardenError } from "../errors/index.js";
+import { WardenError } from "../errors/index.js";
 import { policyScores } from "../explain/model-explainer.js";
-import { readReferenceRows } from "../explain/reference-stats.js";
+import { readInputReferenceRows } from "../explain/reference-stats.js";
 import { buildReferenceProfile, profilePath, type ReferenceProfile, saveProfile } from "../monitor/index.js";
 import { loadEngine } from "../runtime/engines.js";
 import { type CliIo, EXIT, intOption } from "./index.js";
@@ -43,7 +43,7 @@ export function profileCommand(
       run(async () => {
         const manifest = loadManifest(manifestPath);
         const referenceBytes = readReference(referencePath);
-        const rows = readRows(manifest, referencePath, referenceBytes);
+        const rows = readInputReferenceRows(manifest, referencePath, referenceBytes);
         const engine = await loadEngine(manifest);
         let scores: Float64Array;
         try {
@@ -74,21 +74,6 @@ function readReference(path: string): Buffer {
     throw new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}: ${reasonOf(error)}`, {
       details: [{ field: path, expected: "a readable CSV file", found: reasonOf(error) }],
     });
-  }
-}
-
-/** The reference rows, validated as requests are; problems name the file, line and feature. */
-function readRows(manifest: Parameters<typeof readReferenceRows>[0], path: string, bytes: Buffer) {
-  try {
-    return readReferenceRows(manifest, path, bytes);
-  } catch (error) {
-    // readReferenceRows speaks of the manifest's own reference; here the file comes from the command line.
-    if (!(error instanceof WardenError)) throw error;
-    throw new WardenError(
-      "WARDEN_ERR_INPUT_FILE",
-      `${path}: cannot profile ${manifest.name} ${manifest.version} on these rows\n${formatProblems(error.details)}`,
-      { details: error.details, cause: error },
-    );
   }
 }
 

@@ -175,6 +175,27 @@ export function readReferenceRows(manifest: Manifest, path: string, bytes?: Buff
 }
 
 /**
+ * {@link readReferenceRows} for a file a person names (on the command line, in a request) rather than the
+ * manifest: the same checks, reported as that input's problem (WARDEN_ERR_INPUT_FILE), not the manifest's.
+ */
+export function readInputReferenceRows(manifest: Manifest, path: string, bytes: Buffer): ReferenceRows {
+  try {
+    return readReferenceRows(manifest, path, bytes);
+  } catch (error) {
+    if (!(error instanceof WardenError)) throw error;
+    const details = error.details.map((d) => ({
+      ...d,
+      fix: "give a CSV with a header naming every model feature, and valid rows (as warden predict reads them)",
+    }));
+    throw new WardenError(
+      "WARDEN_ERR_INPUT_FILE",
+      `${path}: cannot profile ${manifest.name} ${manifest.version} on these rows\n${formatProblems(details)}`,
+      { details, cause: error },
+    );
+  }
+}
+
+/**
  * Work out the reference statistics from encoded reference rows and the model's scores for them (the
  * score the policy thresholds: P(positive_label)).
  *

@@ -16,7 +16,7 @@ import {
   readBoundedFile,
 } from "../config/index.js";
 import type { FeatureValue } from "../decision/input.js";
-import { formatProblems, WardenError } from "../errors/index.js";
+import { WardenError } from "../errors/index.js";
 import { buildReferenceProfile, type ReferenceProfile } from "../monitor/profile.js";
 import type { ModelEngine } from "../runtime/types.js";
 import { XGBoostEngine } from "../runtime/xgboost/index.js";
@@ -33,7 +33,7 @@ import {
   reasonRecords,
 } from "./model-explainer.js";
 import { binaryOutcomes } from "./outcome.js";
-import { readReferenceRows } from "./reference-stats.js";
+import { readInputReferenceRows, readReferenceRows } from "./reference-stats.js";
 import type { BatchScorer } from "./types.js";
 
 /** KernelSHAP's background rows by default (`policy.explanations.kernelshap.background`). */
@@ -301,25 +301,11 @@ export async function createExplanationService(
               ],
             });
           }
-          let rows: ReturnType<typeof readReferenceRows>;
-          try {
-            rows = readReferenceRows(manifest, path, bytes);
-          } catch (error) {
-            // readReferenceRows speaks of the manifest's own reference; a file the request names is the request's.
-            if (job.reference === undefined || !(error instanceof WardenError)) throw error;
-            const details = error.details.map((d) => ({
-              ...d,
-              fix: "give a CSV with a header naming every model feature, and valid rows (as warden predict reads them)",
-            }));
-            throw new WardenError(
-              "WARDEN_ERR_INPUT_FILE",
-              `reference ${path}: cannot profile ${manifest.name} ${manifest.version} on these rows\n${formatProblems(details)}`,
-              {
-                details,
-                cause: error,
-              },
-            );
-          }
+          // A file the request names is the request's problem; the manifest's own is the manifest's.
+          const rows =
+            job.reference === undefined
+              ? readReferenceRows(manifest, path, bytes)
+              : readInputReferenceRows(manifest, path, bytes);
           const scores = await policyScores(manifest, engine, rows.input, rows.rows);
           return buildReferenceProfile(manifest, rows.input, rows.rows, scores, {
             referenceSha256: createHash("sha256").update(bytes).digest("hex"),
