@@ -186,7 +186,19 @@ test("predict names the file and line of input that cannot be read, and exits 1"
   mkdirSync(folder);
   const unreadable = await run("predict", DEMO_XGB, folder);
   assert.equal(unreadable.code, 1);
-  assert.match(unreadable.stderr, /^warden: cannot read .*folder\.ndjson: EISDIR/m);
+  assert.match(unreadable.stderr, /^warden: input file .*folder\.ndjson is a directory$/m);
+  if (process.platform === "linux") {
+    // A device would be read without end: refused before reading.
+    const device = await run("predict", DEMO_XGB, "/dev/zero", "--input-format", "csv");
+    assert.equal(device.code, 1);
+    assert.match(device.stderr, /^warden: input file \/dev\/zero is a device$/m);
+  }
+  // A file without line ends is not rows: the record's length is bounded, not the memory it may take.
+  const endless = join(dir.path, "endless.csv");
+  writeFileSync(endless, `${header[0]}\n${"9".repeat(1_200_000)}`);
+  const long = await run("predict", DEMO_XGB, endless);
+  assert.equal(long.code, 1);
+  assert.match(long.stderr, /^warden: cannot read .*endless\.csv, line 2: Max Record Size/m);
 });
 
 test("predict fails in one line, before scoring, when --out cannot be written", async () => {

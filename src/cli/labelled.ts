@@ -4,9 +4,13 @@
  * problem named by line and field. Scored through `warden predict`'s runtime and decision policy.
  */
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { parse as parseCsv } from "csv-parse/sync";
-import type { FairnessAttribute, Manifest } from "../config/index.js";
+import {
+  type FairnessAttribute,
+  MAX_LABELLED_BYTES,
+  type Manifest,
+  readBoundedFile,
+} from "../config/index.js";
 import { applyPolicy, coerceCsvCell, type FeatureValue, validateInstance } from "../decision/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import { CHUNK_ROWS, type InputRow, openScorer } from "./predict.js";
@@ -56,10 +60,10 @@ export function readLabelled(
 ): LabelledRows {
   let bytes: Buffer;
   try {
-    bytes = readFileSync(path);
+    bytes = readBoundedFile(path, MAX_LABELLED_BYTES, { pipes: true });
   } catch (error) {
     throw new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}: ${reasonOf(error)}`, {
-      details: [{ field: path, expected: "a readable CSV file", found: reasonOf(error) }],
+      details: [{ field: path, expected: "a readable CSV file of at most 256 MiB", found: reasonOf(error) }],
     });
   }
   let records: { record: Record<string, string>; info: { lines: number } }[];

@@ -1,7 +1,6 @@
-import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { loadManifest, type Manifest } from "../config/index.js";
+import { loadManifest, MAX_PROFILE_BYTES, type Manifest, readBoundedFile } from "../config/index.js";
 import { encodeValue, type FeatureValue } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import { type RecordFilter, type SnapshotReader, snapshot } from "../feedback/index.js";
@@ -293,7 +292,9 @@ function readProfile(
       : profilePath(options.dataDir, manifest.name, manifest.version);
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readBoundedFile(path, MAX_PROFILE_BYTES, { pipes: options.profile !== undefined }).toString(
+      "utf8",
+    );
   } catch (error) {
     if (options.profile !== undefined) {
       throw new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}: ${reasonOf(error)}`, {

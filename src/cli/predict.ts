@@ -1,4 +1,4 @@
-import { createReadStream, existsSync } from "node:fs";
+import { createReadStream, existsSync, statSync } from "node:fs";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import { pipeline } from "node:stream";
@@ -48,6 +48,30 @@ export interface InputRow {
 }
 
 /** The input file cannot be read or parsed; CSV errors carry the line csv-parse stopped at. */
+/**
+ * The input is read as a stream, so it may be a file of any size or a pipe (`/dev/stdin`, `<(...)`); a device
+ * (/dev/zero would never end) or a folder is refused before reading.
+ */
+function checkInputKind(path: string): void {
+  const stats = statSync(path);
+  if (stats.isFile() || stats.isFIFO()) return;
+  const kind = stats.isDirectory()
+    ? "a directory"
+    : stats.isCharacterDevice() || stats.isBlockDevice()
+      ? "a device"
+      : "not a file";
+  throw new WardenError("WARDEN_ERR_INPUT_FILE", `input file ${path} is ${kind}`, {
+    details: [
+      {
+        field: "input",
+        expected: "a CSV or NDJSON file, or a pipe",
+        found: kind,
+        fix: "name the file of rows to score",
+      },
+    ],
+  });
+}
+
 function inputFileError(path: string, error: unknown): WardenError {
   const line = error instanceof CsvError && typeof error.lines === "number" ? `, line ${error.lines}` : "";
   return new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}${line}: ${reasonOf(error)}`, {
@@ -68,6 +92,9 @@ async function* labelReadErrors(path: string, rows: AsyncGenerator<InputRow>): A
   }
 }
 
+/** The longest CSV record read (characters): a tabular row is far shorter; a file without line ends is not rows. */
+const MAX_CSV_RECORD = 1024 * 1024;
+
 async function* readCsv(path: string, manifest: Manifest, io: CliIo): AsyncGenerator<InputRow> {
   const byName = new Map(manifest.features.map((f) => [f.name, f]));
   let header: string[] | undefined;
@@ -87,7 +114,13 @@ async function* readCsv(path: string, manifest: Manifest, io: CliIo): AsyncGener
     }
     return names;
   };
-  const parser = parseCsv({ columns, bom: true, skip_empty_lines: true, trim: false });
+  const parser = parseCsv({
+    columns,
+    bom: true,
+    skip_empty_lines: true,
+    trim: false,
+    max_record_size: MAX_CSV_RECORD,
+  });
   // pipeline, not pipe: an unreadable file (a directory, no permission) destroys the parser with its error,
   // which the loop below then throws, and stopping early closes the file. The loop sees every error, so the
   // callback has nothing left to do.
@@ -216,6 +249,7 @@ export function predictCommand(
         if (!existsSync(inputPath)) {
           throw new WardenError("WARDEN_ERR_INPUT_FILE", `input file ${inputPath} does not exist`);
         }
+        checkInputKind(inputPath);
         const format: Format =
           options.format ?? (options.out ? (formatOf(options.out) ?? "ndjson") : "ndjson");
         const manifest = loadManifest(manifestPath, { device: options.device });

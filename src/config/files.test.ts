@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { checkReadableFile, makeFolder, readBoundedFile, UnreadableFile } from "./files.js";
+import { checkReadableFile, makeFolder, readBoundedFile, sha256OfFile, UnreadableFile } from "./files.js";
 
 test("only regular files within the size limit are read whole; devices, pipes, folders and oversized files are refused before reading", (t) => {
   const dir = mkdtempSync(join(tmpdir(), "warden-files-"));
@@ -52,4 +52,47 @@ test("makeFolder makes missing parents one at a time and names what stops it", (
         error instanceof UnreadableFile && /cannot make \/proc\/warden-nothing/.test(error.message),
     );
   }
+});
+
+test("with pipes allowed, a named pipe is read to its end, within the size limit", {
+  skip: process.platform !== "linux",
+}, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "warden-pipes-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = join(dir, "pipe");
+  execFileSync("mkfifo", [fifo]);
+  // The writer is another process: reading blocks this thread until it has written and closed the pipe.
+  const writer = spawn("sh", ["-c", `printf 'port: 8080\\n' > '${fifo}'`], { stdio: "ignore" });
+  t.after(() => writer.kill()); // left blocked on the pipe if the read fails
+  assert.equal(readBoundedFile(fifo, 1 << 20, { pipes: true }).toString(), "port: 8080\n");
+  await new Promise((resolve) => writer.once("exit", resolve));
+  const flood = spawn("sh", ["-c", `head -c 3000000 /dev/zero > '${fifo}'`], { stdio: "ignore" });
+  assert.throws(
+    () => readBoundedFile(fifo, 2 << 20, { pipes: true }),
+    (error: unknown) =>
+      error instanceof UnreadableFile && /pipe\) gave more than the 2\.0 MiB allowed/.test(error.message),
+  );
+  flood.kill();
+  await new Promise((resolve) => flood.once("exit", resolve));
+  // Devices and folders are still refused.
+  assert.throws(() => readBoundedFile("/dev/zero", 1 << 20, { pipes: true }), /character device/);
+  assert.throws(() => readBoundedFile(dir, 1 << 20, { pipes: true }), /is a directory/);
+});
+
+test("sha256OfFile hashes a file a chunk at a time, as sha256sum does", {
+  skip: process.platform !== "linux",
+}, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "warden-hash-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, "artifact.bin");
+  // Three and a half chunks of varied bytes, so that chunk boundaries matter.
+  const bytes = Buffer.alloc(3.5 * 1024 * 1024);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 2654435761) >>> 24;
+  writeFileSync(file, bytes);
+  const expected = execFileSync("sha256sum", [file], { encoding: "utf8" }).split(" ")[0];
+  assert.equal(sha256OfFile(file), expected);
+  writeFileSync(file, "");
+  assert.equal(sha256OfFile(file), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  assert.throws(() => sha256OfFile(dir), /is a directory, not a regular file/);
+  assert.throws(() => sha256OfFile("/dev/zero"), /character device/);
 });

@@ -3,7 +3,17 @@
  * to something that is not a regular file (a device such as /dev/zero, a FIFO, a directory) or to a file far too
  * large would otherwise block the reading thread or exhaust the memory of the whole server.
  */
-import { mkdirSync, readFileSync, type Stats, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  type Stats,
+  statSync,
+} from "node:fs";
 import { dirname, resolve } from "node:path";
 
 /** Size limits of the files Warden reads whole. */
@@ -12,8 +22,10 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** V8's longest string is about 512 MiB: a JSON model must be read as text. */
 export const MAX_JSON_MODEL_BYTES = 512 * 1024 * 1024;
 export const MAX_REFERENCE_BYTES = 256 * 1024 * 1024;
-/** Node reads at most 2 GiB into one buffer. */
-export const MAX_ARTIFACT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
+/** A labelled CSV (fairness audits, monitor reports, training exports) is read whole, as reference rows are. */
+export const MAX_LABELLED_BYTES = MAX_REFERENCE_BYTES;
+/** A stored reference profile (JSON) given on the command line. */
+export const MAX_PROFILE_BYTES = 64 * 1024 * 1024;
 
 /** Why a file cannot be read whole: a plain Error whose message says what is wrong, for the caller's own error. */
 export class UnreadableFile extends Error {}
@@ -51,18 +63,97 @@ export function checkReadableFile(path: string, maxBytes: number): number {
   return stats.size;
 }
 
+/** Bytes read at a time from a pipe or while hashing. */
+const CHUNK_BYTES = 1024 * 1024;
+
 /**
  * Read a regular file of at most `maxBytes` bytes.
  *
+ * With `pipes: true`, a named pipe is read too, up to `maxBytes` (for a file a person names when starting a
+ * command, such as `--config <(...)`, where waiting for the writer is what they expect; never for a path that
+ * arrives over HTTP, where it would hold the serving thread).
+ *
  * @throws UnreadableFile when it is not one, or cannot be read.
  */
-export function readBoundedFile(path: string, maxBytes: number): Buffer {
+export function readBoundedFile(path: string, maxBytes: number, options: { pipes?: boolean } = {}): Buffer {
+  if (options.pipes === true && isPipe(path)) return readPipe(path, maxBytes);
   checkReadableFile(path, maxBytes);
   try {
     return readFileSync(path);
   } catch (error) {
     throw new UnreadableFile(error instanceof Error ? error.message : String(error));
   }
+}
+
+function isPipe(path: string): boolean {
+  try {
+    return statSync(path).isFIFO();
+  } catch {
+    return false;
+  }
+}
+
+/** Read a pipe to its end, refusing it once it has given more than `maxBytes`. */
+function readPipe(path: string, maxBytes: number): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    if (!fstatSync(fd).isFIFO()) throw new UnreadableFile(`${path} changed while it was opened`);
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, maxBytes + 1 - total));
+      let n: number;
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (error) {
+        // A non-blocking descriptor with nothing yet to read: wait for the writer.
+        if ((error as NodeJS.ErrnoException).code === "EAGAIN") {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          continue;
+        }
+        throw error;
+      }
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) {
+        throw new UnreadableFile(`${path} (a named pipe) gave more than the ${size(maxBytes)} allowed`);
+      }
+      chunks.push(chunk.subarray(0, n));
+    }
+  } catch (error) {
+    if (error instanceof UnreadableFile) throw error;
+    throw new UnreadableFile(error instanceof Error ? error.message : String(error));
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/**
+ * sha256 of a regular file, lower-case hex, read a chunk at a time (so a file of any size can be hashed without
+ * holding it in memory).
+ *
+ * @throws UnreadableFile when it is not a regular file, or cannot be read.
+ */
+export function sha256OfFile(path: string): string {
+  checkReadableFile(path, Number.MAX_SAFE_INTEGER);
+  const hash = createHash("sha256");
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, "r");
+    const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+    for (;;) {
+      const n = readSync(fd, chunk, 0, CHUNK_BYTES, null);
+      if (n === 0) break;
+      hash.update(chunk.subarray(0, n));
+    }
+  } catch (error) {
+    throw new UnreadableFile(error instanceof Error ? error.message : String(error));
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  return hash.digest("hex");
 }
 
 /**

@@ -40,13 +40,15 @@ export {
 } from "./fairness-policy.js";
 export {
   checkReadableFile,
-  MAX_ARTIFACT_BYTES,
   MAX_CONFIG_BYTES,
   MAX_JSON_MODEL_BYTES,
+  MAX_LABELLED_BYTES,
   MAX_MANIFEST_BYTES,
+  MAX_PROFILE_BYTES,
   MAX_REFERENCE_BYTES,
   makeFolder,
   readBoundedFile,
+  sha256OfFile,
   UnreadableFile,
 } from "./files.js";
 export { featureIndex, loadManifest, parseManifest, sha256File, verifyArtifact } from "./manifest.js";

@@ -14,10 +14,10 @@ import {
 import { fairnessPolicyOf, fairnessPolicyProblems } from "./fairness-policy.js";
 import {
   checkReadableFile,
-  MAX_ARTIFACT_BYTES,
   MAX_MANIFEST_BYTES,
   MAX_REFERENCE_BYTES,
   readBoundedFile,
+  sha256OfFile,
 } from "./files.js";
 import { type Device, type FeatureSpec, type Manifest, ManifestSchema } from "./manifest-schema.js";
 import { privacyPolicyOf, privacyPolicyProblems } from "./privacy-policy.js";
@@ -29,7 +29,7 @@ const BINARY_DEFAULT_LABELS: readonly string[] = Object.freeze(["0", "1"]);
 
 /** sha256 of a file's bytes, lower-case hex. */
 export function sha256File(path: string): string {
-  return createHash("sha256").update(readBoundedFile(path, MAX_ARTIFACT_BYTES)).digest("hex");
+  return sha256OfFile(path);
 }
 
 /**

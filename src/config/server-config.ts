@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { type Static, Type as T } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -561,12 +562,22 @@ function rateLimitProblems(config: Static<typeof ServerConfigSchema>): FieldProb
   return problems;
 }
 
-/** Read a YAML configuration file; paths in it are relative to the file's folder. */
+/**
+ * Read a YAML configuration file; paths in it are relative to the file's folder. The file may be a pipe
+ * (`--config <(...)`): paths in it are then relative to the working folder, since a pipe's folder (/dev/fd)
+ * holds nothing of the user's.
+ */
 export function readServerConfigFile(path: string): Record<string, unknown> {
   const file = resolve(path);
+  let fromPipe = false;
+  try {
+    fromPipe = statSync(file).isFIFO();
+  } catch {
+    // reported by the read below
+  }
   let text: string;
   try {
-    text = readBoundedFile(file, MAX_CONFIG_BYTES).toString("utf8");
+    text = readBoundedFile(file, MAX_CONFIG_BYTES, { pipes: true }).toString("utf8");
   } catch (error) {
     throw new WardenError(
       "WARDEN_ERR_CONFIG_INVALID",
@@ -587,7 +598,7 @@ export function readServerConfigFile(path: string): Record<string, unknown> {
       `${file}: expected a mapping of settings, found ${describeValue(raw)}`,
     );
   }
-  const base = dirname(file);
+  const base = fromPipe ? process.cwd() : dirname(file);
   const out = { ...(raw as Record<string, unknown>) };
   if (typeof out.data_dir === "string") out.data_dir = resolve(base, out.data_dir);
   if (typeof out.privacy === "object" && out.privacy !== null && !Array.isArray(out.privacy)) {

@@ -96,6 +96,9 @@ describe("decision API", () => {
     assert.equal(record.manifest_sha256, manifest.manifestSha256);
     assert.equal(record.threshold, manifest.output.threshold);
     assert.match(record.ledger.hash, /^[0-9a-f]{64}$/);
+    // The response's schema documents it and filters nothing: every field of the entry's body shows as stored.
+    for (const [key, value] of Object.entries(stored.body)) assert.deepEqual(record[key], value, key);
+    assert.deepEqual(record.ledger, { seq: stored.seq, prev_hash: stored.prev_hash, hash: stored.hash });
     const missing = await server.app.inject({ method: "GET", url: "/v1/decisions/nope" });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json().code, "WARDEN_ERR_DECISION_NOT_FOUND");
@@ -130,7 +133,14 @@ describe("decision API", () => {
     await server.writer.drain();
     const rejections = [];
     for await (const r of server.ledger.scan()) if (r.kind === "rejection") rejections.push(r);
-    assert.ok(rejections.some((r) => (r.body.error as { code: string }).code === "WARDEN_ERR_VALIDATION"));
+    const rejection = rejections.find(
+      (r) => (r.body.error as { code: string }).code === "WARDEN_ERR_VALIDATION",
+    );
+    assert.ok(rejection !== undefined);
+    // Read back as recorded, its malformed input included (the response's schema coerces nothing).
+    const shown = (await server.app.inject({ url: `/v1/decisions/${rejection.id}` })).json();
+    assert.equal(shown.kind, "rejection");
+    for (const [key, value] of Object.entries(rejection.body)) assert.deepEqual(shown[key], value, key);
   });
 
   test("envelope errors: unknown model/version/route 404, both features and instances 400", async () => {
@@ -404,6 +414,12 @@ describe("operations", () => {
     assert.deepEqual([...documented].sort(), [...served].sort());
     assert.ok(documented.has("POST /v1/models/{model}/decisions"));
     assert.ok(documented.has("POST /v2/models/{model}/versions/{version}/infer"));
+    const recorded = doc.paths["/v1/decisions/{id}"].get.responses["200"];
+    assert.deepEqual(recorded.content["application/json"].schema.properties.ledger.required, [
+      "seq",
+      "prev_hash",
+      "hash",
+    ]);
   });
 
   test("/metrics reports requests by model, route and outcome, batch sizes and inference time", async () => {

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Manifest } from "../config/index.js";
 import type { DecisionResult, InstanceInput } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
+import { RECORD_KINDS } from "../ledger/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import { mayUseModel } from "./access.js";
 import type { RouteContext } from "./app.js";
@@ -59,6 +60,60 @@ const ReasonSchema = {
     },
   },
   required: ["code", "text", "contribution"],
+} as const;
+
+/**
+ * A record as GET /v1/decisions/{id} shows it. Fields whose type depends on the record's kind are described
+ * without a type (serialised as they are; a typed field would be coerced by the response serialiser), and the
+ * rest of the entry's body passes through (additionalProperties).
+ */
+const RecordedDecisionSchema = {
+  description:
+    "The record: its identity and place in the hash chain, then its entry's body as recorded (inputs, subject, outputs, decision, explanation, latency_ms, deployment, privacy, ...), then the vault's and the review queue's views",
+  type: "object",
+  additionalProperties: true,
+  properties: {
+    decision_id: { type: "string", description: "The record's id (a decision's UUIDv7)" },
+    kind: { type: "string", enum: [...RECORD_KINDS], description: "decision, rejection, ..." },
+    time: { type: "string", description: "When it was decided (ISO-8601 UTC)" },
+    model: { type: "string" },
+    version: { type: "string" },
+    artifact_sha256: { type: "string", description: "sha256 of the model artifact that decided" },
+    manifest_sha256: { type: "string", description: "sha256 of the manifest it was served under" },
+    inputs: {
+      description:
+        "The model's features as validated (for a rejection, the input as it came, which may be malformed)",
+    },
+    subject: {
+      description:
+        "Sensitive attributes as recorded: values (subject_storage clear) or one salted commitment per attribute",
+    },
+    outputs: { description: "score and probabilities" },
+    decision: { description: "The model's decision as recorded (a label; null while held for review)" },
+    explanation: {
+      description:
+        "When the decision was explained with it: method, base, contributions, reasons (GET /v1/decisions/{id}/explanation gives it on request)",
+    },
+    subject_vault: { description: "What the subject vault holds for it (pseudonyms, a key id, or purged)" },
+    subject_revealed: { description: "With ?reveal=subject: the decrypted subject" },
+    status: {
+      type: "string",
+      enum: ["pending_review", "decided"],
+      description: "Held for review or appealed",
+    },
+    final_decision: { description: "The reviewer's decision once resolved; null while it waits" },
+    review: { description: "The review queue's item for it" },
+    ledger: {
+      type: "object",
+      properties: {
+        seq: { type: "integer", description: "1-based position in the ledger" },
+        prev_hash: { type: "string" },
+        hash: { type: "string", description: "sha256(prev_hash ‖ canonical JSON of the entry), hex" },
+      },
+      required: ["seq", "prev_hash", "hash"],
+    },
+  },
+  required: ["decision_id", "kind", "time", "model", "version", "artifact_sha256", "ledger"],
 } as const;
 
 const DecisionResultSchema = {
@@ -321,6 +376,7 @@ export function registerDecisionRoutes(app: FastifyInstance, ctx: RouteContext):
           additionalProperties: false,
         },
         response: {
+          200: RecordedDecisionSchema,
           401: { description: "Not authorised to reveal the subject (no authorisation configured)" },
           403: { description: "The caller's role may not reveal the subject (auditor and admin may)" },
           404: errorResponses[404],
