@@ -81,8 +81,30 @@ test("policy.disclosure: answers round or leave out the scores; the ledger keeps
     }),
   });
   const answer = (await oip.json()) as { outputs?: { name: string }[] };
-  if (oip.status === 200)
-    assert.deepEqual(answer.outputs!.map((o) => o.name).sort(), ["decision", "decision_id"]);
+  assert.equal(oip.status, 200, JSON.stringify(answer));
+  assert.deepEqual(answer.outputs!.map((o) => o.name).sort(), ["decision", "decision_id"]);
+  // Its metadata promises no score tensors, and asking for one is refused, saying why.
+  const metadata = (await (await fetch(`${server.url}/v2/models/credit-label`)).json()) as {
+    outputs: { name: string }[];
+  };
+  assert.deepEqual(metadata.outputs.map((o) => o.name).sort(), ["decision", "decision_id"]);
+  const asked = await fetch(`${server.url}/v2/models/credit-label/infer`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      inputs: Object.entries(cases[0]!.features).map(([name, value]) => ({
+        name,
+        shape: [1],
+        datatype: typeof value === "number" ? "FP64" : typeof value === "boolean" ? "BOOL" : "BYTES",
+        data: [value],
+      })),
+      outputs: [{ name: "score" }],
+    }),
+  });
+  assert.equal(asked.status, 400);
+  const refusal = (await asked.json()) as { details: { field: string; fix?: string }[] };
+  assert.equal(refusal.details[0]!.field, "outputs[0].name");
+  assert.match(refusal.details[0]!.fix ?? "", /discloses labels only/);
 });
 
 test("policy.disclosure is validated", async () => {

@@ -1,10 +1,18 @@
-import type { FastifyInstance } from "fastify";
+import type {
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+  RouteHandlerMethod,
+  RouteShorthandOptions,
+} from "fastify";
 import type { FeatureSpec, Manifest } from "../config/index.js";
 import type { InstanceInput } from "../decision/index.js";
 import { describeValue, type FieldProblem, WardenError } from "../errors/index.js";
 import type { LoadedModel } from "../registry/index.js";
 import { type RouteContext, SERVER_NAME, SERVER_VERSION } from "./app.js";
 import { callerOf } from "./extraction.js";
+import { binaryAnswer, HEADER_LENGTH, parseInferBody } from "./oip-binary.js";
 import { errorResponses, pathParams } from "./routes-decisions.js";
 
 /** Open Inference Protocol v2 tensor datatypes. */
@@ -33,7 +41,7 @@ interface InferInput {
   parameters?: Record<string, unknown>;
 }
 interface InferBody {
-  id?: string;
+  id?: string | null;
   parameters?: Record<string, unknown>;
   inputs: InferInput[];
   outputs?: { name: string; parameters?: Record<string, unknown> }[];
@@ -57,7 +65,7 @@ const InferBodySchema = {
   description:
     "Either one tensor per feature (shape [N] or [N,1]; BYTES for categories, BOOL for booleans) or a single [N, F] numeric tensor in the model's encoding (categories as codes).",
   properties: {
-    id: { type: "string" },
+    id: { type: ["string", "null"], description: "Echoed in the answer (null: none)" },
     parameters: { type: "object" },
     inputs: { type: "array", items: TensorSchema, minItems: 1 },
     outputs: {
@@ -74,7 +82,20 @@ const InferBodySchema = {
   additionalProperties: false,
 } as const;
 
-const INTEGER_TYPES = new Set<Datatype>(OIP_DATATYPES.filter((t) => t.includes("INT")));
+/** The values each integer datatype holds (64-bit ones: as far as JSON numbers are exact). */
+const INTEGER_RANGES: ReadonlyMap<Datatype, readonly [number, number]> = new Map<
+  Datatype,
+  readonly [number, number]
+>([
+  ["UINT8", [0, 255]],
+  ["UINT16", [0, 65_535]],
+  ["UINT32", [0, 4_294_967_295]],
+  ["UINT64", [0, Number.MAX_SAFE_INTEGER]],
+  ["INT8", [-128, 127]],
+  ["INT16", [-32_768, 32_767]],
+  ["INT32", [-2_147_483_648, 2_147_483_647]],
+  ["INT64", [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER]],
+]);
 
 function featureDatatype(f: FeatureSpec): Datatype {
   return f.type === "category"
@@ -86,21 +107,28 @@ function featureDatatype(f: FeatureSpec): Datatype {
         : "FP64";
 }
 
+/** The outputs a model's answers carry (a model that discloses labels only sends no scores). */
 function outputNames(m: Manifest): string[] {
-  return m.task === "regression"
-    ? ["score", "decision_id"]
-    : ["probabilities", "score", "decision", "decision_id"];
+  const all =
+    m.task === "regression"
+      ? ["score", "decision_id"]
+      : ["probabilities", "score", "decision", "decision_id"];
+  return m.disclosure.scores === "label" ? all.filter((n) => !WITHHELD_BY_LABEL.has(n)) : all;
 }
+
+/** Outputs `policy.disclosure.scores: label` withholds. */
+const WITHHELD_BY_LABEL = new Set(["probabilities", "score"]);
 
 function modelMetadata(model: LoadedModel, versions: readonly string[]) {
   const m = model.manifest;
   const classes = m.output.labels?.length ?? 2;
-  const outputs = [
-    ...(m.task === "regression" ? [] : [{ name: "probabilities", datatype: "FP64", shape: [-1, classes] }]),
-    { name: "score", datatype: "FP64", shape: [-1] },
-    ...(m.task === "regression" ? [] : [{ name: "decision", datatype: "BYTES", shape: [-1] }]),
-    { name: "decision_id", datatype: "BYTES", shape: [-1] },
-  ];
+  const shapes: Record<string, { datatype: string; shape: number[] }> = {
+    probabilities: { datatype: "FP64", shape: [-1, classes] },
+    score: { datatype: "FP64", shape: [-1] },
+    decision: { datatype: "BYTES", shape: [-1] },
+    decision_id: { datatype: "BYTES", shape: [-1] },
+  };
+  const outputs = outputNames(m).map((name) => ({ name, ...shapes[name]! }));
   return {
     name: m.name,
     versions,
@@ -117,21 +145,24 @@ function modelMetadata(model: LoadedModel, versions: readonly string[]) {
 }
 
 /**
- * Tensor data may come flat (the protocol's form) or nested row by row; nesting deeper than the tensor's
- * rank is refused (undefined), which also keeps a hostile body from recursing without bound.
+ * Tensor data may come flat (the protocol's form) or nested as the shape says, every list at a level as long
+ * as that dimension; anything else (ragged lists, a mix of lists and elements, nesting deeper than the rank)
+ * is refused (undefined). Level by level, so a hostile body cannot make it recurse.
  */
-function flatten(data: unknown[], rank: number): unknown[] | undefined {
+function flatten(data: unknown[], shape: readonly number[]): unknown[] | undefined {
+  if (!data.some(Array.isArray)) return data;
   let level = data;
-  for (let depth = 1; level.some(Array.isArray); depth++) {
-    if (depth >= Math.max(rank, 1)) return undefined;
+  for (let depth = 0; depth < shape.length; depth++) {
+    const last = depth === shape.length - 1;
+    if (last) return level.some(Array.isArray) ? undefined : level;
     const next: unknown[] = [];
     for (const item of level) {
-      if (Array.isArray(item)) for (const inner of item) next.push(inner);
-      else next.push(item);
+      if (!Array.isArray(item) || item.length !== shape[depth + 1]) return undefined;
+      for (const inner of item) next.push(inner);
     }
     level = next;
   }
-  return level;
+  return undefined;
 }
 
 function checkElement(datatype: Datatype, value: unknown): boolean {
@@ -139,7 +170,16 @@ function checkElement(datatype: Datatype, value: unknown): boolean {
   if (datatype === "BOOL") return typeof value === "boolean";
   if (datatype === "BYTES") return typeof value === "string";
   if (typeof value !== "number" || !Number.isFinite(value)) return false;
-  return !INTEGER_TYPES.has(datatype) || Number.isInteger(value);
+  const range = INTEGER_RANGES.get(datatype);
+  return range === undefined || (Number.isInteger(value) && value >= range[0] && value <= range[1]);
+}
+
+function elementExpected(datatype: Datatype): string {
+  const range = INTEGER_RANGES.get(datatype);
+  if (range !== undefined) return `an integer from ${range[0]} to ${range[1]} (${datatype})`;
+  if (datatype === "BOOL") return "true or false (BOOL)";
+  if (datatype === "BYTES") return "a string (BYTES)";
+  return `a finite number (${datatype})`;
 }
 
 /** Decode OIP input tensors into decision instances, listing every problem. */
@@ -151,12 +191,15 @@ export function decodeTensors(manifest: Manifest, inputs: readonly InferInput[])
   const single = inputs.length === 1 && !byName.has(inputs[0]!.name);
   inputs.forEach((tensor, t) => {
     const at = `inputs[${t}]`;
-    const data = flatten(tensor.data, tensor.shape.length);
+    const data =
+      tensor.data.some(Array.isArray) && tensor.data.length !== tensor.shape[0]
+        ? undefined
+        : flatten(tensor.data, tensor.shape);
     if (data === undefined) {
       problems.push({
         field: `${at}.data`,
-        expected: `a flat list, or lists nested no deeper than the shape ${JSON.stringify(tensor.shape)}`,
-        found: "deeper nesting",
+        expected: `a flat list, or lists nested as the shape ${JSON.stringify(tensor.shape).slice(0, 80)} says`,
+        found: "lists of other lengths or depths",
       });
       return;
     }
@@ -173,7 +216,7 @@ export function decodeTensors(manifest: Manifest, inputs: readonly InferInput[])
     if (bad >= 0) {
       problems.push({
         field: `${at}.data[${bad}]`,
-        expected: `a ${tensor.datatype} element`,
+        expected: elementExpected(tensor.datatype),
         found: describeValue(data[bad]),
       });
       return;
@@ -269,7 +312,7 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
   app.get("/v2", { schema: { summary: "Server metadata", tags } }, async () => ({
     name: SERVER_NAME,
     version: SERVER_VERSION,
-    extensions: ["model_repository"],
+    extensions: ["model_repository", "binary_tensor_data"],
   }));
   app.get("/v2/health/live", { schema: { summary: "Liveness", tags } }, async () => ({ live: true }));
   app.get(
@@ -283,6 +326,41 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
 
   const params = (withVersion: boolean) =>
     withVersion ? pathParams("model", "version") : pathParams("model");
+
+  // The infer routes read their bodies themselves (binary tensor data, and JSON whatever the Content-Type:
+  // tritonclient sends none, or application/octet-stream), in a scope of their own so that the rest of the
+  // API keeps refusing bodies that are not application/json.
+  type InferRoute = { Params: { model: string; version?: string }; Body: InferBody };
+  const inferRoutes: [
+    string,
+    RouteShorthandOptions,
+    RouteHandlerMethod<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, InferRoute>,
+  ][] = [];
+  const infer = (url: string, options: RouteShorthandOptions, handler: (typeof inferRoutes)[number][2]) => {
+    inferRoutes.push([url, options, handler]);
+  };
+  app.register(async (scope) => {
+    const parseJson = scope.getDefaultJsonParser("error", "error");
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", { parseAs: "buffer" }, (request, body, done) => {
+      try {
+        done(
+          null,
+          parseInferBody(request.headers, body as Buffer, (text) => {
+            let parsed: unknown;
+            parseJson(request, text, (error, value) => {
+              if (error) throw jsonProblem(error, request.headers[HEADER_LENGTH] !== undefined);
+              parsed = value;
+            });
+            return parsed;
+          }),
+        );
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    });
+    for (const [url, options, handler] of inferRoutes) scope.post<InferRoute>(url, options, handler);
+  });
 
   for (const withVersion of [false, true]) {
     const base = withVersion ? "/v2/models/:model/versions/:version" : "/v2/models/:model";
@@ -318,39 +396,53 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
         return reply.status(ready ? 200 : 503).send({ name: model.manifest.name, ready });
       },
     );
-    app.post<{ Params: { model: string; version?: string }; Body: InferBody }>(
+    infer(
       `${base}/infer`,
       {
         schema: {
           summary: "Inference (every row is validated, decided and recorded like a decision)",
+          description:
+            "JSON, or with the binary tensor data extension (Inference-Header-Content-Length) raw input tensors after the JSON and, when asked (parameters.binary_data_output, or an output's parameters.binary_data), raw output tensors after the answer's JSON. The body is read as JSON whatever its Content-Type.",
           tags,
           params: params(withVersion),
           body: InferBodySchema,
           response: errorResponses,
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { model: name, version } = request.params;
         const model = ctx.registry.get(name, version);
         const manifest = model.manifest;
         request.wardenModel = { name: manifest.name, version: manifest.version };
         const available = outputNames(manifest);
-        const requested = request.body.outputs?.map((o) => o.name) ?? available;
+        // No outputs named (or an empty list): all of them.
+        const named = request.body.outputs ?? [];
+        const requested = named.length > 0 ? named.map((o) => o.name) : available;
         let instances: InstanceInput[];
         try {
-          const unknown = requested.filter((n) => !available.includes(n));
-          if (unknown.length > 0) {
-            throw new WardenError(
-              "WARDEN_ERR_VALIDATION",
-              `unknown output ${unknown.join(", ").slice(0, 200)}`,
-              {
-                details: unknown.slice(0, 10).map((n) => ({
-                  field: "outputs",
-                  expected: `one of ${available.join(", ")}`,
-                  found: describeValue(n),
-                })),
-              },
-            );
+          const problems: FieldProblem[] = [];
+          requested.forEach((n, i) => {
+            if (!available.includes(n)) {
+              problems.push({
+                field: `outputs[${i}].name`,
+                expected: `one of ${available.join(", ")}`,
+                found: describeValue(n),
+                ...(WITHHELD_BY_LABEL.has(n) && manifest.disclosure.scores === "label"
+                  ? { fix: `${manifest.name} discloses labels only (policy.disclosure.scores: label)` }
+                  : {}),
+              });
+            } else if (requested.indexOf(n) !== i) {
+              problems.push({
+                field: `outputs[${i}].name`,
+                expected: "each output once",
+                found: `${n} again`,
+              });
+            }
+          });
+          if (problems.length > 0) {
+            throw new WardenError("WARDEN_ERR_VALIDATION", "outputs this model cannot give as asked", {
+              details: problems.slice(0, 10),
+            });
           }
           instances = decodeTensors(manifest, request.body.inputs);
         } catch (error) {
@@ -416,18 +508,52 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
               data: results.map((r) => r.decision_id),
             },
           };
-        // A model that discloses labels only (policy.disclosure.scores: label) sends no score tensors.
-        const disclosedOutputs =
-          manifest.disclosure.scores === "label"
-            ? requested.filter((name) => name !== "probabilities" && name !== "score")
-            : requested;
-        return {
+        const answer = {
           model_name: manifest.name,
           model_version: manifest.version,
-          ...(request.body.id !== undefined ? { id: request.body.id } : {}),
-          outputs: disclosedOutputs.map((name) => tensors[name]!),
+          ...(typeof request.body.id === "string" ? { id: request.body.id } : {}),
+          outputs: requested.map((name) => tensors[name]!),
         };
+        const binary = binaryOutputs(request.body, requested);
+        if (binary.size === 0) return answer;
+        const { body, jsonLength } = binaryAnswer(answer, binary);
+        return reply
+          .header(HEADER_LENGTH, jsonLength)
+          .header("content-type", "application/octet-stream")
+          .send(body);
       },
     );
   }
+}
+
+/** Why an infer request's JSON could not be read, whatever Content-Type it came with. */
+function jsonProblem(error: Error, binary: boolean): WardenError {
+  const part = binary ? `the JSON part of the body (its first ${HEADER_LENGTH} bytes)` : "the request body";
+  const empty = (error as { code?: string }).code === "FST_ERR_CTP_EMPTY_JSON_BODY";
+  return new WardenError(
+    "WARDEN_ERR_MALFORMED_JSON",
+    empty ? `${part} is empty` : `${part} is not valid JSON`,
+    {
+      details: [
+        {
+          field: "body",
+          expected:
+            "an inference request as JSON (keys named __proto__ or constructor.prototype are refused)",
+          found: empty ? "nothing" : "text that is not valid JSON",
+        },
+      ],
+    },
+  );
+}
+
+/** The outputs a request asks for as raw bytes (binary tensor data extension). */
+function binaryOutputs(body: InferBody, requested: readonly string[]): Set<string> {
+  const all = body.parameters?.binary_data_output === true;
+  const out = new Set<string>();
+  const named = new Map((body.outputs ?? []).map((o) => [o.name, o.parameters?.binary_data]));
+  for (const name of requested) {
+    const own = named.get(name);
+    if (own === true || (own === undefined && all)) out.add(name);
+  }
+  return out;
 }
