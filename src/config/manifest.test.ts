@@ -100,6 +100,11 @@ test("semantic checks: categories, ranges, labels, duplicate names, preferred ba
   assert.match(text, /\/batching\/preferred_batch_sizes\/0 a size <= max_batch_size/);
   const dup = expectInvalid(base.replace("name: home", "name: income"));
   assert.match(dup.details[0]!.expected, /unique feature name/);
+  // A timeout no longer than the queue delay would fail every request that arrives alone.
+  const timeout = expectInvalid(`${base}batching: { max_queue_delay_us: 50000, timeout_ms: 50 }\n`);
+  assert.equal(timeout.details.length, 1);
+  assert.match(timeout.details[0]!.field, /#\/batching\/timeout_ms$/);
+  assert.match(timeout.details[0]!.expected, /more than max_queue_delay_us \(50000 µs = 50 ms\)/);
 });
 
 test("a prohibited model refuses to load", () => {

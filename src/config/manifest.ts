@@ -305,6 +305,15 @@ function semanticProblems(m: import("@sinclair/typebox").Static<typeof ManifestS
   problems.push(...disclosurePolicyProblems(m.policy));
   problems.push(...fairnessPolicyProblems(m.features, m.policy));
   const b = m.batching;
+  if (b.timeout_ms * 1000 <= b.max_queue_delay_us) {
+    // A request arriving alone would wait out the delay and then time out, every time.
+    problems.push({
+      field: "/batching/timeout_ms",
+      expected: `more than max_queue_delay_us (${b.max_queue_delay_us} µs = ${b.max_queue_delay_us / 1000} ms)`,
+      found: describeValue(b.timeout_ms),
+      fix: "raise timeout_ms well above the queue delay plus an inference, or lower max_queue_delay_us",
+    });
+  }
   b.preferred_batch_sizes.forEach((size, i) => {
     if (size > b.max_batch_size) {
       problems.push({

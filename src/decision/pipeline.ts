@@ -546,7 +546,12 @@ export function createDecisionPipeline(
       // an error, not a decision.
       const refused = (failure: unknown): Promise<never> => {
         const { model, error } = failure as { model: LoadedModel; error: unknown };
-        if (error instanceof WardenError && (error.status < 500 || error.code === "WARDEN_ERR_TIMEOUT")) {
+        if (
+          error instanceof WardenError &&
+          (error.status < 500 ||
+            error.code === "WARDEN_ERR_TIMEOUT" ||
+            error.code === "WARDEN_ERR_QUEUE_TIMEOUT")
+        ) {
           return reject(model, rejection(request, clientIds), error);
         }
         throw error;
@@ -724,7 +729,10 @@ export function createDecisionPipeline(
   };
 }
 
-/** Whether a batcher's refusal is the model failing to answer (the breaker's `error_rate`), not back-pressure. */
+/**
+ * Whether a batcher's refusal is the model failing to answer (the breaker's `error_rate`), not back-pressure (a
+ * full queue, or a request that timed out still queued: WARDEN_ERR_QUEUE_TIMEOUT).
+ */
 function isModelFailure(error: unknown): boolean {
   if (!(error instanceof WardenError)) return true;
   return (

@@ -43,7 +43,11 @@ export const ERRORS = {
   WARDEN_ERR_QUEUE_FULL: { status: 429, message: "The model's request queue is full" },
   WARDEN_ERR_QUERY_BUDGET: { status: 429, message: "The caller's daily query budget for the model is spent" },
   WARDEN_ERR_RATE_LIMITED: { status: 429, message: "Too many requests: a rate limit is exhausted" },
-  WARDEN_ERR_TIMEOUT: { status: 504, message: "The request waited longer than its timeout" },
+  WARDEN_ERR_TIMEOUT: { status: 504, message: "The model did not answer within the request's timeout" },
+  WARDEN_ERR_QUEUE_TIMEOUT: {
+    status: 503,
+    message: "The request waited in the model's queue longer than its timeout",
+  },
   WARDEN_ERR_MODEL_NOT_READY: { status: 503, message: "The model is not ready" },
   WARDEN_ERR_SHUTTING_DOWN: { status: 503, message: "The server is shutting down" },
   WARDEN_ERR_LEDGER_BUSY: {

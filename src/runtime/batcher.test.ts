@@ -14,7 +14,13 @@ import type { ModelExecutor } from "./worker-pool.js";
  * `autoMs`). Output row r is [sum of row r's inputs], so every answer can be checked against its input.
  */
 function controlledExecutor(instances: number, autoMs?: number) {
-  const batches: { rows: number; startedAt: number; finish: () => void; input: Float32Array }[] = [];
+  const batches: {
+    rows: number;
+    startedAt: number;
+    finishedAt?: number;
+    finish: () => void;
+    input: Float32Array;
+  }[] = [];
   const listeners: (() => void)[] = [];
   let busy = 0;
   const executor: ModelExecutor = {
@@ -29,6 +35,7 @@ function controlledExecutor(instances: number, autoMs?: number) {
       busy++;
       return new Promise<EngineOutput>((resolve) => {
         const finish = () => {
+          batch.finishedAt = performance.now();
           const values = new Float64Array(rows);
           for (let r = 0; r < rows; r++) values[r] = input[r * 2]! + input[r * 2 + 1]!;
           busy--;
@@ -38,7 +45,8 @@ function controlledExecutor(instances: number, autoMs?: number) {
             for (const l of listeners) l();
           });
         };
-        batches.push({ rows, startedAt: performance.now(), finish, input });
+        const batch: (typeof batches)[number] = { rows, startedAt: performance.now(), finish, input };
+        batches.push(batch);
         if (autoMs !== undefined) setTimeout(finish, autoMs);
       });
     },
@@ -104,25 +112,118 @@ test("a request's rows keep their order even when split across batches", async (
   );
 });
 
-test("the largest preferred batch size is sent at once; smaller queues wait out the delay", async () => {
-  const { executor, batches } = controlledExecutor(1, 0);
+test("the largest preferred size the queue can fill leaves at once; fewer rows wait out the delay", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const delayUs = 40_000;
   const batcher = new DynamicBatcher(
-    policy({ max_batch_size: 8, preferred_batch_sizes: [2, 3] }),
+    policy({ max_batch_size: 8, preferred_batch_sizes: [4, 2], max_queue_delay_us: delayUs }),
     executor,
     2,
   );
-  const first = [1, 2, 3].map((i) => batcher.submit([rowOf(i, 0)]));
+  const first = batcher.submit([rowOf(1, 0)]);
+  assert.equal(batches.length, 0, "one row waits for company");
+  const second = batcher.submit([rowOf(2, 0)]);
   assert.deepEqual(
     batches.map((b) => b.rows),
-    [3],
+    [2],
+    "two rows fill the preferred size 2 (4 cannot be filled): sent at once, as Triton does",
   );
-  await Promise.all(first);
-  const second = batcher.submit([rowOf(1, 1)]);
-  assert.equal(batches.length, 1, "a single row waits for company");
-  await second;
+  // While the instance is busy, three rows gather; when it is free, the largest preferred size they fill (2)
+  // leaves at once and the third waits.
+  const more = [3, 4, 5].map((i) => batcher.submit([rowOf(i, 0)]));
+  batches[0]!.finish();
+  await Promise.all([first, second]);
+  await new Promise((r) => setImmediate(r));
   assert.deepEqual(
     batches.map((b) => b.rows),
-    [3, 1],
+    [2, 2],
+  );
+  batches[1]!.finish();
+  await Promise.all(more.slice(0, 2));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(batches.length, 2, "a single row waits out the delay");
+  const last = more[2]!;
+  await new Promise((r) => setTimeout(r, delayUs / 1000 + 5));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [2, 2, 1],
+  );
+  batches[2]!.finish();
+  assert.ok((await last)[0]!.queueMs >= delayUs / 1000 - 1, "it left when the delay was spent");
+});
+
+test("once the delay is spent, a backlog leaves in batches up to max_batch_size, not the preferred size", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(
+    policy({ max_batch_size: 32, preferred_batch_sizes: [4], max_queue_delay_us: 1000 }),
+    executor,
+    2,
+  );
+  const busy = batcher.submit([1, 2, 3, 4].map((i) => rowOf(i, 0)));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4],
+  );
+  const backlog = Array.from({ length: 40 }, (_, i) => batcher.submit([rowOf(i, 1)]));
+  await new Promise((r) => setTimeout(r, 5)); // past the delay
+  batches[0]!.finish();
+  await busy;
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4, 32],
+  );
+  batches[1]!.finish();
+  await Promise.all(backlog.slice(0, 32));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4, 32, 8],
+  );
+  batches[2]!.finish();
+  const rows = await Promise.all(backlog);
+  assert.deepEqual(
+    rows.map((r) => r[0]!.values[0]),
+    Array.from({ length: 40 }, (_, i) => i + 1),
+  );
+});
+
+test("a request with more rows than max_batch_size is split over consecutive batches without waiting the delay again", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  // A delay far longer than the test: any batch that waited for it would never start.
+  const batcher = new DynamicBatcher(
+    policy({ max_batch_size: 4, max_queue_delay_us: 60_000_000 }),
+    executor,
+    2,
+  );
+  const small = batcher.submit([rowOf(1, 0), rowOf(2, 0)]);
+  assert.equal(batches.length, 0, "two rows wait for company");
+  const large = batcher.submit([3, 4, 5, 6, 7, 8, 9].map((i) => rowOf(i, 0)));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4],
+    "the first 4 rows (2 + 2) leave at once",
+  );
+  for (const expected of [
+    [4, 4],
+    [4, 4, 1],
+  ]) {
+    batches.at(-1)!.finish();
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(
+      batches.map((b) => b.rows),
+      expected,
+      "the rest of the large request follows as soon as the instance is free",
+    );
+  }
+  batches.at(-1)!.finish();
+  assert.deepEqual(
+    (await small).map((r) => r.values[0]),
+    [1, 2],
+  );
+  assert.deepEqual(
+    (await large).map((r) => r.values[0]),
+    [3, 4, 5, 6, 7, 8, 9],
   );
 });
 
@@ -141,13 +242,10 @@ test("no row waits longer than the delay bound plus one inference (measured in t
   }
   await Promise.all(pending);
   loopDelay.disable();
-  const slowestBatch = Math.max(
-    ...batches
-      .map((_, i) => (batches[i + 1]?.startedAt ?? Number.NaN) - batches[i]!.startedAt)
-      .filter(Number.isFinite),
-  );
-  // The bound: the delay, plus one batch in flight (its real duration in this run), plus the event
-  // loop's own worst delay in this run (timers cannot fire while the loop is busy).
+  // The longest inference in this run, start to finish (timers may fire late on a busy machine).
+  const slowestBatch = Math.max(...batches.map((b) => b.finishedAt! - b.startedAt));
+  // The bound: the delay, plus one batch in flight (the slowest one of this run), plus the event loop's own
+  // worst delay in this run (timers cannot fire while the loop is busy).
   const bound = delayUs / 1000 + Math.max(inferenceMs, slowestBatch) + loopDelay.max / 1e6 + 1;
   assert.ok(batches.length > 1 && batches.some((b) => b.rows > 1), "batches formed");
   for (const wait of waits)
@@ -194,19 +292,22 @@ test("a request larger than the whole queue is a 400 (retrying could never help)
   );
 });
 
-test("a request not answered within timeout_ms fails with WARDEN_ERR_TIMEOUT and leaves the queue", async () => {
+test("timeout_ms: a request still queued fails with WARDEN_ERR_QUEUE_TIMEOUT (503) and leaves the queue; one the model has, with WARDEN_ERR_TIMEOUT (504)", async () => {
   const { executor, batches } = controlledExecutor(1);
   const batcher = new DynamicBatcher(policy({ max_batch_size: 1, timeout_ms: 30 }), executor, 2);
   const first = batcher.submit([rowOf(1, 1)]);
   const second = batcher.submit([rowOf(2, 2)]);
   assert.equal(batcher.queueDepth, 1);
   const [a, b] = await Promise.allSettled([first, second]);
-  for (const settled of [a, b]) {
+  const reason = (settled: PromiseSettledResult<unknown>) => {
     assert.equal(settled.status, "rejected");
-    const error = (settled as PromiseRejectedResult).reason as WardenError;
-    assert.equal(error.code, "WARDEN_ERR_TIMEOUT");
-    assert.equal(error.status, 504);
-  }
+    return (settled as PromiseRejectedResult).reason as WardenError;
+  };
+  assert.equal(reason(a).code, "WARDEN_ERR_TIMEOUT");
+  assert.equal(reason(a).status, 504);
+  assert.equal(reason(b).code, "WARDEN_ERR_QUEUE_TIMEOUT");
+  assert.equal(reason(b).status, 503);
+  assert.equal(reason(b).retryAfterSeconds, 1);
   assert.equal(batcher.queueDepth, 0);
   batches[0]!.finish();
   await new Promise((r) => setImmediate(r));
@@ -363,7 +464,9 @@ async function timeOutAll(batcher: DynamicBatcher, n: number): Promise<WeakRef<F
   for (let i = 0; i < n; i++) {
     const row = rowOf(i, 1);
     rows.push(new WeakRef(row));
-    refused.push(assert.rejects(batcher.submit([row]), (e: WardenError) => e.code === "WARDEN_ERR_TIMEOUT"));
+    refused.push(
+      assert.rejects(batcher.submit([row]), (e: WardenError) => e.code === "WARDEN_ERR_QUEUE_TIMEOUT"),
+    );
   }
   await Promise.all(refused);
   return rows;

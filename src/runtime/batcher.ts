@@ -9,11 +9,15 @@ export interface BatchingPolicy {
   readonly max_batch_size: number;
   /** How long the oldest queued row may wait for more rows before a smaller batch is sent, in µs. */
   readonly max_queue_delay_us: number;
-  /** Batch sizes the batcher sends as soon as it can form them. */
+  /** Batch sizes the batcher sends as soon as it can form them (the largest it can). */
   readonly preferred_batch_sizes: readonly number[];
   /** Rows allowed to wait; a request that would exceed it is refused at once (WARDEN_ERR_QUEUE_FULL). */
   readonly max_queue_size: number;
-  /** A request not answered within this many ms fails with WARDEN_ERR_TIMEOUT. */
+  /**
+   * A request not answered within this many ms fails: WARDEN_ERR_QUEUE_TIMEOUT (503) when rows of it are still
+   * queued (the model is overloaded; Triton's queue timeout), WARDEN_ERR_TIMEOUT (504) when all of them were
+   * sent to the model and it has not answered (a model too slow or stuck).
+   */
   readonly timeout_ms: number;
 }
 
@@ -60,11 +64,17 @@ interface QueuedRow {
 const nowMs = (): number => performance.now();
 
 /**
- * Per-model dynamic batcher. Rows from concurrent requests are queued and sent to the model together:
- * at once when the largest preferred size (or, without preferred sizes, `max_batch_size`) rows are waiting
- * and an instance is free; otherwise, when the oldest row has waited `max_queue_delay_us`, as many rows as
- * are waiting (up to `max_batch_size`). While every instance is busy, rows keep
- * accumulating (so load turns into larger batches, not longer queues of small ones).
+ * Per-model dynamic batcher, with Triton's rules. Rows from concurrent requests are queued and, whenever an
+ * instance is free, sent to the model together:
+ *
+ * - once the oldest row has waited `max_queue_delay_us`, as many rows as are waiting, up to `max_batch_size`;
+ * - before that, at once, the largest preferred size that the waiting rows can fill (without preferred sizes,
+ *   `max_batch_size`); otherwise the rows wait for company until the delay is spent.
+ *
+ * While every instance is busy, rows keep accumulating (so load turns into larger batches, not longer queues
+ * of small ones). A request with more rows than `max_batch_size` (the decision API's `instances`, `warden
+ * predict`'s chunks) is split over consecutive batches: once some of its rows are sent, the rest do not wait
+ * for the delay again, so it waits at most the delay plus one inference per batch it needs.
  */
 export class DynamicBatcher {
   readonly #policy: BatchingPolicy;
@@ -72,7 +82,8 @@ export class DynamicBatcher {
   readonly #featureCount: number;
   readonly #observer: BatcherObserver;
   readonly #delayMs: number;
-  readonly #largestPreferred: number;
+  /** The preferred sizes up to `max_batch_size`, largest first (`[max_batch_size]` without any). */
+  readonly #preferred: readonly number[];
   /**
    * Rows in arrival order from `#head` on. A slot is emptied when its row leaves the queue (dispatched, or its
    * request settled), so that an answered request (its rows, tasks and results) is not kept alive by the slots
@@ -101,8 +112,9 @@ export class DynamicBatcher {
     this.#featureCount = featureCount;
     this.#observer = observer;
     this.#delayMs = policy.max_queue_delay_us / 1000;
-    const preferred = policy.preferred_batch_sizes.filter((s) => s <= policy.max_batch_size);
-    this.#largestPreferred = preferred.length > 0 ? Math.max(...preferred) : policy.max_batch_size;
+    const preferred = policy.preferred_batch_sizes.filter((s) => s >= 1 && s <= policy.max_batch_size);
+    this.#preferred =
+      preferred.length > 0 ? [...new Set(preferred)].sort((a, b) => b - a) : [policy.max_batch_size];
     executor.onIdle(() => this.#schedule());
   }
 
@@ -196,13 +208,20 @@ export class DynamicBatcher {
   }
 
   #timeout(request: PendingRequest): void {
+    const ms = this.#policy.timeout_ms;
     this.#fail(
       request,
-      new WardenError(
-        "WARDEN_ERR_TIMEOUT",
-        `no answer within ${this.#policy.timeout_ms} ms (batching.timeout_ms); the model is overloaded or slow`,
-        { retryAfterSeconds: 1 },
-      ),
+      request.queued > 0
+        ? new WardenError(
+            "WARDEN_ERR_QUEUE_TIMEOUT",
+            `waited ${ms} ms (batching.timeout_ms) in the model's queue without being sent to the model; it is overloaded`,
+            { retryAfterSeconds: 1 },
+          )
+        : new WardenError(
+            "WARDEN_ERR_TIMEOUT",
+            `the model did not answer within ${ms} ms (batching.timeout_ms); it is slow or stuck`,
+            { retryAfterSeconds: 1 },
+          ),
     );
   }
 
@@ -266,15 +285,20 @@ export class DynamicBatcher {
       if (this.#queuedRows === 0 || this.#executor.idleCount() === 0) return;
       const oldest = this.#queue[this.#head]!;
       const waited = nowMs() - oldest.enqueuedAt;
-      let size: number;
-      if (this.#queuedRows >= this.#largestPreferred) {
-        size = this.#largestPreferred;
-      } else if (waited >= this.#delayMs) {
+      const available = Math.min(this.#queuedRows, this.#policy.max_batch_size);
+      let size: number | undefined;
+      // The oldest row's request has rows in the model already: the rest of it goes on without waiting again.
+      const continuing = oldest.request.queued < oldest.request.rows.length;
+      if (waited >= this.#delayMs || continuing) {
         // Delay spent: send the largest batch available now (Triton does the same).
-        size = Math.min(this.#queuedRows, this.#policy.max_batch_size);
+        size = available;
       } else {
-        this.#wakeAfter(this.#delayMs - waited);
-        return;
+        // Before it: the largest preferred size the waiting rows fill, at once.
+        size = this.#preferred.find((p) => p <= available);
+        if (size === undefined) {
+          this.#wakeAfter(this.#delayMs - waited);
+          return;
+        }
       }
       this.#dispatch(size);
     }

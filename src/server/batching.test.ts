@@ -1,0 +1,56 @@
+/**
+ * Batching timeouts over HTTP, with a model slower than the timeout (fixtures/onnx/slow.onnx, about half a
+ * second per run): a request the model has gets 504, one still queued behind it 503 with Retry-After (the
+ * queue is back-pressure); both are recorded as rejections.
+ */
+import assert from "node:assert/strict";
+import { copyFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { sha256File } from "../config/index.js";
+import { REPO_ROOT, startTestServer, tempDir } from "../testing/index.js";
+
+const dir = tempDir("batching");
+after(() => dir.remove());
+
+test("timeout_ms: 504 for a request the model has not answered, 503 + Retry-After for one still queued; both recorded", async (t) => {
+  const artifact = join(dir.path, "slow.onnx");
+  copyFileSync(join(REPO_ROOT, "fixtures/onnx/slow.onnx"), artifact);
+  const manifest = join(dir.path, "slow.yaml");
+  // JSON is YAML.
+  writeFileSync(
+    manifest,
+    JSON.stringify({
+      name: "slow",
+      version: "1",
+      owner: "tests",
+      intended_use: "timeouts",
+      risk_tier: "minimal",
+      task: "regression",
+      artifact: { path: "slow.onnx", format: "onnx", sha256: sha256File(artifact) },
+      batching: { max_batch_size: 1, timeout_ms: 150 },
+      features: ["a", "b", "c", "d"].map((name) => ({ name, type: "number" })),
+    }),
+  );
+  const server = await startTestServer({ models: [manifest] });
+  t.after(() => server.stop());
+  const decide = (id: string) =>
+    server.app.inject({
+      method: "POST",
+      url: "/v1/models/slow/decisions",
+      payload: { id, features: { a: 1, b: 2, c: 3, d: 4 } },
+    });
+  const [running, queued] = await Promise.all([decide("running"), decide("queued")]);
+  assert.equal(running.statusCode, 504, running.body);
+  assert.equal(running.json().code, "WARDEN_ERR_TIMEOUT");
+  assert.match(running.json().error, /did not answer within 150 ms/);
+  assert.equal(queued.statusCode, 503, queued.body);
+  assert.equal(queued.json().code, "WARDEN_ERR_QUEUE_TIMEOUT");
+  assert.equal(queued.headers["retry-after"], "1");
+  await server.writer.drain();
+  const codes: string[] = [];
+  for await (const r of server.ledger.scan()) {
+    if (r.kind === "rejection") codes.push((r.body.error as { code: string }).code);
+  }
+  assert.deepEqual(codes.sort(), ["WARDEN_ERR_QUEUE_TIMEOUT", "WARDEN_ERR_TIMEOUT"]);
+});
