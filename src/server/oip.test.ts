@@ -220,6 +220,19 @@ describe("what other clients send", () => {
       payload: { id: null, inputs: jsonInputs(1), outputs: [] },
     });
     assert.equal(response.statusCode, 200, response.body);
+    // Unset optional fields sent as null (as pydantic-based clients may) are unset.
+    const nulls = await server.app.inject({
+      method: "POST",
+      url: URL,
+      payload: {
+        id: null,
+        parameters: null,
+        inputs: jsonInputs(1).map((t) => ({ ...t, parameters: null })),
+        outputs: null,
+      },
+    });
+    assert.equal(nulls.statusCode, 200, nulls.body);
+    assert.equal(nulls.json().outputs.length, 4);
     const answer = response.json();
     assert.equal("id" in answer, false);
     assert.deepEqual(

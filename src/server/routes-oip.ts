@@ -33,18 +33,19 @@ export const OIP_DATATYPES = [
 ] as const;
 type Datatype = (typeof OIP_DATATYPES)[number];
 
+/** Optional fields may also be null (clients that serialise unset fields as null, such as pydantic models). */
 interface InferInput {
   name: string;
   shape: number[];
   datatype: Datatype;
   data: unknown[];
-  parameters?: Record<string, unknown>;
+  parameters?: Record<string, unknown> | null;
 }
 interface InferBody {
   id?: string | null;
-  parameters?: Record<string, unknown>;
+  parameters?: Record<string, unknown> | null;
   inputs: InferInput[];
-  outputs?: { name: string; parameters?: Record<string, unknown> }[];
+  outputs?: { name: string; parameters?: Record<string, unknown> | null }[] | null;
 }
 
 const TensorSchema = {
@@ -53,7 +54,7 @@ const TensorSchema = {
     name: { type: "string", minLength: 1 },
     shape: { type: "array", items: { type: "integer", minimum: 0 } },
     datatype: { type: "string", enum: [...OIP_DATATYPES] },
-    parameters: { type: "object" },
+    parameters: { type: ["object", "null"] },
     data: { type: "array" },
   },
   required: ["name", "shape", "datatype", "data"],
@@ -66,13 +67,13 @@ const InferBodySchema = {
     "Either one tensor per feature (shape [N] or [N,1]; BYTES for categories, BOOL for booleans) or a single [N, F] numeric tensor in the model's encoding (categories as codes).",
   properties: {
     id: { type: ["string", "null"], description: "Echoed in the answer (null: none)" },
-    parameters: { type: "object" },
+    parameters: { type: ["object", "null"] },
     inputs: { type: "array", items: TensorSchema, minItems: 1 },
     outputs: {
-      type: "array",
+      type: ["array", "null"],
       items: {
         type: "object",
-        properties: { name: { type: "string" }, parameters: { type: "object" } },
+        properties: { name: { type: "string" }, parameters: { type: ["object", "null"] } },
         required: ["name"],
         additionalProperties: false,
       },
