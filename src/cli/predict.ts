@@ -47,7 +47,6 @@ export interface InputRow {
   readonly readProblem?: FieldProblem;
 }
 
-/** The input file cannot be read or parsed; CSV errors carry the line csv-parse stopped at. */
 /**
  * The input is read as a stream, so it may be a file of any size or a pipe (`/dev/stdin`, `<(...)`); a device
  * (/dev/zero would never end) or a folder is refused before reading.
@@ -72,6 +71,7 @@ function checkInputKind(path: string): void {
   });
 }
 
+/** The input file cannot be read or parsed; CSV errors carry the line csv-parse stopped at. */
 function inputFileError(path: string, error: unknown): WardenError {
   const line = error instanceof CsvError && typeof error.lines === "number" ? `, line ${error.lines}` : "";
   return new WardenError("WARDEN_ERR_INPUT_FILE", `cannot read ${path}${line}: ${reasonOf(error)}`, {

@@ -101,11 +101,12 @@ function readPipe(path: string, maxBytes: number): Buffer {
   try {
     fd = openSync(path, "r");
     if (!fstatSync(fd).isFIFO()) throw new UnreadableFile(`${path} changed while it was opened`);
+    // One buffer for every read (a pipe gives at most a page or so a time); what came is copied out of it.
+    const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, maxBytes + 1));
     for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, maxBytes + 1 - total));
       let n: number;
       try {
-        n = readSync(fd, chunk, 0, chunk.length, null);
+        n = readSync(fd, chunk, 0, Math.min(chunk.length, maxBytes + 1 - total), null);
       } catch (error) {
         // A non-blocking descriptor with nothing yet to read: wait for the writer.
         if ((error as NodeJS.ErrnoException).code === "EAGAIN") {
@@ -119,7 +120,7 @@ function readPipe(path: string, maxBytes: number): Buffer {
       if (total > maxBytes) {
         throw new UnreadableFile(`${path} (a named pipe) gave more than the ${size(maxBytes)} allowed`);
       }
-      chunks.push(chunk.subarray(0, n));
+      chunks.push(Buffer.from(chunk.subarray(0, n)));
     }
   } catch (error) {
     if (error instanceof UnreadableFile) throw error;

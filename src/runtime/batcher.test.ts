@@ -201,19 +201,19 @@ test("a request with more rows than max_batch_size is split over consecutive bat
   const large = batcher.submit([3, 4, 5, 6, 7, 8, 9].map((i) => rowOf(i, 0)));
   assert.deepEqual(
     batches.map((b) => b.rows),
-    [4],
-    "the first 4 rows (2 + 2) leave at once",
+    [2],
+    "the next request does not fit with them: waiting cannot make their batch larger, so it goes; batches end on requests",
   );
   for (const expected of [
-    [4, 4],
-    [4, 4, 1],
+    [2, 4],
+    [2, 4, 3],
   ]) {
     batches.at(-1)!.finish();
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(
       batches.map((b) => b.rows),
       expected,
-      "the rest of the large request follows as soon as the instance is free",
+      "the large request fills a batch, and its rest follows as soon as the instance is free",
     );
   }
   batches.at(-1)!.finish();
@@ -225,6 +225,39 @@ test("a request with more rows than max_batch_size is split over consecutive bat
     (await large).map((r) => r.values[0]),
     [3, 4, 5, 6, 7, 8, 9],
   );
+});
+
+test("a request that fits a batch is never split to make a preferred size", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(
+    policy({ max_batch_size: 8, preferred_batch_sizes: [2, 4], max_queue_delay_us: 20_000 }),
+    executor,
+    2,
+  );
+  const three = batcher.submit([1, 2, 3].map((i) => rowOf(i, 0)));
+  assert.equal(batches.length, 0, "3 rows fill no preferred size: they wait for company");
+  const one = batcher.submit([rowOf(4, 0)]);
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4],
+    "3 + 1 whole requests fill the preferred size 4",
+  );
+  batches[0]!.finish();
+  assert.deepEqual(
+    [...(await three), ...(await one)].map((r) => r.values[0]),
+    [1, 2, 3, 4],
+  );
+  const seven = batcher.submit([1, 2, 3, 4, 5, 6, 7].map((i) => rowOf(i, 0)));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(batches.length, 1, "7 rows are not cut into 4 + 3");
+  await new Promise((r) => setTimeout(r, 25));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4, 7],
+    "they leave whole once the delay is spent",
+  );
+  batches[1]!.finish();
+  assert.equal((await seven).length, 7);
 });
 
 test("no row waits longer than the delay bound plus one inference (measured in the same run)", async () => {
@@ -292,26 +325,46 @@ test("a request larger than the whole queue is a 400 (retrying could never help)
   );
 });
 
-test("timeout_ms: a request still queued fails with WARDEN_ERR_QUEUE_TIMEOUT (503) and leaves the queue; one the model has, with WARDEN_ERR_TIMEOUT (504)", async () => {
+const reasonOf = (settled: PromiseSettledResult<unknown>) => {
+  assert.equal(settled.status, "rejected");
+  return (settled as PromiseRejectedResult).reason as WardenError;
+};
+
+test("timeout_ms against a model that answers nothing: 504 WARDEN_ERR_TIMEOUT for the request it has and for those queued behind it", async () => {
   const { executor, batches } = controlledExecutor(1);
   const batcher = new DynamicBatcher(policy({ max_batch_size: 1, timeout_ms: 30 }), executor, 2);
   const first = batcher.submit([rowOf(1, 1)]);
   const second = batcher.submit([rowOf(2, 2)]);
   assert.equal(batcher.queueDepth, 1);
   const [a, b] = await Promise.allSettled([first, second]);
-  const reason = (settled: PromiseSettledResult<unknown>) => {
-    assert.equal(settled.status, "rejected");
-    return (settled as PromiseRejectedResult).reason as WardenError;
-  };
-  assert.equal(reason(a).code, "WARDEN_ERR_TIMEOUT");
-  assert.equal(reason(a).status, 504);
-  assert.equal(reason(b).code, "WARDEN_ERR_QUEUE_TIMEOUT");
-  assert.equal(reason(b).status, 503);
-  assert.equal(reason(b).retryAfterSeconds, 1);
+  // A hung model is the model failing (the breaker's error_rate), not back-pressure.
+  for (const settled of [a, b]) {
+    assert.equal(reasonOf(settled).code, "WARDEN_ERR_TIMEOUT");
+    assert.equal(reasonOf(settled).status, 504);
+  }
   assert.equal(batcher.queueDepth, 0);
   batches[0]!.finish();
   await new Promise((r) => setImmediate(r));
   assert.equal(batches.length, 1, "the timed-out row was never sent to the model");
+});
+
+test("timeout_ms while the model keeps answering others: 503 WARDEN_ERR_QUEUE_TIMEOUT (back-pressure) for a request still queued", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 1, timeout_ms: 40 }), executor, 2);
+  const first = batcher.submit([rowOf(1, 1)]);
+  const second = batcher.submit([rowOf(2, 2)]);
+  const third = batcher.submit([rowOf(3, 3)]);
+  await new Promise((r) => setTimeout(r, 10));
+  batches[0]!.finish(); // the model answers: the second goes to it (and hangs there), the third waits
+  const [a, b, c] = await Promise.allSettled([first, second, third]);
+  assert.equal(a.status, "fulfilled");
+  assert.equal(reasonOf(b).code, "WARDEN_ERR_TIMEOUT", "the model had it");
+  const queued = reasonOf(c);
+  assert.equal(queued.code, "WARDEN_ERR_QUEUE_TIMEOUT");
+  assert.equal(queued.status, 503);
+  assert.equal(queued.retryAfterSeconds, 1);
+  assert.equal(batches.length, 2, "the third row never reached the model");
+  assert.equal(batcher.queueDepth, 0);
 });
 
 test("with no live instance, queued requests fail at once with 503 instead of waiting out their timeout", async () => {
@@ -464,9 +517,7 @@ async function timeOutAll(batcher: DynamicBatcher, n: number): Promise<WeakRef<F
   for (let i = 0; i < n; i++) {
     const row = rowOf(i, 1);
     rows.push(new WeakRef(row));
-    refused.push(
-      assert.rejects(batcher.submit([row]), (e: WardenError) => e.code === "WARDEN_ERR_QUEUE_TIMEOUT"),
-    );
+    refused.push(assert.rejects(batcher.submit([row]), (e: WardenError) => e.code === "WARDEN_ERR_TIMEOUT"));
   }
   await Promise.all(refused);
   return rows;

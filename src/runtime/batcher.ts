@@ -14,9 +14,10 @@ export interface BatchingPolicy {
   /** Rows allowed to wait; a request that would exceed it is refused at once (WARDEN_ERR_QUEUE_FULL). */
   readonly max_queue_size: number;
   /**
-   * A request not answered within this many ms fails: WARDEN_ERR_QUEUE_TIMEOUT (503) when rows of it are still
-   * queued (the model is overloaded; Triton's queue timeout), WARDEN_ERR_TIMEOUT (504) when all of them were
-   * sent to the model and it has not answered (a model too slow or stuck).
+   * A request not answered within this many ms fails: WARDEN_ERR_QUEUE_TIMEOUT (503) when none of its rows was
+   * sent to the model while the model kept answering others (it is overloaded; Triton's queue timeout),
+   * WARDEN_ERR_TIMEOUT (504) otherwise: the model has rows of it, or answered nothing since it was queued (a
+   * model too slow or stuck, which the circuit breaker must see).
    */
   readonly timeout_ms: number;
 }
@@ -47,6 +48,8 @@ interface PendingRequest {
   readonly tasks: readonly (RowTask | undefined)[] | undefined;
   readonly results: RowResult[];
   remaining: number;
+  /** When it was queued (performance.now()). */
+  readonly enqueuedAt: number;
   /** Rows of this request still in the queue (not yet dispatched). */
   queued: number;
   settled: boolean;
@@ -68,8 +71,11 @@ const nowMs = (): number => performance.now();
  * instance is free, sent to the model together:
  *
  * - once the oldest row has waited `max_queue_delay_us`, as many rows as are waiting, up to `max_batch_size`;
- * - before that, at once, the largest preferred size that the waiting rows can fill (without preferred sizes,
- *   `max_batch_size`); otherwise the rows wait for company until the delay is spent.
+ * - before that, at once, a full batch (`max_batch_size`) or else the largest preferred size that whole waiting
+ *   requests fill, or what fits when the next request would not; otherwise the rows wait for company until the
+ *   delay is spent.
+ *
+ * Batches end on request boundaries: a request is split only when its rows alone exceed `max_batch_size`.
  *
  * While every instance is busy, rows keep accumulating (so load turns into larger batches, not longer queues
  * of small ones). A request with more rows than `max_batch_size` (the decision API's `instances`, `warden
@@ -82,7 +88,7 @@ export class DynamicBatcher {
   readonly #featureCount: number;
   readonly #observer: BatcherObserver;
   readonly #delayMs: number;
-  /** The preferred sizes up to `max_batch_size`, largest first (`[max_batch_size]` without any). */
+  /** `max_batch_size` and the preferred sizes below it, largest first. */
   readonly #preferred: readonly number[];
   /**
    * Rows in arrival order from `#head` on. A slot is emptied when its row leaves the queue (dispatched, or its
@@ -97,6 +103,8 @@ export class DynamicBatcher {
   #immediate: NodeJS.Immediate | undefined;
   #turn: NodeJS.Immediate | undefined;
   #closed = false;
+  /** When a batch last came back from the model (answered or failed): whether the model is making progress. */
+  #lastCompletionAt = Number.NEGATIVE_INFINITY;
   /** Requests taken and not yet settled. */
   #unsettled = 0;
   #drainWaiters: (() => void)[] = [];
@@ -112,9 +120,9 @@ export class DynamicBatcher {
     this.#featureCount = featureCount;
     this.#observer = observer;
     this.#delayMs = policy.max_queue_delay_us / 1000;
+    // A full batch always goes at once, whatever the preferred sizes.
     const preferred = policy.preferred_batch_sizes.filter((s) => s >= 1 && s <= policy.max_batch_size);
-    this.#preferred =
-      preferred.length > 0 ? [...new Set(preferred)].sort((a, b) => b - a) : [policy.max_batch_size];
+    this.#preferred = [...new Set([policy.max_batch_size, ...preferred])].sort((a, b) => b - a);
     executor.onIdle(() => this.#schedule());
   }
 
@@ -161,11 +169,13 @@ export class DynamicBatcher {
       );
     }
     return new Promise<RowResult[]>((resolve, reject) => {
+      const enqueuedAt = nowMs();
       const request: PendingRequest = {
         rows,
         tasks,
         results: new Array<RowResult>(rows.length),
         remaining: rows.length,
+        enqueuedAt,
         queued: rows.length,
         settled: false,
         resolve,
@@ -173,7 +183,6 @@ export class DynamicBatcher {
         timer: setTimeout(() => this.#timeout(request), this.#policy.timeout_ms),
       };
       this.#unsettled++;
-      const enqueuedAt = nowMs();
       for (let i = 0; i < rows.length; i++) this.#queue.push({ request, index: i, enqueuedAt });
       this.#queuedRows += rows.length;
       this.#observer.onQueueDepth?.(this.#queuedRows);
@@ -209,9 +218,12 @@ export class DynamicBatcher {
 
   #timeout(request: PendingRequest): void {
     const ms = this.#policy.timeout_ms;
+    // Back-pressure only when none of it reached the model and the model kept answering meanwhile: a model that
+    // has hung answers nothing, and every request waiting for it must count against it.
+    const overloaded = request.queued === request.rows.length && this.#lastCompletionAt > request.enqueuedAt;
     this.#fail(
       request,
-      request.queued > 0
+      overloaded
         ? new WardenError(
             "WARDEN_ERR_QUEUE_TIMEOUT",
             `waited ${ms} ms (batching.timeout_ms) in the model's queue without being sent to the model; it is overloaded`,
@@ -219,7 +231,7 @@ export class DynamicBatcher {
           )
         : new WardenError(
             "WARDEN_ERR_TIMEOUT",
-            `the model did not answer within ${ms} ms (batching.timeout_ms); it is slow or stuck`,
+            `the model did not answer within ${ms} ms (batching.timeout_ms): it is slow or stuck`,
             { retryAfterSeconds: 1 },
           ),
     );
@@ -282,19 +294,29 @@ export class DynamicBatcher {
     }
     for (;;) {
       this.#dropSettledHead();
-      if (this.#queuedRows === 0 || this.#executor.idleCount() === 0) return;
+      if (this.#queuedRows === 0) {
+        this.#cancelWake();
+        return;
+      }
+      if (this.#executor.idleCount() === 0) return;
       const oldest = this.#queue[this.#head]!;
       const waited = nowMs() - oldest.enqueuedAt;
-      const available = Math.min(this.#queuedRows, this.#policy.max_batch_size);
+      const sizes = this.#wholeRequestSizes();
       let size: number | undefined;
       // The oldest row's request has rows in the model already: the rest of it goes on without waiting again.
       const continuing = oldest.request.queued < oldest.request.rows.length;
       if (waited >= this.#delayMs || continuing) {
-        // Delay spent: send the largest batch available now (Triton does the same).
-        size = available;
+        // Delay spent: as many whole requests as fit in max_batch_size (Triton does the same); a request larger
+        // than that alone is split.
+        size = sizes.at(-1) ?? Math.min(oldest.request.queued, this.#policy.max_batch_size);
+      } else if (sizes.length === 0) {
+        // The oldest request alone is larger than a batch: a full batch of it goes at once.
+        size = this.#policy.max_batch_size;
       } else {
-        // Before it: the largest preferred size the waiting rows fill, at once.
-        size = this.#preferred.find((p) => p <= available);
+        // Before it: a full batch, else the largest preferred size that whole waiting requests fill, at once;
+        // and when the next request does not fit, the batch cannot grow by waiting: it goes as it is.
+        const cannotGrow = sizes.at(-1)! < this.#queuedRows;
+        size = this.#preferred.find((p) => sizes.includes(p)) ?? (cannotGrow ? sizes.at(-1) : undefined);
         if (size === undefined) {
           this.#wakeAfter(this.#delayMs - waited);
           return;
@@ -302,6 +324,38 @@ export class DynamicBatcher {
       }
       this.#dispatch(size);
     }
+  }
+
+  /**
+   * The batch sizes that end on a request's last queued row, from the head, up to `max_batch_size` (empty when
+   * the first request's queued rows alone exceed it). A request is only split when it does not fit a batch.
+   */
+  #wholeRequestSizes(): number[] {
+    const sizes: number[] = [];
+    const max = this.#policy.max_batch_size;
+    let total = 0;
+    let i = this.#head;
+    while (i < this.#queue.length) {
+      const row = this.#queue[i];
+      if (row === undefined || row.request.settled) {
+        i++;
+        continue;
+      }
+      const rows = row.request.queued;
+      if (total + rows > max) break;
+      total += rows;
+      sizes.push(total);
+      // Its queued rows are consecutive: skip them (settled requests in between hold no live rows).
+      i += rows;
+    }
+    return sizes;
+  }
+
+  #cancelWake(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate);
+    this.#timer = undefined;
+    this.#immediate = undefined;
   }
 
   /**
@@ -315,7 +369,8 @@ export class DynamicBatcher {
       this.#immediate = undefined;
       this.#schedule();
     };
-    if (ms >= 2) this.#timer = setTimeout(wake, Math.floor(ms - 1));
+    // Not kept alive by the wake-up alone: a queued request's own timeout timer keeps the process running.
+    if (ms >= 2) this.#timer = setTimeout(wake, Math.floor(ms - 1)).unref();
     else this.#immediate = setImmediate(wake);
   }
 
@@ -346,6 +401,7 @@ export class DynamicBatcher {
     const started = nowMs();
     this.#executor.run(input, taken.length, tasks).then(
       (output) => {
+        this.#lastCompletionAt = nowMs();
         const inferenceMs = nowMs() - started;
         this.#observer.onBatch?.(taken.length, inferenceMs);
         const w = output.width;
@@ -377,6 +433,7 @@ export class DynamicBatcher {
         });
       },
       (error: unknown) => {
+        this.#lastCompletionAt = nowMs();
         this.#observer.onBatch?.(taken.length, nowMs() - started);
         for (const row of taken) this.#fail(row.request, error as Error);
       },

@@ -357,6 +357,15 @@ describe("API keys", () => {
     assert.equal(offset.json().expires_at, "2099-03-01T09:00:00.000Z");
     const denial = access.find((r) => r.body.outcome === "denied" && r.body.status === 403)!;
     assert.equal((denial.body.identity as { role: string }).role.length > 0, true);
+    // Read back through GET /v1/decisions/{id} exactly as recorded: its numeric status is not turned into text.
+    const shown = await request(
+      "GET",
+      `/v1/decisions/${(denial as unknown as { id: string }).id}`,
+      keys.admin,
+    );
+    assert.equal(shown.statusCode, 200, shown.body);
+    assert.equal(shown.json().kind, "access");
+    for (const [key, value] of Object.entries(denial.body)) assert.deepEqual(shown.json()[key], value, key);
     // No credential anywhere in the ledger.
     assert.ok(!JSON.stringify(access).includes("wdn_"), "no key in the ledger");
   });

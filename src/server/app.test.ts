@@ -99,6 +99,13 @@ describe("decision API", () => {
     // The response's schema documents it and filters nothing: every field of the entry's body shows as stored.
     for (const [key, value] of Object.entries(stored.body)) assert.deepEqual(record[key], value, key);
     assert.deepEqual(record.ledger, { seq: stored.seq, prev_hash: stored.prev_hash, hash: stored.hash });
+    // Any kind of record reads back as recorded: a deployment (registering the model at start) too.
+    let deployment: LedgerRecord | undefined;
+    for await (const r of server.ledger.scan()) if (r.kind === "deployment") deployment ??= r;
+    assert.ok(deployment !== undefined);
+    const shownDeployment = (await server.app.inject({ url: `/v1/decisions/${deployment.id}` })).json();
+    for (const [key, value] of Object.entries(deployment.body))
+      assert.deepEqual(shownDeployment[key], value, key);
     const missing = await server.app.inject({ method: "GET", url: "/v1/decisions/nope" });
     assert.equal(missing.statusCode, 404);
     assert.equal(missing.json().code, "WARDEN_ERR_DECISION_NOT_FOUND");

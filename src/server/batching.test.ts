@@ -1,7 +1,8 @@
 /**
  * Batching timeouts over HTTP, with a model slower than the timeout (fixtures/onnx/slow.onnx, about half a
- * second per run): a request the model has gets 504, one still queued behind it 503 with Retry-After (the
- * queue is back-pressure); both are recorded as rejections.
+ * second per run): the request the model has and the one queued behind it (the model answered nothing
+ * meanwhile) both get 504 with Retry-After, and are recorded as rejections. (503 for a request queued while
+ * the model keeps answering others is shown in runtime/batcher.test.ts, where time is under the test's control.)
  */
 import assert from "node:assert/strict";
 import { copyFileSync, writeFileSync } from "node:fs";
@@ -13,7 +14,7 @@ import { REPO_ROOT, startTestServer, tempDir } from "../testing/index.js";
 const dir = tempDir("batching");
 after(() => dir.remove());
 
-test("timeout_ms: 504 for a request the model has not answered, 503 + Retry-After for one still queued; both recorded", async (t) => {
+test("timeout_ms with a model slower than it: 504 + Retry-After for the request it has and the one queued behind; both recorded", async (t) => {
   const artifact = join(dir.path, "slow.onnx");
   copyFileSync(join(REPO_ROOT, "fixtures/onnx/slow.onnx"), artifact);
   const manifest = join(dir.path, "slow.yaml");
@@ -44,13 +45,13 @@ test("timeout_ms: 504 for a request the model has not answered, 503 + Retry-Afte
   assert.equal(running.statusCode, 504, running.body);
   assert.equal(running.json().code, "WARDEN_ERR_TIMEOUT");
   assert.match(running.json().error, /did not answer within 150 ms/);
-  assert.equal(queued.statusCode, 503, queued.body);
-  assert.equal(queued.json().code, "WARDEN_ERR_QUEUE_TIMEOUT");
-  assert.equal(queued.headers["retry-after"], "1");
+  assert.equal(running.headers["retry-after"], "1");
+  assert.equal(queued.statusCode, 504, queued.body);
+  assert.equal(queued.json().code, "WARDEN_ERR_TIMEOUT");
   await server.writer.drain();
   const codes: string[] = [];
   for await (const r of server.ledger.scan()) {
     if (r.kind === "rejection") codes.push((r.body.error as { code: string }).code);
   }
-  assert.deepEqual(codes.sort(), ["WARDEN_ERR_QUEUE_TIMEOUT", "WARDEN_ERR_TIMEOUT"]);
+  assert.deepEqual(codes, ["WARDEN_ERR_TIMEOUT", "WARDEN_ERR_TIMEOUT"]);
 });

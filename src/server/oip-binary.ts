@@ -52,11 +52,21 @@ export function halfToNumber(bits: number): number {
  * The elements of one tensor's raw data. A 64-bit integer outside ±(2^53 − 1) becomes a string, which the
  * datatype check then refuses by name.
  */
-export function decodeRaw(datatype: string, bytes: Buffer, field: string): unknown[] {
+export function decodeRaw(
+  datatype: string,
+  bytes: Buffer,
+  field: string,
+  maxElements = Number.POSITIVE_INFINITY,
+): unknown[] {
   if (datatype === "BYTES") {
     const out: unknown[] = [];
     let at = 0;
     while (at < bytes.length) {
+      if (out.length >= maxElements) {
+        throw invalid("binary BYTES data holds more elements than its shape", [
+          { field, expected: `${maxElements} elements`, found: "more" },
+        ]);
+      }
       if (at + 4 > bytes.length) {
         throw invalid("binary BYTES data ends inside an element's length", [
           {
@@ -82,7 +92,7 @@ export function decodeRaw(datatype: string, bytes: Buffer, field: string): unkno
     }
     return out;
   }
-  const width = WIDTH[datatype];
+  const width = Object.hasOwn(WIDTH, datatype) ? WIDTH[datatype] : undefined;
   if (width === undefined) {
     throw invalid(`no binary form for datatype ${datatype}`, [
       { field, expected: "a datatype of the protocol", found: describeValue(datatype) },
@@ -191,6 +201,10 @@ export function parseInferBody(
   headers: IncomingHttpHeaders,
   body: Buffer,
   parseJson: (text: string) => unknown,
+  limits: { readonly maxRows: number; readonly maxRowElements: number } = {
+    maxRows: Number.POSITIVE_INFINITY,
+    maxRowElements: Number.POSITIVE_INFINITY,
+  },
 ): unknown {
   const jsonLength = headerLength(headers);
   if (jsonLength === undefined) return parseJson(body.toString("utf8"));
@@ -208,6 +222,47 @@ export function parseInferBody(
       const size = binarySize(input, field);
       if (size === undefined) return;
       const record = input as Record<string, unknown>;
+      const datatype = record.datatype;
+      if (typeof datatype !== "string" || (datatype !== "BYTES" && !Object.hasOwn(WIDTH, datatype))) {
+        throw invalid("a binary input needs a datatype of the protocol", [
+          {
+            field: `${field}.datatype`,
+            expected: `one of ${[...Object.keys(WIDTH), "BYTES"].join(", ")}`,
+            found: describeValue(datatype),
+          },
+        ]);
+      }
+      // Bounded before anything is decoded: rows within the request limit, elements within what such rows hold.
+      const shape = record.shape;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        throw invalid("a binary input needs its shape", [
+          { field: `${field}.shape`, expected: "a list of whole numbers", found: describeValue(shape) },
+        ]);
+      }
+      const rows = shape.length === 0 ? 1 : (shape[0] as number);
+      const elements = shape.reduce((a: number, b: number) => a * b, 1);
+      if (rows > limits.maxRows || elements > Math.max(rows, 1) * limits.maxRowElements) {
+        throw invalid("a binary input larger than a request may be", [
+          {
+            field: `${field}.shape`,
+            expected: `at most ${limits.maxRows} rows (max_instances_per_request) of at most ${limits.maxRowElements} elements`,
+            found: JSON.stringify(shape).slice(0, 80),
+            fix: "split the request",
+          },
+        ]);
+      }
+      const width = WIDTH[datatype];
+      if (width !== undefined && size !== elements * width) {
+        throw invalid("an input's binary_data_size does not match its shape", [
+          {
+            field: `${field}.parameters.binary_data_size`,
+            expected: `${elements * width} bytes (${elements} ${datatype} elements of ${width} bytes, shape ${JSON.stringify(shape).slice(0, 60)})`,
+            found: `${size}`,
+          },
+        ]);
+      }
+      // Unset data sent as null (as pydantic-based clients may) is no data.
+      if (record.data === null) delete record.data;
       if (record.data !== undefined) {
         throw invalid("an input has both binary data and data in JSON", [
           {
@@ -226,7 +281,7 @@ export function parseInferBody(
           },
         ]);
       }
-      record.data = decodeRaw(String(record.datatype), body.subarray(at, at + size), `${field}.data`);
+      record.data = decodeRaw(datatype, body.subarray(at, at + size), `${field}.data`, elements);
       at += size;
     });
   }

@@ -173,6 +173,43 @@ describe("binary tensor data", () => {
     assert.equal(cut.statusCode, 400);
     assert.equal(cut.json().code, "WARDEN_ERR_MALFORMED_JSON");
     assert.match(cut.json().error, /JSON part of the body/);
+    // The JSON part changed, the raw data kept: each mistake is a 400 naming its field, found before decoding.
+    const raw = body.subarray(fixture.request.json_length);
+    const header = JSON.parse(fixture.request.json) as { inputs: Record<string, unknown>[] };
+    const edited = (change: (inputs: Record<string, unknown>[]) => void) => {
+      const copy = structuredClone(header);
+      change(copy.inputs);
+      const json = Buffer.from(JSON.stringify(copy));
+      return send(Buffer.concat([json, raw]), String(json.length));
+    };
+    for (const [datatype, field] of [
+      [{ toString: 1 }, "inputs[0].datatype"],
+      ["__proto__", "inputs[0].datatype"],
+      ["toString", "inputs[0].datatype"],
+    ] as const) {
+      const refused = await edited((inputs) => {
+        inputs[0]!.datatype = datatype;
+      });
+      assert.equal(refused.statusCode, 400, `${JSON.stringify(datatype)}: ${refused.body}`);
+      assert.equal(refused.json().details[0].field, field);
+    }
+    const mismatch = await edited((inputs) => {
+      inputs[0]!.shape = [2]; // 3 INT32 rows of data
+    });
+    assert.equal(mismatch.statusCode, 400);
+    assert.deepEqual(mismatch.json().details[0].field, "inputs[0].parameters.binary_data_size");
+    assert.match(mismatch.json().details[0].expected, /^8 bytes \(2 INT32 elements of 4 bytes/);
+    const tooMany = await edited((inputs) => {
+      inputs[0]!.shape = [100_000];
+    });
+    assert.equal(tooMany.statusCode, 400);
+    assert.equal(tooMany.json().details[0].field, "inputs[0].shape");
+    assert.match(tooMany.json().details[0].expected, /at most 1000 rows/);
+    // Unset data sent as null beside binary data is no data.
+    const nullData = await edited((inputs) => {
+      for (const input of inputs) input.data = null;
+    });
+    assert.equal(nullData.statusCode, 200, nullData.body);
   });
 });
 

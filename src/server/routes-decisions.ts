@@ -63,9 +63,10 @@ const ReasonSchema = {
 } as const;
 
 /**
- * A record as GET /v1/decisions/{id} shows it. Fields whose type depends on the record's kind are described
- * without a type (serialised as they are; a typed field would be coerced by the response serialiser), and the
- * rest of the entry's body passes through (additionalProperties).
+ * A record as GET /v1/decisions/{id} shows it. Only the fields every kind of record has are typed; the others
+ * (the body of any kind of record spreads into the answer) are described without a type, so the response
+ * serialiser writes them as they are (a typed field would be coerced: 401 into "401", null into ""), and the rest
+ * of the entry's body passes through (additionalProperties).
  */
 const RecordedDecisionSchema = {
   description:
@@ -79,7 +80,7 @@ const RecordedDecisionSchema = {
     model: { type: "string" },
     version: { type: "string" },
     artifact_sha256: { type: "string", description: "sha256 of the model artifact that decided" },
-    manifest_sha256: { type: "string", description: "sha256 of the manifest it was served under" },
+    manifest_sha256: { description: "sha256 of the manifest it was served under (a decision's)" },
     inputs: {
       description:
         "The model's features as validated (for a rejection, the input as it came, which may be malformed)",
@@ -97,9 +98,8 @@ const RecordedDecisionSchema = {
     subject_vault: { description: "What the subject vault holds for it (pseudonyms, a key id, or purged)" },
     subject_revealed: { description: "With ?reveal=subject: the decrypted subject" },
     status: {
-      type: "string",
-      enum: ["pending_review", "decided"],
-      description: "Held for review or appealed",
+      description:
+        "A decision held for review or appealed: pending_review or decided (another kind of record may carry a status of its own, such as an access record's HTTP status)",
     },
     final_decision: { description: "The reviewer's decision once resolved; null while it waits" },
     review: { description: "The review queue's item for it" },

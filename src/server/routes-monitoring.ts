@@ -5,12 +5,12 @@
  * fed by every decision it makes, compared with its profile when asked (`GET /v1/models/{m}/monitor`).
  */
 import { EventEmitter } from "node:events";
-import { readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Gauge, Registry } from "prom-client";
 import { v7 as uuidv7 } from "uuid";
-import type { Manifest } from "../config/index.js";
+import { MAX_PROFILE_BYTES, type Manifest, readBoundedFile } from "../config/index.js";
 import type { DecidedInstance } from "../decision/index.js";
 import { WardenError } from "../errors/index.js";
 import { createLiveFairness, type FairnessAlert, type LiveFairness } from "../fairness/index.js";
@@ -81,8 +81,10 @@ export function createLiveMonitors(dataDir: string, onProblem: (message: string)
     const path = profilePath(dataDir, m.name, m.version);
     let text: string;
     try {
-      text = readFileSync(path, "utf8");
-    } catch {
+      text = readBoundedFile(path, MAX_PROFILE_BYTES).toString("utf8");
+    } catch (error) {
+      // None stored is the usual case; anything else (a folder, a file past the limit) is worth a word.
+      if (existsSync(path)) onProblem(`${path} cannot be read: ${(error as Error).message}`);
       return null;
     }
     try {
@@ -248,7 +250,7 @@ export function registerMonitoringRoutes(app: FastifyInstance, ctx: RouteContext
       const path = profilePath(ctx.config.data_dir, model, version);
       let text: string;
       try {
-        text = readFileSync(path, "utf8");
+        text = readBoundedFile(path, MAX_PROFILE_BYTES).toString("utf8");
       } catch {
         throw new WardenError(
           "WARDEN_ERR_PROFILE_NOT_FOUND",

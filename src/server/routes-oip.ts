@@ -347,14 +347,22 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
       try {
         done(
           null,
-          parseInferBody(request.headers, body as Buffer, (text) => {
-            let parsed: unknown;
-            parseJson(request, text, (error, value) => {
-              if (error) throw jsonProblem(error, request.headers[HEADER_LENGTH] !== undefined);
-              parsed = value;
-            });
-            return parsed;
-          }),
+          parseInferBody(
+            request.headers,
+            body as Buffer,
+            (text) => {
+              let parsed: unknown;
+              parseJson(request, text, (error, value) => {
+                if (error) throw jsonProblem(error, request.headers[HEADER_LENGTH] !== undefined);
+                parsed = value;
+              });
+              return parsed;
+            },
+            {
+              maxRows: ctx.config.max_instances_per_request,
+              maxRowElements: rowElements(ctx, request.params as { model?: string; version?: string }),
+            },
+          ),
         );
       } catch (error) {
         done(error as Error, undefined);
@@ -419,6 +427,9 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
         // No outputs named (or an empty list): all of them.
         const named = request.body.outputs ?? [];
         const requested = named.length > 0 ? named.map((o) => o.name) : available;
+        // Refused before the tensors are decoded into instances (work that grows with the rows).
+        const claimedRows = Math.max(...request.body.inputs.map((t) => t.shape[0] ?? 1));
+        if (claimedRows > ctx.config.max_instances_per_request) tooManyRows(claimedRows, ctx);
         let instances: InstanceInput[];
         try {
           const problems: FieldProblem[] = [];
@@ -460,18 +471,7 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
             error,
           );
         }
-        if (instances.length > ctx.config.max_instances_per_request) {
-          throw new WardenError("WARDEN_ERR_BAD_REQUEST", "too many rows in one request", {
-            details: [
-              {
-                field: "inputs[0].shape",
-                expected: `at most ${ctx.config.max_instances_per_request} rows (max_instances_per_request)`,
-                found: `${instances.length}`,
-                fix: "split the request",
-              },
-            ],
-          });
-        }
+        if (instances.length > ctx.config.max_instances_per_request) tooManyRows(instances.length, ctx);
         const caller = callerOf(request);
         ctx.extraction.admit(caller, name, instances.length);
         const results = await ctx.pipeline.decide({
@@ -527,20 +527,46 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
   }
 }
 
+function tooManyRows(rows: number, ctx: RouteContext): never {
+  throw new WardenError("WARDEN_ERR_BAD_REQUEST", "too many rows in one request", {
+    details: [
+      {
+        field: "inputs[0].shape",
+        expected: `at most ${ctx.config.max_instances_per_request} rows (max_instances_per_request)`,
+        found: `${rows}`,
+        fix: "split the request",
+      },
+    ],
+  });
+}
+
+/**
+ * The most elements a row of the routed model may have in one input tensor (every feature, in the single
+ * [N, F] tensor); for a model that is not there (the route answers 404), a generous bound.
+ */
+function rowElements(ctx: RouteContext, params: { model?: string; version?: string }): number {
+  try {
+    return Math.max(1, ctx.registry.get(params.model ?? "", params.version).manifest.features.length);
+  } catch {
+    return 1024;
+  }
+}
+
 /** Why an infer request's JSON could not be read, whatever Content-Type it came with. */
 function jsonProblem(error: Error, binary: boolean): WardenError {
   const part = binary ? `the JSON part of the body (its first ${HEADER_LENGTH} bytes)` : "the request body";
   const empty = (error as { code?: string }).code === "FST_ERR_CTP_EMPTY_JSON_BODY";
   return new WardenError(
     "WARDEN_ERR_MALFORMED_JSON",
-    empty ? `${part} is empty` : `${part} is not valid JSON`,
+    empty
+      ? `${part} is empty`
+      : `${part} is not valid JSON, or holds a key named __proto__ or constructor.prototype`,
     {
       details: [
         {
           field: "body",
-          expected:
-            "an inference request as JSON (keys named __proto__ or constructor.prototype are refused)",
-          found: empty ? "nothing" : "text that is not valid JSON",
+          expected: "an inference request as JSON, without keys named __proto__ or constructor.prototype",
+          found: empty ? "nothing" : "text that is not valid JSON, or holds such a key",
         },
       ],
     },
