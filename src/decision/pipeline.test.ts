@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { test } from "node:test";
+import { WardenError } from "../errors/index.js";
 import { canonicalJson, type LedgerEntry, REVIEW_MARK } from "../ledger/index.js";
 import { createModelRegistry } from "../registry/index.js";
 import { DEMO_XGB, demoCopy, holdoutInstances, loadManifest, tempDir } from "../testing/index.js";
-import { createDecisionPipeline } from "./pipeline.js";
+import { createDecisionPipeline, isModelFailure } from "./pipeline.js";
 
 /** The paths of objects anywhere in `value` whose keys are not in code-unit order. */
 function unsortedObjects(value: unknown, path = "entry"): string[] {
@@ -121,4 +122,22 @@ test("when one write of a request fails, its decisions that were journaled still
     await registry.close();
     dir.remove();
   }
+});
+
+test("the circuit breaker counts a model that does not answer, not back-pressure", () => {
+  for (const code of [
+    "WARDEN_ERR_INFERENCE_FAILED",
+    "WARDEN_ERR_TIMEOUT",
+    "WARDEN_ERR_MODEL_NOT_READY",
+  ] as const) {
+    assert.equal(isModelFailure(new WardenError(code)), true, code);
+  }
+  for (const code of [
+    "WARDEN_ERR_QUEUE_TIMEOUT",
+    "WARDEN_ERR_QUEUE_FULL",
+    "WARDEN_ERR_SHUTTING_DOWN",
+  ] as const) {
+    assert.equal(isModelFailure(new WardenError(code)), false, code);
+  }
+  assert.equal(isModelFailure(new Error("anything else")), true);
 });

@@ -733,7 +733,7 @@ export function createDecisionPipeline(
  * Whether a batcher's refusal is the model failing to answer (the breaker's `error_rate`), not back-pressure (a
  * full queue, or a request that timed out still queued: WARDEN_ERR_QUEUE_TIMEOUT).
  */
-function isModelFailure(error: unknown): boolean {
+export function isModelFailure(error: unknown): boolean {
   if (!(error instanceof WardenError)) return true;
   return (
     error.code === "WARDEN_ERR_INFERENCE_FAILED" ||

@@ -367,6 +367,68 @@ test("timeout_ms while the model keeps answering others: 503 WARDEN_ERR_QUEUE_TI
   assert.equal(batcher.queueDepth, 0);
 });
 
+test("a request partly sent to a model that then hangs times out as 504, though rows of it are still queued", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 4, timeout_ms: 40 }), executor, 2);
+  const large = batcher.submit(Array.from({ length: 12 }, (_, i) => rowOf(i, 0)));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4],
+  );
+  batches[0]!.finish(); // answered: the next 4 go, and hang
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4, 4],
+  );
+  assert.equal(batcher.queueDepth, 4);
+  const error = reasonOf((await Promise.allSettled([large]))[0]!);
+  assert.equal(error.code, "WARDEN_ERR_TIMEOUT", "the model has rows of it: not back-pressure");
+});
+
+test("a failed batch is no sign of progress: a request queued behind it that times out is a 504", async () => {
+  const { executor } = controlledExecutor(1);
+  // The first batch takes the only instance and fails; the instance does not come back (as when a worker dies
+  // and its replacement hangs starting), so the second request stays queued.
+  const failingThenHung: ModelExecutor = {
+    ...executor,
+    run(input, rows, tasks) {
+      void executor.run(input, rows, tasks); // holds the instance, never finished
+      return new Promise((_, reject) =>
+        setTimeout(() => reject(new WardenError("WARDEN_ERR_INFERENCE_FAILED", "the model failed")), 5),
+      );
+    },
+  };
+  const batcher = new DynamicBatcher(policy({ max_batch_size: 1, timeout_ms: 40 }), failingThenHung, 2);
+  const [first, second] = await Promise.allSettled([
+    batcher.submit([rowOf(1, 1)]),
+    batcher.submit([rowOf(2, 2)]),
+  ]);
+  assert.equal(reasonOf(first!).code, "WARDEN_ERR_INFERENCE_FAILED");
+  assert.equal(reasonOf(second!).code, "WARDEN_ERR_TIMEOUT");
+});
+
+test("a full batch leaves at once, whatever the preferred sizes", async () => {
+  const { executor, batches } = controlledExecutor(1);
+  const batcher = new DynamicBatcher(
+    policy({ max_batch_size: 8, preferred_batch_sizes: [4], max_queue_delay_us: 60_000_000 }),
+    executor,
+    2,
+  );
+  const busy = batcher.submit([1, 2, 3, 4].map((i) => rowOf(i, 0)));
+  const waiting = Array.from({ length: 8 }, (_, i) => batcher.submit([rowOf(i, 1)]));
+  batches[0]!.finish();
+  await busy;
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(
+    batches.map((b) => b.rows),
+    [4, 8],
+    "8 whole requests fill max_batch_size: one batch, not the preferred 4 twice",
+  );
+  batches[1]!.finish();
+  assert.equal((await Promise.all(waiting)).length, 8);
+});
+
 test("with no live instance, queued requests fail at once with 503 instead of waiting out their timeout", async () => {
   const { executor } = controlledExecutor(1, 0);
   let live = 1;

@@ -58,6 +58,18 @@ interface PendingRequest {
   readonly timer: NodeJS.Timeout;
 }
 
+/** Whole requests from the queue's head that fit a batch (DynamicBatcher.#fitted). */
+interface Fit {
+  /** Row counts that end on a request's last queued row. */
+  readonly sizes: Set<number>;
+  /** The largest of them (0: none). */
+  total: number;
+  /** Queue index where the walk continues. */
+  next: number;
+  /** The request at `next` does not fit with them. */
+  blocked: boolean;
+}
+
 interface QueuedRow {
   readonly request: PendingRequest;
   readonly index: number;
@@ -70,7 +82,7 @@ const nowMs = (): number => performance.now();
  * Per-model dynamic batcher, with Triton's rules. Rows from concurrent requests are queued and, whenever an
  * instance is free, sent to the model together:
  *
- * - once the oldest row has waited `max_queue_delay_us`, as many rows as are waiting, up to `max_batch_size`;
+ * - once the oldest row has waited `max_queue_delay_us`, as many whole requests as fit in `max_batch_size`;
  * - before that, at once, a full batch (`max_batch_size`) or else the largest preferred size that whole waiting
  *   requests fill, or what fits when the next request would not; otherwise the rows wait for company until the
  *   delay is spent.
@@ -103,7 +115,9 @@ export class DynamicBatcher {
   #immediate: NodeJS.Immediate | undefined;
   #turn: NodeJS.Immediate | undefined;
   #closed = false;
-  /** When a batch last came back from the model (answered or failed): whether the model is making progress. */
+  /** See #fitted. */
+  #fit: Fit | undefined;
+  /** When a batch last came back from the model with an answer: whether the model is making progress. */
   #lastCompletionAt = Number.NEGATIVE_INFINITY;
   /** Requests taken and not yet settled. */
   #unsettled = 0;
@@ -250,6 +264,7 @@ export class DynamicBatcher {
   #fail(request: PendingRequest, error: Error): void {
     if (request.settled) return;
     request.settled = true;
+    this.#fit = undefined;
     clearTimeout(request.timer);
     this.#settledOne();
     // Its rows still queued are skipped when reached; they leave the live depth now.
@@ -301,22 +316,21 @@ export class DynamicBatcher {
       if (this.#executor.idleCount() === 0) return;
       const oldest = this.#queue[this.#head]!;
       const waited = nowMs() - oldest.enqueuedAt;
-      const sizes = this.#wholeRequestSizes();
+      const fit = this.#fitted();
       let size: number | undefined;
       // The oldest row's request has rows in the model already: the rest of it goes on without waiting again.
       const continuing = oldest.request.queued < oldest.request.rows.length;
       if (waited >= this.#delayMs || continuing) {
         // Delay spent: as many whole requests as fit in max_batch_size (Triton does the same); a request larger
         // than that alone is split.
-        size = sizes.at(-1) ?? Math.min(oldest.request.queued, this.#policy.max_batch_size);
-      } else if (sizes.length === 0) {
+        size = fit.total > 0 ? fit.total : Math.min(oldest.request.queued, this.#policy.max_batch_size);
+      } else if (fit.total === 0) {
         // The oldest request alone is larger than a batch: a full batch of it goes at once.
         size = this.#policy.max_batch_size;
       } else {
         // Before it: a full batch, else the largest preferred size that whole waiting requests fill, at once;
         // and when the next request does not fit, the batch cannot grow by waiting: it goes as it is.
-        const cannotGrow = sizes.at(-1)! < this.#queuedRows;
-        size = this.#preferred.find((p) => sizes.includes(p)) ?? (cannotGrow ? sizes.at(-1) : undefined);
+        size = this.#preferred.find((p) => fit.sizes.has(p)) ?? (fit.blocked ? fit.total : undefined);
         if (size === undefined) {
           this.#wakeAfter(this.#delayMs - waited);
           return;
@@ -327,14 +341,21 @@ export class DynamicBatcher {
   }
 
   /**
-   * The batch sizes that end on a request's last queued row, from the head, up to `max_batch_size` (empty when
-   * the first request's queued rows alone exceed it). A request is only split when it does not fit a batch.
+   * The batch sizes that end on a request's last queued row, from the head, up to `max_batch_size` (none when the
+   * first request's queued rows alone exceed it), and whether the next request does not fit (`blocked`). A
+   * request is only split when it does not fit a batch. Kept between calls and extended over new arrivals only,
+   * so that a long queue is walked once, not on every arrival; dropped when the queue's head changes
+   * (a dispatch, a request failing or timing out).
    */
-  #wholeRequestSizes(): number[] {
-    const sizes: number[] = [];
+  #fitted(): Fit {
+    let fit = this.#fit;
+    if (fit === undefined) {
+      fit = { sizes: new Set(), total: 0, next: this.#head, blocked: false };
+      this.#fit = fit;
+    }
+    if (fit.blocked) return fit;
     const max = this.#policy.max_batch_size;
-    let total = 0;
-    let i = this.#head;
+    let i = fit.next;
     while (i < this.#queue.length) {
       const row = this.#queue[i];
       if (row === undefined || row.request.settled) {
@@ -342,13 +363,17 @@ export class DynamicBatcher {
         continue;
       }
       const rows = row.request.queued;
-      if (total + rows > max) break;
-      total += rows;
-      sizes.push(total);
+      if (fit.total + rows > max) {
+        fit.blocked = true;
+        break;
+      }
+      fit.total += rows;
+      fit.sizes.add(fit.total);
       // Its queued rows are consecutive: skip them (settled requests in between hold no live rows).
       i += rows;
     }
-    return sizes;
+    fit.next = i;
+    return fit;
   }
 
   #cancelWake(): void {
@@ -375,6 +400,7 @@ export class DynamicBatcher {
   }
 
   #dispatch(size: number): void {
+    this.#fit = undefined;
     const taken: QueuedRow[] = [];
     while (taken.length < size && this.#head < this.#queue.length) {
       const row = this.#queue[this.#head]!;
@@ -433,7 +459,7 @@ export class DynamicBatcher {
         });
       },
       (error: unknown) => {
-        this.#lastCompletionAt = nowMs();
+        // A failed batch is no sign of progress: requests queued behind it that time out count against the model.
         this.#observer.onBatch?.(taken.length, nowMs() - started);
         for (const row of taken) this.#fail(row.request, error as Error);
       },

@@ -428,7 +428,7 @@ export function registerOipRoutes(app: FastifyInstance, ctx: RouteContext): void
         const named = request.body.outputs ?? [];
         const requested = named.length > 0 ? named.map((o) => o.name) : available;
         // Refused before the tensors are decoded into instances (work that grows with the rows).
-        const claimedRows = Math.max(...request.body.inputs.map((t) => t.shape[0] ?? 1));
+        const claimedRows = request.body.inputs.reduce((most, t) => Math.max(most, t.shape[0] ?? 1), 0);
         if (claimedRows > ctx.config.max_instances_per_request) tooManyRows(claimedRows, ctx);
         let instances: InstanceInput[];
         try {
