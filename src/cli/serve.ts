@@ -1,3 +1,5 @@
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import {
   DEVICES,
@@ -20,11 +22,29 @@ interface ServeOptions {
   device?: Device;
 }
 
-/** A curl line a user can paste to get a first decision from the demo model. */
+/**
+ * A curl line a user can paste to get a first decision from the demo model. `key` is a shell expression for
+ * the API key (never the key itself: the banner may be collected with the logs).
+ */
 function curlExample(url: string, model: string, key: string | undefined): string {
-  const auth = key === undefined ? "" : ` -H 'authorization: Bearer ${key}'`;
+  const auth = key === undefined ? "" : ` -H "authorization: Bearer ${key}"`;
   return `curl -s -X POST ${url}/v1/models/${model}/decisions -H 'content-type: application/json'${auth} -d '${JSON.stringify(DEMO_REQUEST)}'`;
 }
+
+/** Where the first start writes the admin key it made (owner-only), so that no secret goes to the output. */
+export function firstKeyPath(dataDir: string): string {
+  return join(dataDir, "keys", "first-admin.key");
+}
+
+function writeFirstKey(path: string, key: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // A file left by an earlier first start (its key store since removed) is replaced, never written through.
+  rmSync(path, { force: true });
+  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: "wx" });
+}
+
+/** A single-quoted shell word. */
+const shellQuote = (text: string): string => `'${text.replace(/'/g, "'\\''")}'`;
 
 /** `warden serve`: start the HTTP server (bundled demo models when no model is given). */
 export function serveCommand(
@@ -69,27 +89,31 @@ export function serveCommand(
         const config = parseServerConfig(raw, options.config ?? "command line");
         const server = await startServer(config);
         const first = server.registry.list()[0]?.manifest.name ?? "MODEL";
-        io.stdout(
+        // Standard output carries the JSON log lines only; what is said to the person goes to standard error.
+        io.stderr(
           `Warden ${server.url} serving ${server.registry
             .list()
             .map((m) => `${m.manifest.name}@${m.manifest.version}`)
             .join(", ")}\n`,
         );
-        io.stdout(
+        io.stderr(
           `Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`,
         );
+        let key: string | undefined = !config.auth.required ? undefined : "$WARDEN_API_KEY";
         if (server.firstKey !== undefined) {
-          // Shown once: only its salted hash is kept.
-          io.stdout(
-            `First start: an admin API key was made; it is shown only now, keep it:\n  ${server.firstKey.key}\n` +
+          // The server keeps only its salted hash; the key itself goes to an owner-only file, never to the output.
+          const path = firstKeyPath(config.data_dir);
+          writeFirstKey(path, server.firstKey.key);
+          key = `$(cat ${shellQuote(path)})`;
+          io.stderr(
+            `First start: an admin API key was made and written to ${path} (readable by you only). Keep it elsewhere and delete that file.\n` +
               `  Make keys for clients with POST ${server.url}/v1/admin/keys {"name": "...", "role": "client"}.\n`,
           );
         }
-        const key = !config.auth.required ? undefined : (server.firstKey?.key ?? "$WARDEN_API_KEY");
-        if (usingDemo) io.stdout(`Try:\n  ${curlExample(server.url, first, key)}\n`);
+        if (usingDemo) io.stderr(`Try:\n  ${curlExample(server.url, first, key)}\n`);
         const stoppedCleanly = await new Promise<boolean>((resolve) => {
           const stop = (signal: string) => {
-            io.stdout(`${signal}: draining in-flight requests and the ledger queue...\n`);
+            io.stderr(`${signal}: draining in-flight requests and the ledger queue...\n`);
             server.close().then(
               () => resolve(true),
               (error: unknown) => {
@@ -102,7 +126,7 @@ export function serveCommand(
           process.once("SIGINT", () => stop("SIGINT"));
         });
         if (!stoppedCleanly) return EXIT.failure;
-        io.stdout("stopped\n");
+        io.stderr("stopped\n");
         return EXIT.ok;
       }),
     );

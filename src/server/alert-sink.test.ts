@@ -4,7 +4,7 @@ import { parseServerConfig } from "../config/index.js";
 import { WardenError } from "../errors/index.js";
 import type { AlertmanagerPayload } from "../monitor/index.js";
 import { startWebhookReceiver, type WebhookReceiver } from "../testing/index.js";
-import { createAlertSink } from "./alert-sink.js";
+import { createAlertSink, safeUrl } from "./alert-sink.js";
 
 const receivers: WebhookReceiver[] = [];
 after(async () => {
@@ -134,4 +134,13 @@ test("webhooks are validated with clear errors", () => {
   const ok = parseServerConfig({ alerts: { webhooks: [{ url: "http://h:9093/hook" }] } }, "t").alerts;
   assert.deepEqual(ok.webhooks, [{ url: "http://h:9093/hook", timeout_ms: 5000, max_attempts: 4 }]);
   assert.equal(ok.backoff_ms, 500);
+});
+
+test("webhook addresses are logged without credentials or query", () => {
+  assert.equal(
+    safeUrl("https://user:secret@hooks.example/alerts?token=abc"),
+    "https://hooks.example/alerts?…",
+  );
+  assert.equal(safeUrl("http://127.0.0.1:9093/api/v2/alerts"), "http://127.0.0.1:9093/api/v2/alerts");
+  assert.equal(safeUrl("not a url"), "(an invalid URL)");
 });

@@ -15,6 +15,18 @@ import {
   createAlertEpisodes,
 } from "../monitor/index.js";
 
+/**
+ * A webhook's address as logs may show it: scheme, host and path, without credentials or query (a receiver's
+ * secret often sits in either).
+ */
+export function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search === "" ? "" : "?…"}`;
+  } catch {
+    return "(an invalid URL)";
+  }
+}
 /** Notifications a webhook's queue holds at most; beyond it the newest are dropped (and logged). */
 export const MAX_QUEUED_NOTIFICATIONS = 1000;
 /** Longest wait between two attempts. */
@@ -114,7 +126,7 @@ export function createAlertSink(config: ServerConfig["alerts"], options: AlertSi
   };
 
   const deliver = async (hook: Webhook, alert: Alert, body: string): Promise<void> => {
-    const about = { alertname: alert.labels.alertname, status: alert.status, webhook: hook.url };
+    const about = { alertname: alert.labels.alertname, status: alert.status, webhook: safeUrl(hook.url) };
     for (let n = 1; n <= hook.maxAttempts; n++) {
       if (closed) {
         log?.warn(about, "alert not sent: the server stopped");
@@ -174,7 +186,7 @@ export function createAlertSink(config: ServerConfig["alerts"], options: AlertSi
     for (const hook of webhooks) {
       if (hook.queued >= MAX_QUEUED_NOTIFICATIONS) {
         log?.error(
-          { alertname: alert.labels.alertname, status: alert.status, webhook: hook.url },
+          { alertname: alert.labels.alertname, status: alert.status, webhook: safeUrl(hook.url) },
           `alert not sent: ${MAX_QUEUED_NOTIFICATIONS} notifications already wait for this webhook`,
         );
         continue;
@@ -182,7 +194,9 @@ export function createAlertSink(config: ServerConfig["alerts"], options: AlertSi
       hook.queued += 1;
       hook.tail = hook.tail
         .then(() => deliver(hook, alert, body))
-        .catch((error: unknown) => log?.error({ err: error, webhook: hook.url }, "alert delivery failed"))
+        .catch((error: unknown) =>
+          log?.error({ err: error, webhook: safeUrl(hook.url) }, "alert delivery failed"),
+        )
         .finally(() => {
           hook.queued -= 1;
         });

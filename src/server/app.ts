@@ -155,6 +155,14 @@ export interface AppLedger extends LedgerSink {
   committed(): Promise<void>;
 }
 
+/** The routes that ask a model to decide: their failures are `warden_failures_total`. */
+const DECIDING_ROUTES: ReadonlySet<string> = new Set([
+  "/v1/models/:model/decisions",
+  "/v1/models/:model/versions/:version/decisions",
+  "/v2/models/:model/infer",
+  "/v2/models/:model/versions/:version/infer",
+]);
+
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
@@ -316,8 +324,6 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
               if (decided?.caller !== undefined) extraction.observe(decided.caller, model, row);
             },
           }),
-      onRejected: (model, reason) =>
-        deps.metrics.failures.inc({ model: model.manifest.name, version: model.manifest.version, reason }),
       onShadowError: (model, error) =>
         app.log.warn(
           { err: error, model: model.manifest.name, version: model.manifest.version },
@@ -493,21 +499,39 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const observe = deps.metrics.requestObserver();
   app.addHook("onResponse", (request, reply, done) => {
     const model = request.wardenModel;
+    const route = request.routeOptions.url ?? "unmatched";
+    const outcome = request.wardenOutcome ?? (reply.statusCode < 400 ? "ok" : String(reply.statusCode));
     observe(
       model?.name ?? "",
       model?.version ?? "",
-      request.routeOptions.url ?? "unmatched",
-      request.wardenOutcome ?? (reply.statusCode < 400 ? "ok" : String(reply.statusCode)),
+      route,
+      outcome,
       (performance.now() - request.wardenStart) / 1000,
     );
+    // Every way a request to decide can fail, counted where the answer is known (validation, back-pressure,
+    // the model failing, the ledger being behind, ...).
+    if (model !== undefined && outcome !== "ok" && DECIDING_ROUTES.has(route)) {
+      deps.metrics.failures.inc({ model: model.name, version: model.version, reason: outcome });
+    }
     done();
   });
 
   app.setErrorHandler(async (error, request, reply) => {
     const warden = toWardenError(error, request);
     request.wardenOutcome = warden.code;
-    if (warden.status >= 500) request.log.error({ err: error, code: warden.code }, warden.message);
-    else request.log.debug({ code: warden.code }, warden.message);
+    const where = {
+      code: warden.code,
+      route: request.routeOptions.url ?? "unmatched",
+      ...(request.wardenModel !== undefined
+        ? { model: request.wardenModel.name, version: request.wardenModel.version }
+        : {}),
+    };
+    // Back-pressure (the server asks the client to retry: a full ledger backlog, a timeout, draining) comes in
+    // floods exactly when the server is overloaded: one warning line each, without a stack.
+    if (warden.status >= 500 && warden.retryAfterSeconds !== undefined)
+      request.log.warn(where, warden.message);
+    else if (warden.status >= 500) request.log.error({ err: error, ...where }, warden.message);
+    else request.log.debug(where, warden.message);
     if (warden.retryAfterSeconds !== undefined) reply.header("retry-after", String(warden.retryAfterSeconds));
     return reply.status(warden.status).send(warden.toJSON());
   });

@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { after, test } from "node:test";
+import pino from "pino";
 import { sha256File } from "../config/index.js";
 import { REPO_ROOT, startTestServer, tempDir } from "../testing/index.js";
 
@@ -33,7 +35,14 @@ test("timeout_ms with a model slower than it: 504 + Retry-After for the request 
       features: ["a", "b", "c", "d"].map((name) => ({ name, type: "number" })),
     }),
   );
-  const server = await startTestServer({ models: [manifest] });
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const server = await startTestServer({ models: [manifest], logger: pino({ level: "info" }, sink) });
   t.after(() => server.stop());
   const decide = (id: string) =>
     server.app.inject({
@@ -54,4 +63,13 @@ test("timeout_ms with a model slower than it: 504 + Retry-After for the request 
     if (r.kind === "rejection") codes.push((r.body.error as { code: string }).code);
   }
   assert.deepEqual(codes, ["WARDEN_ERR_TIMEOUT", "WARDEN_ERR_TIMEOUT"]);
+  // Back-pressure is logged as one warning a request, without a stack: under overload it comes in floods.
+  const logged = lines.filter((l) => l.code === "WARDEN_ERR_TIMEOUT");
+  assert.equal(logged.length, 2);
+  for (const line of logged) {
+    assert.equal(line.level, 40);
+    assert.equal(line.err, undefined);
+    assert.equal(line.model, "slow");
+    assert.equal(line.route, "/v1/models/:model/decisions");
+  }
 });

@@ -47,6 +47,11 @@ test("a stalled ledger store: past ledger.max_backlog decisions are refused with
     assert.equal(await ready(), 503);
     const metrics = (await server.app.inject({ url: "/metrics" })).body;
     assert.match(metrics, /^warden_ledger_backlog \d{4}/m);
+    // Counted as a failure to decide, like every other refusal of a decision request.
+    assert.match(
+      metrics,
+      /^warden_failures_total\{model="credit-demo",version="1\.0\.0",reason="WARDEN_ERR_LEDGER_BUSY"\} [1-9]/m,
+    );
     await holder.query("COMMIT");
     await server.writer.drain();
     assert.equal(await ready(), 200);

@@ -25,6 +25,9 @@ test("logs are JSON lines carrying the request id the client sent (or one Warden
     const logged = lines.find((l) => l.reqId === "trace-42");
     assert.ok(logged, JSON.stringify(lines.slice(-3)));
     assert.equal(logged.code, "WARDEN_ERR_VALIDATION");
+    assert.equal(logged.level, 20, "a client's mistake is debug, not an error");
+    assert.equal(logged.route, "/v1/models/:model/decisions");
+    assert.equal(logged.model, "credit-demo");
     assert.equal(typeof logged.time, "number");
     const made = await server.app.inject({
       method: "GET",

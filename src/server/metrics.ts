@@ -39,7 +39,8 @@ export interface WardenMetrics {
 /** Create the metrics (and Node's default process metrics) on a fresh registry. */
 export function createMetrics(): WardenMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "warden_" });
+  // Unprefixed (process_*, nodejs_*), as dashboards for Node.js processes expect them.
+  collectDefaultMetrics({ register: registry });
   const requestDuration = new Histogram({
     name: "warden_request_duration_seconds",
     help: "HTTP request duration by model, version, route and outcome",
