@@ -180,6 +180,7 @@ function handModel(
   return {
     file: "hand-written",
     xgboostVersion: undefined,
+    bestIteration: undefined,
     booster: "gbtree",
     objective: groups > 1 ? "multi:softprob" : "reg:squarederror",
     objectiveSpec: OBJECTIVES[groups > 1 ? "multi:softprob" : "reg:squarederror"]!,

@@ -289,6 +289,47 @@ describe("ONNX engine", () => {
     });
   });
 
+  test("a row whose output is NaN (a missing input the model propagates) does not fail the other rows of its batch", async () => {
+    const reference = readJson<Reference & { labels: string[]; expected: number[][] }>(
+      join(FIXTURES, "multiclass-reference.json"),
+    );
+    const engine = await open(
+      manifestFor(join(FIXTURES, "multiclass.onnx"), { task: "multiclass", labels: reference.labels }),
+    );
+    const input = encodeRows(reference.inputs.slice(0, 2));
+    input[0] = Number.NaN;
+    const out = await engine.predict(input, 2);
+    assert.ok(
+      [0, 1, 2].every((k) => Number.isNaN(out.values[k]!)),
+      "row 0 is NaN, left to the policy",
+    );
+    assert.ok(maxAbsDiff(out.values.subarray(3), reference.expected[1]!) <= 1e-6, "row 1 is answered");
+  });
+
+  test("several float outputs and none named: refused at load, asking which one (a label output could pass as probabilities)", async () => {
+    const file = join(FIXTURES, "label-and-scores.onnx");
+    const error = await rejectsWith(
+      createOnnxEngine(manifestFor(file, { task: "binary", features: 3 })),
+      "WARDEN_ERR_ARTIFACT_INVALID",
+      /several float outputs \("label", "scores"\)/,
+    );
+    assert.equal(error.details[0]!.field.endsWith("/artifact/output"), true);
+    assert.equal(error.details[0]!.fix, "set artifact.output in the manifest");
+    // Named, it serves the probabilities: softmax rows sum to 1.
+    const engine = await open(manifestFor(file, { task: "binary", features: 3, output: "scores" }));
+    const out = await engine.predict(Float32Array.from([1, 2, 3, -1, 0, 2]), 2);
+    assert.equal(out.width, 2);
+    assert.ok(Math.abs(out.values[0]! + out.values[1]! - 1) < 1e-6);
+  });
+
+  test("a model that declares a dynamic batch but reshapes to one row inside is refused at load, not per batch", async () => {
+    await rejectsWith(
+      createOnnxEngine(manifestFor(join(FIXTURES, "batch-of-one.onnx"), { features: 3 })),
+      "WARDEN_ERR_ARTIFACT_INVALID",
+      /fails a trial run on 2 rows of typical values: .*onnxruntime failed/,
+    );
+  });
+
   test("a closed engine refuses to predict", async () => {
     const engine = await createOnnxEngine(manifestFor(join(FIXTURES, "regression.onnx")));
     await engine.close();

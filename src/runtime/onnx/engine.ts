@@ -44,10 +44,46 @@ export async function createOnnxEngine(manifest: Manifest): Promise<ModelEngine>
     const output = chooseOutput(session, manifest);
     // The header facts only enrich describe(); onnxruntime has already accepted the file.
     const info = await readOnnxModelInfo(manifest.artifact.absolutePath).catch(() => undefined);
-    return new OnnxEngine(manifest, session, input, output, info);
+    const engine = new OnnxEngine(manifest, session, input, output, info);
+    await tryOut(engine, manifest);
+    return engine;
   } catch (error) {
     await session.release();
     throw error;
+  }
+}
+
+/**
+ * Run the model once on one row and once on two (typical values: each feature's midpoint, else 0) at load, so
+ * that a model whose graph does not do what its declared shapes say (a batch dimension reshaped to one row
+ * inside, a width it does not take, an output of another shape, logits instead of probabilities) is refused
+ * now, naming the problem, rather than failing requests later (or only those batched with others).
+ */
+async function tryOut(engine: OnnxEngine, manifest: Manifest): Promise<void> {
+  const row = manifest.modelFeatures.map((f) =>
+    f.min !== undefined && f.max !== undefined ? (f.min + f.max) / 2 : (f.min ?? f.max ?? 0),
+  );
+  for (const rows of [1, 2]) {
+    const input = new Float32Array(rows * row.length);
+    for (let r = 0; r < rows; r++) input.set(row, r * row.length);
+    try {
+      await engine.predict(input, rows);
+    } catch (error) {
+      const reason = error instanceof WardenError ? error.message : errorText(error);
+      throw artifactInvalid(
+        manifest,
+        `the model fails a trial run on ${rows} row${rows === 1 ? "" : "s"} of typical values: ${reason}`,
+        {
+          field: "/artifact/path",
+          expected: `a model that answers batches of any size (${rows} tried) as its declared shapes say`,
+          found: reason.slice(0, 300),
+          fix:
+            rows === 2
+              ? "export the model with a dynamic batch dimension all the way through (no reshape to a fixed batch)"
+              : "check the model's input width and output against the manifest",
+        },
+      );
+    }
   }
 }
 
@@ -173,11 +209,23 @@ function chooseInput(session: InferenceSession, manifest: Manifest): FloatTensor
 function chooseOutput(session: InferenceSession, manifest: Manifest): FloatTensorMetadata {
   const outputs = session.outputMetadata;
   const wanted = manifest.artifact.output;
+  const floats = outputs.filter(isFloatTensor);
+  if (wanted === undefined && findValue(outputs, "probabilities") === undefined && floats.length > 1) {
+    // Which one holds the probabilities or values cannot be told from the graph (a label output ranks first in
+    // some exporters): a guess could serve class labels as probabilities.
+    const names = quoteAll(floats.map((o) => o.name));
+    throw artifactInvalid(manifest, `the model has several float outputs (${names}); name the one to read`, {
+      field: "/artifact/output",
+      expected: `the name of the output with the ${manifest.task === "regression" ? "predicted values" : "class probabilities"}: one of ${names}`,
+      found: "missing",
+      fix: "set artifact.output in the manifest",
+    });
+  }
   const metadata =
     wanted !== undefined
       ? findValue(outputs, wanted)
       : (findValue(outputs, "probabilities") ??
-        outputs.find(isFloatTensor) ??
+        floats[0] ??
         // Only non-float outputs besides maps: pick the map so the ZipMap advice below applies.
         outputs.find((o) => !o.isTensor));
   if (metadata === undefined) {
@@ -333,8 +381,9 @@ class OnnxEngine implements ModelEngine {
     const values = Float64Array.from(data);
     if (layout.kind === "probabilities" || this.#manifest.task === "binary") {
       // Decisions compare these with a threshold: scores or logits exported by mistake must not pass as
-      // probabilities. (NaN fails this test too.)
-      const bad = values.findIndex((v) => !(v >= 0 && v <= 1));
+      // probabilities. A non-finite value (a missing input the model propagates as NaN) is one row's problem,
+      // refused by the decision policy for that row's request alone, not a reason to fail the whole batch.
+      const bad = values.findIndex((v) => Number.isFinite(v) && !(v >= 0 && v <= 1));
       if (bad >= 0) {
         throw new WardenError(
           "WARDEN_ERR_INFERENCE_FAILED",

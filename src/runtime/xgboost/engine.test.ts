@@ -215,6 +215,21 @@ describe("XGBoost engine behaviour", () => {
     assert.equal(description.details.base_score, 0.5);
   });
 
+  test("a model trained with early stopping says so: every tree is used, as Booster.predict does", () => {
+    const json = JSON.parse(readFileSync(join(dir, "model.json"), "utf8"));
+    json.learner.attributes = { ...json.learner.attributes, best_iteration: "12", best_score: "0.41" };
+    const early = new XGBoostEngine(
+      scratchManifest("early-stopped.json", JSON.stringify(json), { task: "binary", features: 6 }),
+    );
+    assert.equal(early.describe().details.best_iteration, 12);
+    assert.match(String(early.describe().details.early_stopping), /booster\[: best_iteration \+ 1\]/);
+    assert.deepEqual(
+      early.predict(encode(reference.inputs), reference.inputs.length),
+      new XGBoostEngine(manifest).predict(encode(reference.inputs), reference.inputs.length),
+    );
+    assert.equal(new XGBoostEngine(manifest).describe().details.best_iteration, undefined);
+  });
+
   test("zero rows give empty outputs", () => {
     const out = new XGBoostEngine(manifest).predict(new Float32Array(0), 0);
     assert.equal(out.values.length, 0);

@@ -70,6 +70,14 @@ export class XGBoostEngine implements ModelEngine {
         num_class: model.numClass,
         base_score: model.baseScore,
         ...(model.xgboostVersion === undefined ? {} : { xgboost_version: model.xgboostVersion }),
+        // Early stopping recorded: every round is used, as Booster.predict does (not scikit-learn's predict_proba).
+        ...(model.bestIteration === undefined
+          ? {}
+          : {
+              best_iteration: model.bestIteration,
+              early_stopping:
+                "every tree is used, as Booster.predict does; to serve the best iteration, save booster[: best_iteration + 1]",
+            }),
       }),
     });
   }

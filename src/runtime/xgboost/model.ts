@@ -86,6 +86,12 @@ export interface XGBoostModel {
   /** The margin every row starts from: `base_score` mapped to margin space, as XGBoost computes it. */
   readonly baseMargin: number;
   readonly trees: XGBoostTrees;
+  /**
+   * `learner.attributes.best_iteration`, when it is before the last round held (training with early stopping
+   * kept rounds after the best one): every tree is still used (as `Booster.predict` does), but scikit-learn's
+   * `predict_proba` would use only the first best_iteration + 1 rounds.
+   */
+  readonly bestIteration: number | undefined;
 }
 
 const BOOSTER_PATH = "/learner/gradient_booster";
@@ -219,6 +225,18 @@ export function parseXGBoostModel(text: string, file: string): XGBoostModel {
       ? Object.freeze([...(names as string[])])
       : undefined;
   const version = root.version;
+  const attributes = learner.attributes;
+  const best =
+    typeof attributes === "object" && attributes !== null
+      ? (attributes as { best_iteration?: unknown }).best_iteration
+      : undefined;
+  const recorded = typeof best === "string" && /^\d{1,9}$/.test(best) ? Number(best) : undefined;
+  // Boosting rounds held: trees / (output groups × parallel trees per round).
+  const param = (model as { gbtree_model_param?: { num_parallel_tree?: unknown } }).gbtree_model_param;
+  const parallel = Number(param?.num_parallel_tree ?? 1);
+  const rounds = trees.count / (groups * (Number.isSafeInteger(parallel) && parallel > 0 ? parallel : 1));
+  // Only when it stopped before the last round held (XGBoost also records it when the last round was best).
+  const bestIteration = recorded !== undefined && recorded + 1 < rounds ? recorded : undefined;
   return Object.freeze({
     file,
     xgboostVersion: Array.isArray(version) ? version.join(".") : undefined,
@@ -232,6 +250,7 @@ export function parseXGBoostModel(text: string, file: string): XGBoostModel {
     baseScore,
     baseMargin,
     trees,
+    bestIteration,
   });
 }
 
