@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import Database from "better-sqlite3";
 import { parse } from "csv-parse/sync";
+import { sha256File } from "../config/index.js";
 import {
   DEMO_XGB,
   HOLDOUT_CSV,
@@ -384,4 +385,42 @@ test("serve on a port already in use fails with one clear line and exit 1", asyn
     blocker.close();
     data.remove();
   }
+});
+
+test("predict reports a row the model answers with NaN as that row's error and scores the others", async () => {
+  // multiclass.onnx propagates a missing value (NaN) to its output; the features are nullable.
+  const folder = join(dir.path, "nan-model");
+  mkdirSync(folder, { recursive: true });
+  copyFileSync(join(REPO_ROOT, "fixtures/onnx/multiclass.onnx"), join(folder, "model.onnx"));
+  const manifest = join(folder, "manifest.yaml");
+  writeFileSync(
+    manifest,
+    JSON.stringify({
+      name: "nan-model",
+      version: "1",
+      owner: "tests",
+      intended_use: "a model that gives NaN for a missing value",
+      risk_tier: "minimal",
+      task: "multiclass",
+      artifact: { path: "model.onnx", format: "onnx", sha256: sha256File(join(folder, "model.onnx")) },
+      features: ["a", "b", "c", "d"].map((name) => ({ name, type: "number", nullable: true })),
+      output: { labels: ["x", "y", "z"] },
+    }),
+  );
+  const input = join(folder, "rows.csv");
+  writeFileSync(input, "a,b,c,d\n1,2,3,4\n,2,3,4\n0.5,1,-1,2\n");
+  const result = await run("predict", manifest, input);
+  assert.equal(result.code, 1, result.stderr);
+  const lines = result.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    lines.map((l) => l.row),
+    [1, 2, 3],
+  );
+  assert.ok(lines[0].decision !== undefined && lines[2].decision !== undefined, "the other rows are scored");
+  assert.equal(lines[1].error[0].field, "output");
+  assert.match(lines[1].error[0].found, /non-finite output/);
+  assert.match(result.stderr, /^row 2: .*non-finite output/m);
 });

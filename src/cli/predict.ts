@@ -379,7 +379,26 @@ async function scoreRows(
         return;
       }
       const explanation = explanations?.[next];
-      const outcome = applyPolicy(manifest, results[next++]!);
+      let outcome: ReturnType<typeof applyPolicy>;
+      try {
+        outcome = applyPolicy(manifest, results[next++]!);
+      } catch (error) {
+        // The model gave this row an output no decision can be made on (a non-finite value): reported as the
+        // row's error, like an invalid row; the others are scored.
+        invalid++;
+        const problem = {
+          field: "output",
+          expected: "a finite model output",
+          found: (error as Error).message.slice(0, 300),
+        };
+        io.stderr(`row ${r.row}: ${problem.found}\n`);
+        out.push(
+          format === "csv"
+            ? stringifyCsv([[r.row, "", "", ...labels.map(() => ""), ...blankExplanation, problem.found]])
+            : `${JSON.stringify({ row: r.row, error: [problem] })}\n`,
+        );
+        return;
+      }
       out.push(
         format === "csv"
           ? stringifyCsv([

@@ -1,5 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import {
   DEVICES,
@@ -8,7 +7,7 @@ import {
   parseServerConfig,
   readServerConfigFile,
 } from "../config/index.js";
-import { startServer } from "../server/index.js";
+import { firstKeyPath, startServer } from "../server/index.js";
 import { type CliIo, choiceOption, EXIT, intOption } from "./index.js";
 import { DEMO_MODELS, DEMO_REQUEST } from "./paths.js";
 
@@ -29,18 +28,6 @@ interface ServeOptions {
 function curlExample(url: string, model: string, key: string | undefined): string {
   const auth = key === undefined ? "" : ` -H "authorization: Bearer ${key}"`;
   return `curl -s -X POST ${url}/v1/models/${model}/decisions -H 'content-type: application/json'${auth} -d '${JSON.stringify(DEMO_REQUEST)}'`;
-}
-
-/** Where the first start writes the admin key it made (owner-only), so that no secret goes to the output. */
-export function firstKeyPath(dataDir: string): string {
-  return join(dataDir, "keys", "first-admin.key");
-}
-
-function writeFirstKey(path: string, key: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  // A file left by an earlier first start (its key store since removed) is replaced, never written through.
-  rmSync(path, { force: true });
-  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: "wx" });
 }
 
 /** A single-quoted shell word. */
@@ -88,29 +75,39 @@ export function serveCommand(
         if (usingDemo) raw.models = [...DEMO_MODELS];
         const config = parseServerConfig(raw, options.config ?? "command line");
         const server = await startServer(config);
-        const first = server.registry.list()[0]?.manifest.name ?? "MODEL";
-        // Standard output carries the JSON log lines only; what is said to the person goes to standard error.
-        io.stderr(
-          `Warden ${server.url} serving ${server.registry
-            .list()
-            .map((m) => `${m.manifest.name}@${m.manifest.version}`)
-            .join(", ")}\n`,
-        );
-        io.stderr(
-          `Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`,
-        );
-        let key: string | undefined = !config.auth.required ? undefined : "$WARDEN_API_KEY";
-        if (server.firstKey !== undefined) {
-          // The server keeps only its salted hash; the key itself goes to an owner-only file, never to the output.
-          const path = firstKeyPath(config.data_dir);
-          writeFirstKey(path, server.firstKey.key);
-          key = `$(cat ${shellQuote(path)})`;
+        try {
+          const first = server.registry.list()[0]?.manifest.name ?? "MODEL";
+          // Standard output carries the JSON log lines only; what is said to the person goes to standard error.
           io.stderr(
-            `First start: an admin API key was made and written to ${path} (readable by you only). Keep it elsewhere and delete that file.\n` +
-              `  Make keys for clients with POST ${server.url}/v1/admin/keys {"name": "...", "role": "client"}.\n`,
+            `Warden ${server.url} serving ${server.registry
+              .list()
+              .map((m) => `${m.manifest.name}@${m.manifest.version}`)
+              .join(", ")}\n`,
           );
+          io.stderr(
+            `Ledger: ${config.data_dir}  ·  OpenAPI: ${server.url}/openapi.json  ·  Metrics: ${server.url}/metrics\n`,
+          );
+          let key: string | undefined = !config.auth.required ? undefined : "$WARDEN_API_KEY";
+          const keyFile = firstKeyPath(config.data_dir);
+          if (server.firstKey !== undefined) {
+            // The server keeps only its salted hash; the key itself is in an owner-only file, never in the output.
+            key = `$(cat ${shellQuote(keyFile)})`;
+            io.stderr(
+              `First start: an admin API key was made and written to ${keyFile} (readable by you only). Keep it elsewhere and delete that file.\n` +
+                `  Make keys for clients with POST ${server.url}/v1/admin/keys {"name": "...", "role": "client"}.\n`,
+            );
+          } else if (config.auth.required && existsSync(keyFile)) {
+            key = `$(cat ${shellQuote(keyFile)})`;
+            io.stderr(
+              `The first admin API key is still in ${keyFile}: keep it elsewhere and delete that file.\n`,
+            );
+          }
+          if (usingDemo) io.stderr(`Try:\n  ${curlExample(server.url, first, key)}\n`);
+        } catch (error) {
+          // Nothing may keep a server running without its signal handlers: stop it, then report.
+          await server.close().catch(() => undefined);
+          throw error;
         }
-        if (usingDemo) io.stderr(`Try:\n  ${curlExample(server.url, first, key)}\n`);
         const stoppedCleanly = await new Promise<boolean>((resolve) => {
           const stop = (signal: string) => {
             io.stderr(`${signal}: draining in-flight requests and the ledger queue...\n`);

@@ -505,14 +505,25 @@ function jwtProblems(config: Static<typeof ServerConfigSchema>): FieldProblem[] 
 function urlProblems(config: Static<typeof ServerConfigSchema>): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const check = (field: string, url: string) => {
+    let parsed: URL;
     try {
-      new URL(url);
+      parsed = new URL(url);
     } catch {
       problems.push({
         field,
         expected: "a valid http:// or https:// URL",
         found: describeValue(url),
         fix: "write the receiver's full URL, e.g. http://alertmanager:9093/api/v2/alerts or https://hooks.example.com/warden",
+      });
+      return;
+    }
+    if (parsed.username !== "" || parsed.password !== "") {
+      // fetch refuses such URLs (so nothing would ever be delivered), and the refusal would log the password.
+      problems.push({
+        field,
+        expected: "a URL without a user name or password",
+        found: "credentials in the URL (not shown)",
+        fix: "give the receiver a URL without credentials (a token in the path or query works, as most webhook receivers take one)",
       });
     }
   };

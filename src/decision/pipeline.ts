@@ -343,7 +343,16 @@ export function createDecisionPipeline(
             (rows) =>
               Promise.all(
                 served.map((s, i) => {
-                  const outcome = applyPolicy(m, rows[i]!);
+                  let outcome: ReturnType<typeof applyPolicy>;
+                  try {
+                    outcome = applyPolicy(m, rows[i]!);
+                  } catch (error) {
+                    // One row the candidate cannot decide (a non-finite output): recorded as its error; the
+                    // other rows keep their records.
+                    const code = error instanceof WardenError ? error.code : "WARDEN_ERR_INTERNAL";
+                    const message = (error as Error).message.slice(0, 500);
+                    return record(s.decisionId, s.version, { error: { code, message } });
+                  }
                   return record(s.decisionId, s.version, {
                     batch_size: rows[i]!.batchSize,
                     decision: outcome.decision,
@@ -564,7 +573,16 @@ export function createDecisionPipeline(
 
       // Decide every row before recording any: a row the policy refuses (a non-finite output) fails the whole
       // request, and then none of its decisions may be in the ledger unanswered.
-      const outcomes = valid.map((_, i) => applyPolicy(routes[i]!.model.manifest, rows[i]!));
+      const outcomes = valid.map((_, i) => {
+        try {
+          return applyPolicy(routes[i]!.model.manifest, rows[i]!);
+        } catch (error) {
+          // The model answered something no decision can be made on (a non-finite output): a model failure for
+          // the circuit breaker, like an inference error.
+          gate?.failed(routes[i]!.model, 1);
+          throw error;
+        }
+      });
       const explanations: (ExplanationRecord | undefined)[] = valid.map((_, i) => rows[i]!.task?.explanation);
       const recorded = valid.map((_, i) => rows[i]!.task?.recorded);
       const offThreadRows = valid.flatMap((_, i) => (explaining[i] === "off-thread" ? [i] : []));

@@ -62,6 +62,11 @@ export interface KeyStore {
   /** A new key with the same name, role and models; the old one is revoked now or after `graceSeconds`. */
   rotate(id: string, by: string, graceSeconds?: number): IssuedKey;
   revoke(id: string, by: string): ApiKeyInfo;
+  /**
+   * Remove a key that was never handed to anyone (the first admin key, when its file could not be written), so
+   * that the next start makes one again. Not for keys in use: those are revoked, which keeps their history.
+   */
+  discard(id: string): void;
   count(): number;
   close(): void;
 }
@@ -135,6 +140,7 @@ export function openKeyStore(dataDir: string, options: { now?: () => number } = 
     "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND (revoked_at IS NULL OR revoked_at > ?)",
   );
   const counted = db.prepare("SELECT count(*) AS n FROM api_keys");
+  const removed = db.prepare("DELETE FROM api_keys WHERE id = ?");
   const iso = (ms: number) => new Date(ms).toISOString();
 
   const notFound = (id: string) =>
@@ -232,6 +238,9 @@ export function openKeyStore(dataDir: string, options: { now?: () => number } = 
       const at = iso(now());
       revokeAt.run(at, id, at);
       return info(byId.get(id) as Row);
+    },
+    discard: (id) => {
+      removed.run(id);
     },
     count: () => (counted.get() as { n: number }).n,
     close: () => db.close(),

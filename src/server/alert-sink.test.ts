@@ -125,6 +125,10 @@ test("webhooks are validated with clear errors", () => {
   assert.deepEqual(bad({ webhooks: [{ url: "http://host:99999/" }] }), [
     "warden.yaml#/alerts/webhooks/0/url",
   ]);
+  // fetch refuses credentials in a URL, and its refusal would log the password.
+  assert.deepEqual(bad({ webhooks: [{ url: "http://user:s3cret@h/hook" }] }), [
+    "warden.yaml#/alerts/webhooks/0/url",
+  ]);
   assert.deepEqual(bad({ webhooks: [{ url: "http://h/", timeout_ms: 0 }] }), [
     "warden.yaml#/alerts/webhooks/0/timeout_ms",
   ]);
@@ -136,11 +140,11 @@ test("webhooks are validated with clear errors", () => {
   assert.equal(ok.backoff_ms, 500);
 });
 
-test("webhook addresses are logged without credentials or query", () => {
+test("webhook addresses are logged without credentials, path or query (a receiver's token may be in either)", () => {
   assert.equal(
-    safeUrl("https://user:secret@hooks.example/alerts?token=abc"),
-    "https://hooks.example/alerts?…",
+    safeUrl("https://user:secret@hooks.example/T000/B000/XXXX?token=abc"),
+    "https://hooks.example/…",
   );
-  assert.equal(safeUrl("http://127.0.0.1:9093/api/v2/alerts"), "http://127.0.0.1:9093/api/v2/alerts");
+  assert.equal(safeUrl("http://127.0.0.1:9093/api/v2/alerts"), "http://127.0.0.1:9093/…");
   assert.equal(safeUrl("not a url"), "(an invalid URL)");
 });

@@ -16,13 +16,13 @@ import {
 } from "../monitor/index.js";
 
 /**
- * A webhook's address as logs may show it: scheme, host and path, without credentials or query (a receiver's
- * secret often sits in either).
+ * A webhook's address as logs may show it: scheme and host only (a receiver's token often sits in the path,
+ * as in chat webhooks, or in the query).
  */
 export function safeUrl(url: string): string {
   try {
     const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}${u.search === "" ? "" : "?…"}`;
+    return `${u.protocol}//${u.host}/…`;
   } catch {
     return "(an invalid URL)";
   }

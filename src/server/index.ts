@@ -12,4 +12,4 @@ export { toWardenError } from "./errors.js";
 export { createMetrics, type WardenMetrics } from "./metrics.js";
 export { modelSummary } from "./routes-decisions.js";
 export { decodeTensors, OIP_DATATYPES } from "./routes-oip.js";
-export { type RunningServer, startServer } from "./serve.js";
+export { firstKeyPath, type RunningServer, startServer } from "./serve.js";

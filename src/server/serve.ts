@@ -1,4 +1,6 @@
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import { dirname, join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import pino, { type Logger } from "pino";
 import { Counter, Gauge } from "prom-client";
@@ -45,10 +47,10 @@ export interface RunningServer {
   /** API keys (`<data_dir>/auth.sqlite`). */
   readonly keys: KeyStore;
   /**
-   * The admin key made at the first start of a server that requires identities and had no key yet: its
-   * secret, to show once (`warden serve` prints it). Absent on later starts.
+   * The admin key made at the first start of a server that requires identities and had no key yet, and the
+   * owner-only file its secret was written to ({@link firstKeyPath}; never printed). Absent on later starts.
    */
-  readonly firstKey?: IssuedKey;
+  readonly firstKey?: IssuedKey & { readonly file: string };
   /** `http://host:port` actually bound. */
   readonly url: string;
   /**
@@ -167,7 +169,7 @@ export async function startServer(
   let store: ReturnType<typeof createDeploymentStore> | undefined;
   let keys: KeyStore | undefined;
   /** An admin key made at the first start of a server that requires identities (shown once). */
-  let firstKey: IssuedKey | undefined;
+  let firstKey: (IssuedKey & { readonly file: string }) | undefined;
   let deployments: DeploymentManager | undefined;
   try {
     store = createDeploymentStore(config.data_dir);
@@ -190,7 +192,28 @@ export async function startServer(
     await deployments.start(config.models);
     keys = openKeyStore(config.data_dir);
     if (config.auth.required && keys.count() === 0) {
-      firstKey = keys.create({ name: "first-admin", role: "admin", createdBy: "warden (first start)" });
+      const made = keys.create({ name: "first-admin", role: "admin", createdBy: "warden (first start)" });
+      const file = firstKeyPath(config.data_dir);
+      try {
+        writeFirstKey(file, made.key);
+      } catch (error) {
+        // Nobody could ever use a key whose secret was not handed over: undone, so the next start makes one.
+        keys.discard(made.id);
+        throw new WardenError(
+          "WARDEN_ERR_CONFIG_INVALID",
+          `cannot write the first admin API key to ${file}: ${(error as Error).message}`,
+          {
+            details: [
+              {
+                field: "data_dir",
+                expected: `a data folder where ${file} can be made (a regular file, mode 0600)`,
+                found: (error as Error).message,
+              },
+            ],
+          },
+        );
+      }
+      firstKey = { ...made, file };
     }
     const jwt = config.auth.jwt === undefined ? undefined : createJwtVerifier(config.auth.jwt);
     app = await buildApp({
@@ -299,4 +322,16 @@ export function osUser(): string {
   } catch {
     return process.env.USER ?? process.env.USERNAME ?? "unknown";
   }
+}
+
+/** Where the first start writes the admin key it made (owner-only), so that no secret goes to the output. */
+export function firstKeyPath(dataDir: string): string {
+  return join(dataDir, "keys", "first-admin.key");
+}
+
+function writeFirstKey(path: string, key: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  // A file left by an earlier first start (its key store since removed) is replaced, never written through.
+  rmSync(path, { force: true });
+  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: "wx" });
 }

@@ -53,6 +53,9 @@ export async function createOnnxEngine(manifest: Manifest): Promise<ModelEngine>
   }
 }
 
+/** How far outside [0, 1] a float32 probability may land by rounding. */
+const PROBABILITY_SLACK = 1e-6;
+
 /**
  * Run the model once on one row and once on two (typical values: each feature's midpoint, else 0) at load, so
  * that a model whose graph does not do what its declared shapes say (a batch dimension reshaped to one row
@@ -383,7 +386,18 @@ class OnnxEngine implements ModelEngine {
       // Decisions compare these with a threshold: scores or logits exported by mistake must not pass as
       // probabilities. A non-finite value (a missing input the model propagates as NaN) is one row's problem,
       // refused by the decision policy for that row's request alone, not a reason to fail the whole batch.
-      const bad = values.findIndex((v) => Number.isFinite(v) && !(v >= 0 && v <= 1));
+      // Float32 sums may land a rounding error outside [0, 1] (0.1f added ten times is 1.0000001): tolerated, and
+      // clamped so that what is decided on and recorded is a probability.
+      const bad = values.findIndex(
+        (v) => Number.isFinite(v) && !(v >= -PROBABILITY_SLACK && v <= 1 + PROBABILITY_SLACK),
+      );
+      if (bad < 0) {
+        for (let i = 0; i < values.length; i++) {
+          const v = values[i]!;
+          if (v < 0) values[i] = 0;
+          else if (v > 1) values[i] = 1;
+        }
+      }
       if (bad >= 0) {
         throw new WardenError(
           "WARDEN_ERR_INFERENCE_FAILED",
