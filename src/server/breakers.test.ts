@@ -298,6 +298,37 @@ test("error rate: a failing model opens its breaker and the fallback version ans
   ]);
 });
 
+test("error rate: a model that answers NaN opens its breaker too (no decision can be made on its output)", async () => {
+  const h = await harness({
+    versions: [
+      {
+        version: "1.0.0",
+        breaker: {
+          rules: { error_rate: { trip: 0.2, reset: 0.05, min_observations: 10 } },
+          window: 20,
+          cool_down_s: 30,
+          fallback: { action: "refuse" },
+        },
+      },
+    ],
+  });
+  const model = h.server.registry.get("credit-demo", "1.0.0");
+  const executor = model.executor as { run: typeof model.executor.run };
+  const run = executor.run.bind(executor);
+  executor.run = async (input, rows, tasks) => {
+    const output = await run(input, rows, tasks);
+    return { ...output, values: output.values.map(() => Number.NaN) };
+  };
+  for (let i = 0; i < 10; i++) {
+    const response = await h.decide([holdout[i]!]);
+    assert.equal(response.status, 500);
+    assert.match(((await response.json()) as { error: string }).error, /non-finite output/);
+  }
+  const breaker = await h.breaker("1.0.0");
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.last_transition?.rule, "error_rate");
+});
+
 test("operator stop and resume: held open through cool-downs, actor and reason in the ledger and the alert", async () => {
   const h = await harness({
     versions: [

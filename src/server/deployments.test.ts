@@ -148,6 +148,35 @@ describe("deployments", () => {
       assert.equal(shadow.body.served_version, "1.0.0");
       assert.equal(typeof (shadow.body.outputs as { score: number }).score, "number");
     }
+    // The candidate gives one row of a batch a NaN: that row's shadow record holds the error, the other its outputs.
+    const candidate = server.registry.get("credit-demo", "2.0.0");
+    const executor = candidate.executor as { run: typeof candidate.executor.run };
+    const run = executor.run;
+    executor.run = async (input, rows, tasks) => {
+      const output = await run.call(candidate.executor, input, rows, tasks);
+      const values = Float64Array.from(output.values);
+      values.fill(Number.NaN, 0, output.width);
+      return { ...output, values };
+    };
+    try {
+      const batch = await server.app.inject({
+        method: "POST",
+        url: "/v1/models/credit-demo/decisions",
+        payload: {
+          instances: [0, 1].map(() => ({ features: DEMO_REQUEST.features, subject: DEMO_REQUEST.subject })),
+        },
+      });
+      assert.equal(batch.statusCode, 200, batch.body);
+      const ids = (batch.json().decisions as { decision_id: string }[]).map((d) => d.decision_id);
+      await server.app.wardenShadowsSettled();
+      const recorded = (await records("shadow")).filter((r) => ids.includes(r.body.decision_id as string));
+      assert.equal(recorded.length, 2, "a shadow record for each row");
+      const [first, second] = ids.map((id) => recorded.find((r) => r.body.decision_id === id)!);
+      assert.equal((first!.body.error as { code: string }).code, "WARDEN_ERR_INFERENCE_FAILED");
+      assert.equal(typeof (second!.body.outputs as { score: number }).score, "number");
+    } finally {
+      executor.run = run;
+    }
   });
 
   test("promote and roll back, with history from, to, who and why, each in the ledger", async () => {
