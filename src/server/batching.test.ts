@@ -7,11 +7,9 @@
 import assert from "node:assert/strict";
 import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, test } from "node:test";
-import pino from "pino";
 import { sha256File } from "../config/index.js";
-import { REPO_ROOT, startTestServer, tempDir } from "../testing/index.js";
+import { captureLogs, REPO_ROOT, startTestServer, tempDir } from "../testing/index.js";
 
 const dir = tempDir("batching");
 after(() => dir.remove());
@@ -35,14 +33,8 @@ test("timeout_ms with a model slower than it: 504 + Retry-After for the request 
       features: ["a", "b", "c", "d"].map((name) => ({ name, type: "number" })),
     }),
   );
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const server = await startTestServer({ models: [manifest], logger: pino({ level: "info" }, sink) });
+  const { logger, lines } = captureLogs("info");
+  const server = await startTestServer({ models: [manifest], logger });
   t.after(() => server.stop());
   const decide = (id: string) =>
     server.app.inject({

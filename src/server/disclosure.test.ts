@@ -68,18 +68,21 @@ test("policy.disclosure: answers round or leave out the scores; the ledger keeps
   assert.equal(outputs.score, full[0]!.score);
   assert.equal(outputs.probabilities.bad, full[0]!.probabilities!.bad);
   // The Open Inference Protocol route sends no score tensors for a label-only model.
-  const oip = await fetch(`${server.url}/v2/models/credit-label/infer`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      inputs: Object.entries(cases[0]!.features).map(([name, value]) => ({
-        name,
-        shape: [1],
-        datatype: typeof value === "number" ? "FP64" : typeof value === "boolean" ? "BOOL" : "BYTES",
-        data: [value],
-      })),
-    }),
-  });
+  const infer = (extra: Record<string, unknown> = {}) =>
+    fetch(`${server.url}/v2/models/credit-label/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        inputs: Object.entries(cases[0]!.features).map(([name, value]) => ({
+          name,
+          shape: [1],
+          datatype: typeof value === "number" ? "FP64" : typeof value === "boolean" ? "BOOL" : "BYTES",
+          data: [value],
+        })),
+        ...extra,
+      }),
+    });
+  const oip = await infer();
   const answer = (await oip.json()) as { outputs?: { name: string }[] };
   assert.equal(oip.status, 200, JSON.stringify(answer));
   assert.deepEqual(answer.outputs!.map((o) => o.name).sort(), ["decision", "decision_id"]);
@@ -88,19 +91,7 @@ test("policy.disclosure: answers round or leave out the scores; the ledger keeps
     outputs: { name: string }[];
   };
   assert.deepEqual(metadata.outputs.map((o) => o.name).sort(), ["decision", "decision_id"]);
-  const asked = await fetch(`${server.url}/v2/models/credit-label/infer`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({
-      inputs: Object.entries(cases[0]!.features).map(([name, value]) => ({
-        name,
-        shape: [1],
-        datatype: typeof value === "number" ? "FP64" : typeof value === "boolean" ? "BOOL" : "BYTES",
-        data: [value],
-      })),
-      outputs: [{ name: "score" }],
-    }),
-  });
+  const asked = await infer({ outputs: [{ name: "score" }] });
   assert.equal(asked.status, 400);
   const refusal = (await asked.json()) as { details: { field: string; fix?: string }[] };
   assert.equal(refusal.details[0]!.field, "outputs[0].name");

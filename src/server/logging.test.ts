@@ -1,18 +1,10 @@
 import assert from "node:assert/strict";
-import { Writable } from "node:stream";
 import { test } from "node:test";
-import pino from "pino";
-import { startTestServer } from "../testing/index.js";
+import { captureLogs, startTestServer } from "../testing/index.js";
 
 test("logs are JSON lines carrying the request id the client sent (or one Warden made)", async () => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  const server = await startTestServer({ logger: pino({ level: "debug" }, sink) });
+  const { logger, lines } = captureLogs("debug");
+  const server = await startTestServer({ logger });
   try {
     const response = await server.app.inject({
       method: "POST",

@@ -5,10 +5,11 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 import type { FastifyRequest } from "fastify";
-import type { Logger } from "pino";
+import pino, { type Logger } from "pino";
 import { loadManifest, type Manifest, parseServerConfig } from "../config/index.js";
 import { coerceCsvCell } from "../decision/index.js";
 import { type ReviewOptions, type RunningServer, startServer } from "../server/index.js";
@@ -136,3 +137,18 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   return all;
 }
 export { startWebhookReceiver, type WebhookReceiver } from "./webhook.js";
+
+/** A pino logger at `level` whose lines are kept, parsed, in `lines` (for tests of what is logged). */
+export function captureLogs(level: pino.LevelWithSilent = "debug"): {
+  readonly logger: Logger;
+  readonly lines: Record<string, unknown>[];
+} {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: pino({ level }, sink), lines };
+}
