@@ -281,6 +281,7 @@ export class DynamicBatcher {
     if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
+      this.#fit = undefined; // its place in the queue moved
     }
   }
 
