@@ -61,6 +61,7 @@ export {
   type TreeHeadFailure,
   treeHeadSigningInput,
   verifyTreeHead,
+  writeFileAtomically,
 } from "./signing.js";
 export {
   type LedgerReader,

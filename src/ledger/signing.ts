@@ -438,9 +438,10 @@ function createKeyFile(path: string): boolean {
 
 /**
  * Write `text` to a temporary file with `mode`, fsync it, then move it to `path`: replacing what is there
- * (`replace`), or only if nothing is (a hard link, which fails with EEXIST). False when `path` existed.
+ * (`replace`; a link at `path` is replaced, never written through), or only if nothing is (a hard link, which
+ * fails with EEXIST). False when `path` existed. Errors are the file system's.
  */
-function writeAtomically(path: string, text: string, mode: number, replace: boolean): boolean {
+export function writeFileAtomically(path: string, text: string, mode: number, replace: boolean): boolean {
   const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
   try {
     const fd = openSync(temp, "wx", mode);
@@ -460,15 +461,21 @@ function writeAtomically(path: string, text: string, mode: number, replace: bool
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
       throw error;
-    } finally {
-      unlinkSync(temp);
     }
-  } catch (error) {
+  } finally {
     try {
       unlinkSync(temp);
     } catch {
-      // Already gone (renamed or linked and removed).
+      // Already gone (renamed), or never made.
     }
+  }
+}
+
+/** {@link writeFileAtomically}, its failures reported as a signing key's. */
+function writeAtomically(path: string, text: string, mode: number, replace: boolean): boolean {
+  try {
+    return writeFileAtomically(path, text, mode, replace);
+  } catch (error) {
     throw keyError(
       path,
       "a writable location for the key file",

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -14,6 +14,7 @@ import {
   loadOrCreateSigningKey,
   openLedgerBackend,
   startLedgerThread,
+  writeFileAtomically,
 } from "../ledger/index.js";
 import { openSubjectProtection, type SubjectProtection } from "../privacy/index.js";
 import {
@@ -331,7 +332,7 @@ export function firstKeyPath(dataDir: string): string {
 
 function writeFirstKey(path: string, key: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  // A file left by an earlier first start (its key store since removed) is replaced, never written through.
-  rmSync(path, { force: true });
-  writeFileSync(path, `${key}\n`, { mode: 0o600, flag: "wx" });
+  // Durable before the server answers with it; a file left by an earlier first start (its key store since
+  // removed) is replaced, never written through.
+  writeFileAtomically(path, `${key}\n`, 0o600, true);
 }
